@@ -1,0 +1,136 @@
+//! The command line: argv → [`Args`]. Knows nothing of files or defaults;
+//! `config.rs` applies what is given here over the config file.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::log::LogTarget;
+
+pub const USAGE: &str = "\
+usage: preforkd [-c FILE] [-l ADDR]... [-w N] [-p PIDFILE] [--log-target syslog|stderr|both] [-t] [-V] [-h]
+
+A preforking HTTP/1.1 server: a master process binds the listening sockets
+and supervises N worker processes that serve one configured response.
+
+options:
+  -c, --config FILE        config file (default: /etc/preforkd/preforkd.toml if it exists)
+  -l, --listen ADDR        listen on ADDR (host:port, IPv4 or [IPv6]); repeatable;
+                           replaces the config's listen list
+  -w, --workers N          number of worker processes (N >= 1)
+  -p, --pid-file PATH      write the master's pid to PATH
+      --log-target TARGET  syslog, stderr or both
+  -t, --test-config        check the configuration and exit (0 ok, 1 error)
+  -V, --version            print the version and exit
+  -h, --help               print this help and exit
+
+signals to the master: TERM/INT fast stop, QUIT graceful stop
+";
+
+/// What the command line asks for.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Args {
+    pub config: Option<PathBuf>,
+    pub listen: Vec<SocketAddr>,
+    pub workers: Option<usize>,
+    pub pid_file: Option<PathBuf>,
+    pub log_target: Option<LogTarget>,
+    pub test_config: bool,
+    pub version: bool,
+    pub help: bool,
+}
+
+/// Parses the arguments after the program name; the error is one line.
+pub fn parse<I>(argv: I) -> Result<Args, String>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(argv);
+    let mut args = Args::default();
+    while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+        match arg {
+            Short('c') | Long("config") => args.config = Some(value(&mut parser)?.into()),
+            Short('l') | Long("listen") => {
+                let v = string(&mut parser)?;
+                let addr = v
+                    .parse()
+                    .map_err(|_| format!("invalid listen address '{v}': expected host:port, IPv4 or [IPv6]"))?;
+                args.listen.push(addr);
+            }
+            Short('w') | Long("workers") => {
+                let v = string(&mut parser)?;
+                match v.parse::<usize>() {
+                    Ok(n) if (1..=4096).contains(&n) => args.workers = Some(n),
+                    _ => return Err(format!("invalid worker count '{v}': expected an integer from 1 to 4096")),
+                }
+            }
+            Short('p') | Long("pid-file") => args.pid_file = Some(value(&mut parser)?.into()),
+            Long("log-target") => {
+                let v = string(&mut parser)?;
+                args.log_target = Some(
+                    v.parse()
+                        .map_err(|()| format!("invalid log target '{v}': expected syslog, stderr or both"))?,
+                );
+            }
+            Short('t') | Long("test-config") => args.test_config = true,
+            Short('V') | Long("version") => args.version = true,
+            Short('h') | Long("help") => args.help = true,
+            _ => return Err(arg.unexpected().to_string()),
+        }
+    }
+    Ok(args)
+}
+
+fn value(parser: &mut lexopt::Parser) -> Result<OsString, String> {
+    parser.value().map_err(|e| e.to_string())
+}
+
+fn string(parser: &mut lexopt::Parser) -> Result<String, String> {
+    value(parser)?
+        .into_string()
+        .map_err(|v| format!("invalid UTF-8 in argument {v:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Args, String> {
+        parse(args.iter().copied())
+    }
+
+    #[test]
+    fn all_flags() {
+        let a = p(&[
+            "-c", "x.toml", "-l", "127.0.0.1:1", "--listen", "[::1]:2", "-w", "3", "-p", "pid",
+            "--log-target", "both", "-t",
+        ])
+        .unwrap();
+        assert_eq!(a.config, Some(PathBuf::from("x.toml")));
+        assert_eq!(a.listen.len(), 2);
+        assert_eq!(a.workers, Some(3));
+        assert_eq!(a.pid_file, Some(PathBuf::from("pid")));
+        assert_eq!(a.log_target, Some(LogTarget::Both));
+        assert!(a.test_config);
+        assert!(p(&["-V"]).unwrap().version);
+        assert!(p(&["--help"]).unwrap().help);
+        assert!(p(&["-w4"]).unwrap().workers == Some(4));
+    }
+
+    #[test]
+    fn bad_flags() {
+        for bad in [
+            &["--nope"][..],
+            &["-w", "0"],
+            &["-w", "x"],
+            &["-l", "localhost:1"],
+            &["--log-target", "file"],
+            &["-c"],
+            &["stray"],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
+    }
+}

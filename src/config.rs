@@ -1,0 +1,608 @@
+//! The configuration: TOML file → validated [`Config`], with the built-in
+//! defaults and the command-line overrides. Every error names the file, line,
+//! column and key (`preforkd.toml:3:1: unknown key "wokers"`).
+//!
+//! Leaves sockets, logs and the response bytes to their own modules; reads
+//! `response.body_file` here so that a bad path fails `-t` and reloads.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{de, Deserialize, Deserializer};
+
+use crate::cli::Args;
+use crate::log::{LogConfig, LogTarget};
+use crate::response::ResponseSpec;
+
+/// Read when no `-c` is given, if it exists.
+pub const DEFAULT_PATH: &str = "/etc/preforkd/preforkd.toml";
+
+/// A configuration error, shown `path:line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        } else {
+            write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.col, self.message)
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// The validated configuration the master and workers run with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub path: Option<PathBuf>,
+    /// `listen` came from the file or `-l`, rather than the built-in default.
+    pub listen_given: bool,
+    pub listen: Vec<SocketAddr>,
+    pub workers: usize,
+    pub backlog: i32,
+    pub worker_connections: usize,
+    pub shutdown_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub header_timeout: Duration,
+    pub drain_idle_grace: Duration,
+    pub max_request_header_bytes: usize,
+    pub max_request_body_bytes: u64,
+    pub pid_file: Option<PathBuf>,
+    pub response: ResponseSpec,
+    pub log: LogConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            path: None,
+            listen_given: false,
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 8888))],
+            workers: cpu_count(),
+            backlog: 1024,
+            worker_connections: 1024,
+            shutdown_timeout: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(5),
+            header_timeout: Duration::from_secs(10),
+            drain_idle_grace: Duration::from_secs(1),
+            max_request_header_bytes: 8192,
+            max_request_body_bytes: 1024 * 1024,
+            pid_file: None,
+            response: ResponseSpec {
+                status: 200,
+                content_type: "text/plain; charset=utf-8".into(),
+                headers: Vec::new(),
+                body: b"Hello, World!\n".to_vec(),
+            },
+            log: LogConfig::default(),
+        }
+    }
+}
+
+fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Loads the config the command line asks for: `-c FILE`, else the default
+/// path if it exists, else the built-in defaults; then applies the overrides.
+pub fn load(args: &Args) -> Result<Config, Error> {
+    let path = match &args.config {
+        Some(p) => Some(p.clone()),
+        None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()),
+    };
+    let mut config = match &path {
+        Some(p) => from_file(p)?,
+        None => Config::default(),
+    };
+    apply_overrides(&mut config, args);
+    Ok(config)
+}
+
+fn apply_overrides(config: &mut Config, args: &Args) {
+    if !args.listen.is_empty() {
+        config.listen.clone_from(&args.listen);
+        config.listen_given = true;
+    }
+    if let Some(w) = args.workers {
+        config.workers = w;
+    }
+    if let Some(p) = &args.pid_file {
+        config.pid_file = Some(p.clone());
+    }
+    if let Some(t) = args.log_target {
+        config.log.target = t;
+    }
+}
+
+/// Reads and validates one config file.
+pub fn from_file(path: &Path) -> Result<Config, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error {
+        path: path.to_owned(),
+        line: 0,
+        col: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(&text, path)
+}
+
+/// Parses config text; `path` is only for messages and relative `body_file`s.
+pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| toml_error(text, path, &e))?;
+    let mut c = Config {
+        path: Some(path.to_owned()),
+        ..Config::default()
+    };
+    if let Some(listen) = raw.listen {
+        c.listen = listen.into_iter().map(|a| a.0).collect();
+        c.listen_given = true;
+    }
+    if let Some(Workers(w)) = raw.workers {
+        c.workers = w;
+    }
+    set(&mut c.backlog, raw.backlog.map(|b| b.0 as i32));
+    set(&mut c.worker_connections, raw.worker_connections.map(|n| n.0 as usize));
+    set(&mut c.shutdown_timeout, raw.shutdown_timeout.map(|d| d.0));
+    set(&mut c.keepalive_timeout, raw.keepalive_timeout.map(|d| d.0));
+    set(&mut c.header_timeout, raw.header_timeout.map(|d| d.0));
+    set(&mut c.drain_idle_grace, raw.drain_idle_grace.map(|d| d.0));
+    set(&mut c.max_request_header_bytes, raw.max_request_header_bytes.map(|n| n.0 as usize));
+    set(&mut c.max_request_body_bytes, raw.max_request_body_bytes.map(|n| n.0));
+    c.pid_file = raw.pid_file;
+    if let Some(r) = raw.response {
+        if let Some(s) = r.status {
+            c.response.status = s.0;
+        }
+        if let Some(t) = r.content_type {
+            c.response.content_type = t.0;
+        }
+        if let Some(h) = r.headers {
+            c.response.headers = h.0;
+        }
+        match (r.body, r.body_file) {
+            (Some(_), Some(file)) => {
+                return Err(span_error(text, path, file.span(), "response.body and response.body_file exclude each other".into()))
+            }
+            (Some(body), None) => c.response.body = body.into_bytes(),
+            (None, Some(file)) => {
+                let file_path = path.parent().unwrap_or(Path::new(".")).join(file.get_ref());
+                c.response.body = std::fs::read(&file_path).map_err(|e| {
+                    span_error(
+                        text,
+                        path,
+                        file.span(),
+                        format!("response.body_file: cannot read {}: {e}", file_path.display()),
+                    )
+                })?;
+            }
+            (None, None) => {}
+        }
+    }
+    if let Some(l) = raw.log {
+        set(&mut c.log.target, l.target);
+        set(&mut c.log.facility, l.facility.map(|f| f.0));
+        set(&mut c.log.ident, l.ident);
+        set(&mut c.log.level, l.level.map(|l| l.0));
+        set(&mut c.log.syslog_socket, l.syslog_socket);
+    }
+    Ok(c)
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+/// Turns a TOML or validation error into `Error`, naming the key.
+fn toml_error(text: &str, path: &Path, e: &toml::de::Error) -> Error {
+    let message = e.message().trim().to_owned();
+    let message = match message.strip_prefix("unknown field `") {
+        Some(rest) => {
+            let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+            let expected = expected.trim_start_matches(", ");
+            format!("unknown key \"{key}\" ({})", expected.replace('`', "\""))
+        }
+        None => match e.span().and_then(|s| key_at(text, s.start)) {
+            Some(key) if !message.contains(&key) => format!("{key}: {message}"),
+            _ => message,
+        },
+    };
+    match e.span() {
+        Some(span) => span_error(text, path, span, message),
+        None => Error {
+            path: path.to_owned(),
+            line: 0,
+            col: 0,
+            message,
+        },
+    }
+}
+
+fn span_error(text: &str, path: &Path, span: std::ops::Range<usize>, message: String) -> Error {
+    let (line, col) = line_col(text, span.start);
+    Error {
+        path: path.to_owned(),
+        line,
+        col,
+        message,
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// The dotted key whose value sits at `offset`: the `key =` on that line,
+/// under the last `[table]` header above it.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = &text[..offset.min(text.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim().trim_matches('"');
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<Vec<ListenAddr>>,
+    workers: Option<Workers>,
+    backlog: Option<Positive>,
+    worker_connections: Option<Positive>,
+    shutdown_timeout: Option<Dur>,
+    keepalive_timeout: Option<Dur>,
+    header_timeout: Option<Dur>,
+    drain_idle_grace: Option<Dur>,
+    max_request_header_bytes: Option<Positive>,
+    max_request_body_bytes: Option<Positive>,
+    pid_file: Option<PathBuf>,
+    response: Option<RawResponse>,
+    log: Option<RawLog>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawResponse {
+    status: Option<Status>,
+    body: Option<String>,
+    body_file: Option<toml::Spanned<PathBuf>>,
+    content_type: Option<FieldValue>,
+    headers: Option<Headers>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    target: Option<LogTarget>,
+    facility: Option<Facility>,
+    ident: Option<String>,
+    level: Option<Level>,
+    syslog_socket: Option<PathBuf>,
+}
+
+/// `"host:port"`, IPv4 or `[IPv6]`.
+struct ListenAddr(SocketAddr);
+
+impl<'de> Deserialize<'de> for ListenAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(ListenAddr).map_err(|_| {
+            de::Error::custom(format!(
+                "invalid listen address \"{s}\": expected \"host:port\" with an IPv4 address or [IPv6] address"
+            ))
+        })
+    }
+}
+
+/// `"auto"` (the number of CPUs) or an integer >= 1.
+struct Workers(usize);
+
+impl<'de> Deserialize<'de> for Workers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum W {
+            N(i64),
+            S(String),
+        }
+        let bad = || de::Error::custom("workers must be \"auto\" or an integer >= 1");
+        match W::deserialize(d).map_err(|_: D::Error| bad())? {
+            W::N(n) if n >= 1 && n <= 4096 => Ok(Workers(n as usize)),
+            W::S(s) if s == "auto" => Ok(Workers(cpu_count())),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// An integer >= 1 (sizes, counts).
+struct Positive(u64);
+
+impl<'de> Deserialize<'de> for Positive {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        if n < 1 || n > i64::from(i32::MAX) {
+            return Err(de::Error::custom(format!("{n} is out of range: expected an integer from 1 to {}", i32::MAX)));
+        }
+        Ok(Positive(n as u64))
+    }
+}
+
+/// A duration written `"250ms"`, `"5s"`, `"2m"` or `"1h"`, above zero.
+struct Dur(Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).ok_or_else(|| {
+            de::Error::custom(format!(
+                "invalid duration \"{s}\": expected a positive number with a unit: ms, s, m or h (\"250ms\", \"5s\")"
+            ))
+        })
+    }
+}
+
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let digits = s.find(|c: char| !c.is_ascii_digit())?;
+    let n: u64 = s[..digits].parse().ok()?;
+    let d = match &s[digits..] {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        _ => return None,
+    };
+    (!d.is_zero()).then_some(d)
+}
+
+/// A response status we can send with a body: 200..=599 but 204 and 304.
+struct Status(u16);
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u16::try_from(n) {
+            Ok(s @ 200..=599) if s != 204 && s != 304 => Ok(Status(s)),
+            _ => Err(de::Error::custom(format!(
+                "status {n} is not allowed: expected 200 to 599, except 204 and 304 (they carry no body)"
+            ))),
+        }
+    }
+}
+
+/// A header field value: visible characters, spaces and tabs, no CR or LF.
+struct FieldValue(String);
+
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if !valid_field_value(&s) {
+            return Err(de::Error::custom(format!("invalid header value {s:?}: control characters are not allowed")));
+        }
+        Ok(FieldValue(s.trim().to_owned()))
+    }
+}
+
+fn valid_field_value(s: &str) -> bool {
+    s.bytes().all(|b| b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80)
+}
+
+/// Extra response headers: `{ "Name" = "value" }`.
+struct Headers(Vec<(String, String)>);
+
+/// Headers the server writes itself; configuring them would break framing
+/// or duplicate a field.
+const RESERVED_HEADERS: [&str; 6] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "date",
+    "content-type",
+    "server",
+];
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, String>::deserialize(d)?;
+        let mut out = Vec::new();
+        for (name, value) in map {
+            if name.is_empty() || !name.bytes().all(crate::http::is_tchar) {
+                return Err(de::Error::custom(format!("invalid header name {name:?}")));
+            }
+            if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                return Err(de::Error::custom(format!(
+                    "header {name:?} is set by the server (use content_type for Content-Type)"
+                )));
+            }
+            if !valid_field_value(&value) {
+                return Err(de::Error::custom(format!("invalid value for header {name:?}: control characters are not allowed")));
+            }
+            out.push((name, value.trim().to_owned()));
+        }
+        Ok(Headers(out))
+    }
+}
+
+/// A syslog facility name (`daemon`, `local0`…).
+struct Facility(String);
+
+impl<'de> Deserialize<'de> for Facility {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if crate::log::valid_facility(&s) {
+            Ok(Facility(s))
+        } else {
+            Err(de::Error::custom(format!(
+                "unknown syslog facility \"{s}\" (daemon, user, local0 to local7…)"
+            )))
+        }
+    }
+}
+
+/// A log level: error, warn, info, debug or trace.
+struct Level(::log::LevelFilter);
+
+impl<'de> Deserialize<'de> for Level {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.parse() {
+            Ok(l) if l != ::log::LevelFilter::Off => Ok(Level(l)),
+            _ => Err(de::Error::custom(format!(
+                "unknown log level \"{s}\": expected error, warn, info, debug or trace"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Config, Error> {
+        parse(text, Path::new("test.toml"))
+    }
+
+    fn error(text: &str) -> String {
+        parse_str(text).expect_err("config must be rejected").to_string()
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = parse_str("").unwrap();
+        assert_eq!(c.listen, Config::default().listen);
+        assert!(!c.listen_given);
+        assert_eq!(c.response.body, b"Hello, World!\n");
+        assert_eq!(c.keepalive_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn every_key_parses() {
+        let c = parse_str(
+            r#"
+listen = ["127.0.0.1:1", "[::1]:2"]
+workers = 3
+backlog = 10
+worker_connections = 20
+shutdown_timeout = "2m"
+keepalive_timeout = "250ms"
+header_timeout = "3s"
+drain_idle_grace = "1h"
+max_request_header_bytes = 100
+max_request_body_bytes = 200
+pid_file = "/run/x.pid"
+[response]
+status = 404
+body = "nope"
+content_type = "text/html"
+headers = { "X-A" = "b" }
+[log]
+target = "both"
+facility = "local3"
+ident = "web"
+level = "debug"
+syslog_socket = "/tmp/log.sock"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert!(c.listen_given);
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.backlog, 10);
+        assert_eq!(c.worker_connections, 20);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(120));
+        assert_eq!(c.keepalive_timeout, Duration::from_millis(250));
+        assert_eq!(c.header_timeout, Duration::from_secs(3));
+        assert_eq!(c.drain_idle_grace, Duration::from_secs(3600));
+        assert_eq!(c.max_request_header_bytes, 100);
+        assert_eq!(c.max_request_body_bytes, 200);
+        assert_eq!(c.pid_file, Some(PathBuf::from("/run/x.pid")));
+        assert_eq!(c.response.status, 404);
+        assert_eq!(c.response.body, b"nope");
+        assert_eq!(c.response.content_type, "text/html");
+        assert_eq!(c.response.headers, vec![("X-A".to_owned(), "b".to_owned())]);
+        assert_eq!(c.log.target, LogTarget::Both);
+        assert_eq!(c.log.ident, "web");
+        assert_eq!(c.log.level, ::log::LevelFilter::Debug);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        assert_eq!(
+            error("workers = 2\n\nwokers = 3\n"),
+            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"pid_file\", \"response\", \"log\")"
+        );
+        assert!(error("[log]\nlevle = \"info\"\n").starts_with("test.toml:2:1: unknown key \"levle\""));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = error("workers = 0\n");
+        assert!(e.starts_with("test.toml:1:11: workers"), "{e}");
+        let e = error("\nkeepalive_timeout = \"5x\"\n");
+        assert!(e.starts_with("test.toml:2:21: keepalive_timeout: invalid duration \"5x\""), "{e}");
+        let e = error("listen = [\"localhost:80\"]\n");
+        assert!(e.starts_with("test.toml:1:") && e.contains("listen") && e.contains("localhost:80"), "{e}");
+        let e = error("[response]\nstatus = 100\n");
+        assert!(e.starts_with("test.toml:2:10: response.status"), "{e}");
+        let e = error("backlog = -1\n");
+        assert!(e.contains("backlog"), "{e}");
+        let e = error("[response]\nheaders = { \"Content-Length\" = \"1\" }\n");
+        assert!(e.contains("response.headers") && e.contains("Content-Length"), "{e}");
+        let e = error("[response]\nbody = \"a\"\nbody_file = \"b\"\n");
+        assert!(e.starts_with("test.toml:3:13: response.body and response.body_file"), "{e}");
+        let e = error("[log]\ntarget = \"file\"\n");
+        assert!(e.starts_with("test.toml:2:10: log.target"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
+        for bad in ["0s", "5", "s", "-1s", "1.5s", " 5s", "5 s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn overrides_win() {
+        let mut c = parse_str("workers = 2\nlisten = [\"127.0.0.1:1\"]\n").unwrap();
+        let args = Args {
+            listen: vec!["127.0.0.1:9".parse().unwrap()],
+            workers: Some(5),
+            pid_file: Some("/tmp/p".into()),
+            log_target: Some(LogTarget::Stderr),
+            ..Args::default()
+        };
+        apply_overrides(&mut c, &args);
+        assert_eq!(c.listen, vec!["127.0.0.1:9".parse().unwrap()]);
+        assert_eq!(c.workers, 5);
+        assert_eq!(c.pid_file, Some(PathBuf::from("/tmp/p")));
+        assert_eq!(c.log.target, LogTarget::Stderr);
+    }
+}

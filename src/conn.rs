@@ -1,0 +1,445 @@
+//! One client connection: reading, answering every complete request in what
+//! was read (pipelining) with one write, keep-alive, draining, deadlines and
+//! the lingering close after an error.
+//!
+//! Buffers: reads go into the worker's one scratch buffer; only a connection
+//! left holding a partial request head keeps a buffer of its own, taken from
+//! the worker's pool and given back as soon as the head is complete, so an
+//! idle connection holds no buffer. Bodies are discarded as they arrive and
+//! never buffered. Leaves the event loop, epoll and processes to `worker.rs`.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use crate::http::{self, Body, ChunkedDecoder, Decoded, Limits, Method, Parsed, Reject, Request};
+use crate::response::{Persistence, Responses, CONTINUE};
+
+/// Bytes read from a socket at once.
+pub const READ_SIZE: usize = 32 * 1024;
+/// How long, at most, an answered-and-closing connection is read and
+/// discarded so that unread input does not turn our close into a reset that
+/// destroys the answer in flight (nginx's lingering close).
+const LINGER: Duration = Duration::from_secs(2);
+/// Free connection buffers a worker keeps for reuse.
+const POOL_MAX: usize = 64;
+
+/// Timeouts from the config, as the connection uses them.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// A request head (and each stretch of a body or a blocked write) must
+    /// arrive within this.
+    pub header: Duration,
+    /// An idle keep-alive connection is closed after this.
+    pub keepalive: Duration,
+    /// While draining, an idle connection is closed after this.
+    pub drain_idle: Duration,
+}
+
+/// What a connection needs from its worker to answer.
+pub struct Ctx<'a> {
+    pub responses: &'a Responses,
+    pub limits: Limits,
+    pub timeouts: Timeouts,
+    pub now: Instant,
+    /// The worker is draining: every answer closes its connection.
+    pub draining: bool,
+}
+
+/// The worker's reusable buffers, shared by all its connections.
+pub struct Buffers {
+    scratch: Box<[u8]>,
+    out: Vec<u8>,
+    pool: Vec<Box<[u8]>>,
+    conn_buf_size: usize,
+}
+
+impl Buffers {
+    pub fn new(limits: &Limits) -> Self {
+        Buffers {
+            scratch: vec![0; READ_SIZE].into_boxed_slice(),
+            out: Vec::with_capacity(64 * 1024),
+            pool: Vec::new(),
+            // A partial head is at most max_header_bytes; the rest is room to read into.
+            conn_buf_size: limits.max_header_bytes + 4096,
+        }
+    }
+
+    fn take(&mut self) -> Box<[u8]> {
+        self.pool
+            .pop()
+            .unwrap_or_else(|| vec![0; self.conn_buf_size].into_boxed_slice())
+    }
+
+    fn give(&mut self, buf: Box<[u8]>) {
+        if self.pool.len() < POOL_MAX {
+            self.pool.push(buf);
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    /// Between requests (or before the first): nothing buffered.
+    Idle,
+    /// Part of a request head has arrived.
+    Head,
+    /// The head is parsed; discarding its body, answer still due.
+    Body { request: Request, left: BodyLeft },
+    /// Answered, write side shut: reading and discarding until EOF.
+    Lingering,
+}
+
+#[derive(Debug)]
+enum BodyLeft {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+/// What the worker should do with the connection after an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interest {
+    /// Wait for input.
+    Read,
+    /// Output is pending: wait until the socket is writable (and stop
+    /// reading meanwhile, so a client that does not read cannot grow our
+    /// buffers).
+    Write,
+    /// Close the connection now.
+    Close,
+}
+
+/// After processing input: keep going, or close (lingering if the client
+/// may still be sending).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    Open,
+    Close { linger: bool },
+}
+
+pub struct Conn {
+    stream: TcpStream,
+    phase: Phase,
+    /// A partial request head carried to the next read: `inbuf[..in_len]`.
+    inbuf: Option<Box<[u8]>>,
+    in_len: usize,
+    /// Output the socket did not take yet: `pending[sent..]`.
+    pending: Vec<u8>,
+    sent: usize,
+    /// What to do once `pending` is written.
+    after_flush: Verdict,
+    deadline: Instant,
+    /// Requests answered on this connection.
+    pub requests: u64,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, ctx: &Ctx) -> Self {
+        Conn {
+            stream,
+            phase: Phase::Idle,
+            inbuf: None,
+            in_len: 0,
+            pending: Vec::new(),
+            sent: 0,
+            after_flush: Verdict::Open,
+            // The first request head gets header_timeout, not keepalive_timeout.
+            deadline: ctx.now + ctx.timeouts.header,
+            requests: 0,
+        }
+    }
+
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Nothing of a request is under way: closing now loses nothing.
+    pub fn is_idle(&self) -> bool {
+        matches!(self.phase, Phase::Idle) && self.pending.is_empty()
+    }
+
+    /// Starts draining: an idle connection gets only a short grace; every
+    /// answer from now on closes (`Ctx::draining`).
+    pub fn start_drain(&mut self, ctx: &Ctx) {
+        if self.is_idle() {
+            self.deadline = self.deadline.min(ctx.now + ctx.timeouts.drain_idle);
+        }
+    }
+
+    /// Gives the connection's buffer back to the pool before it is dropped.
+    pub fn release(mut self, bufs: &mut Buffers) {
+        if let Some(b) = self.inbuf.take() {
+            bufs.give(b);
+        }
+    }
+
+    /// The socket is readable: read once, answer every complete request.
+    pub fn on_readable(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
+        if !self.pending.is_empty() {
+            // Not reading while output is blocked (see Interest::Write).
+            return Interest::Write;
+        }
+        let mut own = self.inbuf.take();
+        let start = if own.is_some() { self.in_len } else { 0 };
+        let result = match own.as_deref_mut() {
+            Some(b) => self.stream.read(&mut b[start..]),
+            None => self.stream.read(&mut bufs.scratch[..]),
+        };
+        let n = match result {
+            Ok(0) => return recycle(own, bufs, Interest::Close),
+            Ok(n) => n,
+            Err(e) if would_block(&e) => {
+                self.inbuf = own;
+                return Interest::Read;
+            }
+            // The client is gone (ECONNRESET and the like).
+            Err(_) => return recycle(own, bufs, Interest::Close),
+        };
+        if matches!(self.phase, Phase::Lingering) {
+            return recycle(own, bufs, Interest::Read);
+        }
+        let len = start + n;
+        bufs.out.clear();
+        let input: &[u8] = match own.as_deref() {
+            Some(b) => &b[..len],
+            None => &bufs.scratch[..len],
+        };
+        let (used, verdict) = self.process(input, ctx, &mut bufs.out);
+        let left = len - used;
+        self.in_len = 0;
+        if verdict == Verdict::Open && left > 0 {
+            // Keep the partial head (process refused it if it was too long).
+            let kept = match own {
+                Some(mut b) => {
+                    b.copy_within(used..len, 0);
+                    b
+                }
+                None => {
+                    let mut b = bufs.take();
+                    b[..left].copy_from_slice(&bufs.scratch[used..len]);
+                    b
+                }
+            };
+            self.inbuf = Some(kept);
+            self.in_len = left;
+        } else if let Some(b) = own {
+            bufs.give(b);
+        }
+        let out = std::mem::take(&mut bufs.out);
+        let interest = self.send(&out, verdict, ctx);
+        bufs.out = out;
+        interest
+    }
+
+    /// The socket is writable again: send what was pending.
+    pub fn on_writable(&mut self, ctx: &Ctx) -> Interest {
+        if self.pending.is_empty() {
+            return Interest::Read;
+        }
+        match write_some(&mut self.stream, &self.pending[self.sent..]) {
+            Ok(n) => self.sent += n,
+            Err(_) => return Interest::Close,
+        }
+        if self.sent < self.pending.len() {
+            self.deadline = ctx.now + ctx.timeouts.header;
+            return Interest::Write;
+        }
+        // Free it: a connection that is not blocked holds no output buffer.
+        self.pending = Vec::new();
+        self.sent = 0;
+        self.after_write(self.after_flush, ctx)
+    }
+
+    /// The deadline passed: answer 408 if a request was under way, close.
+    pub fn on_timeout(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
+        match self.phase {
+            Phase::Head | Phase::Body { .. } if self.pending.is_empty() => {
+                if let Some(b) = self.inbuf.take() {
+                    bufs.give(b);
+                }
+                bufs.out.clear();
+                ctx.responses
+                    .reject(&mut bufs.out, Reject::RequestTimeout, false);
+                let out = std::mem::take(&mut bufs.out);
+                let interest = self.send(&out, Verdict::Close { linger: true }, ctx);
+                bufs.out = out;
+                interest
+            }
+            _ => Interest::Close,
+        }
+    }
+
+    /// Answers every complete request at the start of `input`, appending
+    /// the answers to `out`. Returns how much input was used and whether
+    /// the connection stays open. What is left unused is a partial head.
+    fn process(&mut self, input: &[u8], ctx: &Ctx, out: &mut Vec<u8>) -> (usize, Verdict) {
+        let mut pos = 0;
+        loop {
+            match &mut self.phase {
+                Phase::Lingering => return (input.len(), Verdict::Open),
+                Phase::Idle | Phase::Head => {
+                    if pos == input.len() {
+                        break;
+                    }
+                    let request = match http::parse_head(&input[pos..], &ctx.limits) {
+                        Err(reject) => {
+                            ctx.responses.reject(out, reject, false);
+                            return (input.len(), Verdict::Close { linger: true });
+                        }
+                        Ok(Parsed::Partial) => {
+                            if matches!(self.phase, Phase::Idle) {
+                                self.phase = Phase::Head;
+                                self.deadline = ctx.now + ctx.timeouts.header;
+                            }
+                            break;
+                        }
+                        Ok(Parsed::Complete(request, n)) => {
+                            pos += n;
+                            request
+                        }
+                    };
+                    let left = match request.body {
+                        Body::None => {
+                            if !self.answer(request, ctx, out) {
+                                return (pos, Verdict::Close { linger: pos < input.len() });
+                            }
+                            continue;
+                        }
+                        Body::Length(n) => BodyLeft::Length(n),
+                        Body::Chunked => BodyLeft::Chunked(ChunkedDecoder::new()),
+                    };
+                    if request.expect_continue && pos == input.len() {
+                        out.extend_from_slice(CONTINUE);
+                    }
+                    self.phase = Phase::Body { request, left };
+                    self.deadline = ctx.now + ctx.timeouts.header;
+                }
+                Phase::Body { request, left } => {
+                    let request = *request;
+                    let avail = &input[pos..];
+                    let done = match left {
+                        BodyLeft::Length(n) => {
+                            let take = (*n).min(avail.len() as u64);
+                            pos += take as usize;
+                            *n -= take;
+                            *n == 0
+                        }
+                        BodyLeft::Chunked(decoder) => match decoder.decode(avail, &ctx.limits) {
+                            Ok(Decoded::NeedMore) => {
+                                pos = input.len();
+                                false
+                            }
+                            Ok(Decoded::Done(k)) => {
+                                pos += k;
+                                true
+                            }
+                            Err(reject) => {
+                                ctx.responses.reject(out, reject, false);
+                                return (input.len(), Verdict::Close { linger: true });
+                            }
+                        },
+                    };
+                    if !done {
+                        self.deadline = ctx.now + ctx.timeouts.header;
+                        break;
+                    }
+                    if !self.answer(request, ctx, out) {
+                        return (pos, Verdict::Close { linger: pos < input.len() });
+                    }
+                }
+            }
+        }
+        (pos, Verdict::Open)
+    }
+
+    /// Appends the answer to a complete request; false when the connection
+    /// closes after it.
+    fn answer(&mut self, request: Request, ctx: &Ctx, out: &mut Vec<u8>) -> bool {
+        self.requests += 1;
+        let keep = request.keep_alive && !ctx.draining;
+        let p = match (keep, request.http10) {
+            (false, _) => Persistence::Close,
+            (true, true) => Persistence::KeepAlive10,
+            (true, false) => Persistence::KeepAlive,
+        };
+        match request.method {
+            Method::Get => ctx.responses.configured(out, p, false),
+            Method::Head => ctx.responses.configured(out, p, true),
+            Method::Options => ctx.responses.options(out, p),
+            Method::Other => ctx.responses.not_allowed(out, p),
+        }
+        self.phase = Phase::Idle;
+        self.deadline = if ctx.draining {
+            ctx.now + ctx.timeouts.drain_idle
+        } else {
+            ctx.now + ctx.timeouts.keepalive
+        };
+        keep
+    }
+
+    /// Writes `out` (one write in the usual case); what the socket does not
+    /// take waits in `pending`.
+    fn send(&mut self, out: &[u8], verdict: Verdict, ctx: &Ctx) -> Interest {
+        if !out.is_empty() {
+            let n = match write_some(&mut self.stream, out) {
+                Ok(n) => n,
+                Err(_) => return Interest::Close,
+            };
+            if n < out.len() {
+                self.pending.extend_from_slice(&out[n..]);
+                self.sent = 0;
+                self.after_flush = verdict;
+                self.deadline = ctx.now + ctx.timeouts.header;
+                return Interest::Write;
+            }
+        }
+        self.after_write(verdict, ctx)
+    }
+
+    fn after_write(&mut self, verdict: Verdict, ctx: &Ctx) -> Interest {
+        match verdict {
+            Verdict::Open => Interest::Read,
+            Verdict::Close { linger: false } => Interest::Close,
+            Verdict::Close { linger: true } => {
+                // FIN after the answer; keep reading so that what the client
+                // still sends does not make the kernel reset the connection.
+                if self.stream.shutdown(Shutdown::Write).is_err() {
+                    return Interest::Close;
+                }
+                self.phase = Phase::Lingering;
+                self.deadline = ctx.now + LINGER;
+                Interest::Read
+            }
+        }
+    }
+}
+
+fn recycle(own: Option<Box<[u8]>>, bufs: &mut Buffers, interest: Interest) -> Interest {
+    if let Some(b) = own {
+        bufs.give(b);
+    }
+    interest
+}
+
+fn would_block(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
+}
+
+/// Writes as much of `data` as the socket takes now.
+fn write_some(stream: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < data.len() {
+        match stream.write(&data[done..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}

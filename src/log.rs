@@ -1,0 +1,206 @@
+//! Logging: the `log` facade's backend, writing RFC 3164 syslog datagrams
+//! with the `syslog` crate, to stderr, or both. A message syslog cannot take
+//! is written to stderr instead of being lost; a failed send reconnects and
+//! retries once (the crate never reconnects by itself). Re-initialised after
+//! fork so that each line carries the pid of the process that wrote it.
+//!
+//! Log lines are lower-case, stable `key=value` text. Tests match these:
+//! - `master ready pid=P workers=N`
+//! - `worker=SLOT pid=P started`
+//! - `worker=SLOT pid=P exited status=N` / `worker=SLOT pid=P killed signal=SIG`
+//! - `worker=SLOT crashed: respawn in MSms` (error level)
+//! - `master stopping mode=fast|graceful`, `master exiting`
+//! - `worker pid=P draining`
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde::Deserialize;
+use syslog::{Formatter3164, LoggerBackend};
+
+/// Where log lines go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogTarget {
+    Syslog,
+    Stderr,
+    Both,
+}
+
+impl std::str::FromStr for LogTarget {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "syslog" => Ok(LogTarget::Syslog),
+            "stderr" => Ok(LogTarget::Stderr),
+            "both" => Ok(LogTarget::Both),
+            _ => Err(()),
+        }
+    }
+}
+
+/// The `[log]` table of the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogConfig {
+    pub target: LogTarget,
+    /// A syslog facility name, validated by the config.
+    pub facility: String,
+    pub ident: String,
+    pub level: log::LevelFilter,
+    pub syslog_socket: PathBuf,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            target: LogTarget::Syslog,
+            facility: "daemon".into(),
+            ident: "preforkd".into(),
+            level: log::LevelFilter::Info,
+            syslog_socket: PathBuf::from("/dev/log"),
+        }
+    }
+}
+
+/// Checks a facility name the way `init` will use it.
+pub fn valid_facility(name: &str) -> bool {
+    name.parse::<syslog::Facility>().is_ok()
+}
+
+type Syslog = syslog::Logger<LoggerBackend, Formatter3164>;
+
+struct Backend {
+    config: LogConfig,
+    pid: u32,
+    syslog: Option<Syslog>,
+    /// stderr is a terminal: show syslog-bound lines there too.
+    echo: bool,
+    /// We already said on stderr that syslog is unreachable.
+    warned: bool,
+}
+
+impl Backend {
+    fn connect(&mut self) {
+        let formatter = Formatter3164 {
+            facility: self.config.facility.parse().unwrap_or(syslog::Facility::LOG_DAEMON),
+            hostname: None,
+            process: self.config.ident.clone(),
+            pid: self.pid,
+        };
+        self.syslog = syslog::unix_custom(formatter, &self.config.syslog_socket).ok();
+    }
+
+    fn emit(&mut self, level: log::Level, message: &str) {
+        let mut to_stderr = self.config.target != LogTarget::Syslog || self.echo;
+        if self.config.target != LogTarget::Stderr {
+            if self.send(level, message) {
+                self.warned = false;
+            } else {
+                if !self.warned {
+                    self.warned = true;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "{}[{}]: warning: syslog socket {} is unreachable, logging to stderr",
+                        self.config.ident,
+                        self.pid,
+                        self.config.syslog_socket.display()
+                    );
+                }
+                to_stderr = true;
+            }
+        }
+        if to_stderr {
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}[{}]: {}: {message}",
+                self.config.ident,
+                self.pid,
+                level.as_str().to_ascii_lowercase()
+            );
+        }
+    }
+
+    /// Sends to syslog, reconnecting and retrying once on failure.
+    fn send(&mut self, level: log::Level, message: &str) -> bool {
+        for attempt in 0..2 {
+            if self.syslog.is_none() || attempt == 1 {
+                self.connect();
+            }
+            let Some(s) = self.syslog.as_mut() else {
+                return false;
+            };
+            let sent = match level {
+                log::Level::Error => s.err(message),
+                log::Level::Warn => s.warning(message),
+                log::Level::Info => s.info(message),
+                log::Level::Debug | log::Level::Trace => s.debug(message),
+            };
+            if sent.is_ok() {
+                return true;
+            }
+            self.syslog = None;
+        }
+        false
+    }
+}
+
+struct Logger(Mutex<Option<Backend>>);
+
+static LOGGER: Logger = Logger(Mutex::new(None));
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata) -> bool {
+        metadata.level() <= log::max_level()
+    }
+
+    fn log(&self, record: &log::Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let message = record.args().to_string();
+        if let Ok(mut guard) = self.0.lock() {
+            if let Some(b) = guard.as_mut() {
+                b.emit(record.level(), &message);
+            }
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// Installs (or, on reload, reconfigures) the logger.
+pub fn init(config: &LogConfig) {
+    let _ = log::set_logger(&LOGGER);
+    log::set_max_level(config.level);
+    let mut backend = Backend {
+        config: config.clone(),
+        pid: std::process::id(),
+        syslog: None,
+        echo: std::io::stderr().is_terminal(),
+        warned: false,
+    };
+    if config.target != LogTarget::Stderr {
+        backend.connect();
+    }
+    if let Ok(mut guard) = LOGGER.0.lock() {
+        *guard = Some(backend);
+    }
+}
+
+/// In a freshly forked child: take the new pid and a socket of its own.
+pub fn reinit_after_fork() {
+    if let Ok(mut guard) = LOGGER.0.lock() {
+        if let Some(b) = guard.as_mut() {
+            b.pid = std::process::id();
+            if b.config.target != LogTarget::Stderr {
+                b.connect();
+            }
+        }
+    }
+}
+
+/// Reconnects to syslog (USR1).
+pub fn reopen() {
+    reinit_after_fork();
+}

@@ -1,0 +1,271 @@
+//! The bytes a worker answers with, built once at start: every response is a
+//! precomputed template whose `Date` value is patched in place once a second,
+//! so answering a request is one `extend_from_slice`, with no formatting.
+//!
+//! What to answer is decided by `conn.rs`; the configured status, headers and
+//! body come from `config.rs`.
+
+use crate::http::Reject;
+
+/// Length of an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
+pub const DATE_LEN: usize = 29;
+
+/// Whether the answer keeps the connection open, and how it says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persistence {
+    /// HTTP/1.1 default: no Connection header.
+    KeepAlive,
+    /// HTTP/1.0 keep-alive: `Connection: keep-alive`.
+    KeepAlive10,
+    /// `Connection: close`; the server closes after this answer.
+    Close,
+}
+
+impl Persistence {
+    const ALL: [Persistence; 3] = [
+        Persistence::KeepAlive,
+        Persistence::KeepAlive10,
+        Persistence::Close,
+    ];
+
+    fn header(self) -> &'static str {
+        match self {
+            Persistence::KeepAlive => "",
+            Persistence::KeepAlive10 => "Connection: keep-alive\r\n",
+            Persistence::Close => "Connection: close\r\n",
+        }
+    }
+}
+
+/// What the configured response is made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResponseSpec {
+    pub status: u16,
+    pub content_type: String,
+    /// Extra header lines, already validated: (name, value).
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// One precomputed response: head and body, and where in it the date goes.
+struct Template {
+    bytes: Vec<u8>,
+    date_at: usize,
+    head_len: usize,
+}
+
+impl Template {
+    fn new(status: u16, extra: &str, persistence: Persistence, content_type: &str, body: &[u8]) -> Self {
+        let before_date = format!("HTTP/1.1 {status} {}\r\nDate: ", reason(status));
+        let head = format!(
+            "{before_date}{date}\r\nServer: preforkd\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n{extra}{conn}\r\n",
+            date = "Thu, 01 Jan 1970 00:00:00 GMT",
+            len = body.len(),
+            conn = persistence.header(),
+        );
+        let mut bytes = head.into_bytes();
+        let head_len = bytes.len();
+        bytes.extend_from_slice(body);
+        Template {
+            bytes,
+            date_at: before_date.len(),
+            head_len,
+        }
+    }
+}
+
+/// All templates one worker answers with.
+pub struct Responses {
+    /// The configured response, per [`Persistence`].
+    configured: [Template; 3],
+    /// 204 to OPTIONS, per [`Persistence`].
+    options: [Template; 3],
+    /// 405 to other methods, per [`Persistence`].
+    not_allowed: [Template; 3],
+    /// One per [`Reject`], always `Connection: close`.
+    rejects: Vec<(Reject, Template)>,
+}
+
+/// The methods we answer, for `Allow`.
+const ALLOW: &str = "Allow: GET, HEAD, OPTIONS\r\n";
+
+/// An interim answer to `Expect: 100-continue`.
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+impl Responses {
+    pub fn new(spec: &ResponseSpec) -> Self {
+        let extra: String = spec
+            .headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect();
+        let text = "text/plain; charset=utf-8";
+        let per = |f: &dyn Fn(Persistence) -> Template| Persistence::ALL.map(f);
+        Responses {
+            configured: per(&|p| Template::new(spec.status, &extra, p, &spec.content_type, &spec.body)),
+            options: per(&|p| options_template(p)),
+            not_allowed: per(&|p| Template::new(405, ALLOW, p, text, b"Method Not Allowed\n")),
+            rejects: Reject::ALL
+                .iter()
+                .map(|&r| {
+                    let body = format!("{}\n", reason(r.status()));
+                    (r, Template::new(r.status(), "", Persistence::Close, text, body.as_bytes()))
+                })
+                .collect(),
+        }
+    }
+
+    /// Appends the configured response (its head alone for HEAD).
+    pub fn configured(&self, out: &mut Vec<u8>, p: Persistence, head_only: bool) {
+        push(out, &self.configured[p as usize], head_only);
+    }
+
+    pub fn options(&self, out: &mut Vec<u8>, p: Persistence) {
+        push(out, &self.options[p as usize], false);
+    }
+
+    pub fn not_allowed(&self, out: &mut Vec<u8>, p: Persistence) {
+        push(out, &self.not_allowed[p as usize], false);
+    }
+
+    /// Appends the error answer for `r` (its head alone for HEAD).
+    pub fn reject(&self, out: &mut Vec<u8>, r: Reject, head_only: bool) {
+        let t = &self
+            .rejects
+            .iter()
+            .find(|(k, _)| *k == r)
+            .expect("every Reject has a template")
+            .1;
+        push(out, t, head_only);
+    }
+
+    /// Writes `date` (an IMF-fixdate) into every template.
+    pub fn set_date(&mut self, date: &[u8; DATE_LEN]) {
+        let all = self
+            .configured
+            .iter_mut()
+            .chain(self.options.iter_mut())
+            .chain(self.not_allowed.iter_mut())
+            .chain(self.rejects.iter_mut().map(|(_, t)| t));
+        for t in all {
+            t.bytes[t.date_at..t.date_at + DATE_LEN].copy_from_slice(date);
+        }
+    }
+}
+
+/// 204 carries no body and no Content-Length (RFC 9110 8.6).
+fn options_template(p: Persistence) -> Template {
+    let before_date = "HTTP/1.1 204 No Content\r\nDate: ";
+    let head = format!(
+        "{before_date}Thu, 01 Jan 1970 00:00:00 GMT\r\nServer: preforkd\r\n{ALLOW}{}\r\n",
+        p.header()
+    );
+    let bytes = head.into_bytes();
+    Template {
+        head_len: bytes.len(),
+        bytes,
+        date_at: before_date.len(),
+    }
+}
+
+fn push(out: &mut Vec<u8>, t: &Template, head_only: bool) {
+    let end = if head_only { t.head_len } else { t.bytes.len() };
+    out.extend_from_slice(&t.bytes[..end]);
+}
+
+/// The current time as an IMF-fixdate.
+pub fn http_date(now: std::time::SystemTime) -> [u8; DATE_LEN] {
+    let s = httpdate::fmt_http_date(now);
+    let mut date = [b' '; DATE_LEN];
+    let n = s.len().min(DATE_LEN);
+    date[..n].copy_from_slice(&s.as_bytes()[..n]);
+    date
+}
+
+/// Reason phrases for the statuses we may send (RFC 9110 15).
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        417 => "Expectation Failed",
+        418 => "I'm a teapot",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> ResponseSpec {
+        ResponseSpec {
+            status: 200,
+            content_type: "text/plain; charset=utf-8".into(),
+            headers: vec![("X-A".into(), "b".into())],
+            body: b"Hello, World!\n".to_vec(),
+        }
+    }
+
+    #[test]
+    fn configured_response_bytes() {
+        let mut r = Responses::new(&spec());
+        r.set_date(b"Sun, 06 Nov 1994 08:49:37 GMT");
+        let mut out = Vec::new();
+        r.configured(&mut out, Persistence::KeepAlive, false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nServer: preforkd\r\n\
+             Content-Type: text/plain; charset=utf-8\r\nContent-Length: 14\r\nX-A: b\r\n\r\nHello, World!\n"
+        );
+        let mut out = Vec::new();
+        r.configured(&mut out, Persistence::Close, true);
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.ends_with("Content-Length: 14\r\nX-A: b\r\nConnection: close\r\n\r\n"), "{s}");
+    }
+
+    #[test]
+    fn rejects_close_and_carry_the_status() {
+        let r = Responses::new(&spec());
+        for reject in Reject::ALL {
+            let mut out = Vec::new();
+            r.reject(&mut out, reject, false);
+            let s = String::from_utf8(out).unwrap();
+            assert!(s.starts_with(&format!("HTTP/1.1 {} ", reject.status())), "{s}");
+            assert!(s.contains("Connection: close\r\n"), "{s}");
+        }
+    }
+
+    #[test]
+    fn date_is_29_bytes() {
+        let d = http_date(std::time::UNIX_EPOCH);
+        assert_eq!(&d, b"Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+}

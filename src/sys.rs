@@ -1,0 +1,80 @@
+//! Every `unsafe` operation of preforkd, each in its own small block with the
+//! reason it is sound: fork, registering signal actions, adopting inherited
+//! file descriptors. Policy (when to fork, what a signal means) lives in the
+//! callers; this module only wraps the operations.
+
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use nix::unistd::{ForkResult, Pid};
+use signal_hook::SigId;
+
+use crate::exitcode;
+
+/// Forks a worker. The child runs `body` and exits with its code; it never
+/// returns from here, so no master destructor (pid file, listeners) ever runs
+/// in a worker, and a panic in the worker ends only the worker.
+pub fn fork_worker(body: impl FnOnce() -> i32) -> nix::Result<Pid> {
+    debug_assert_eq!(thread_count(), 1, "fork with more than one thread");
+    // SAFETY: the master is single-threaded (asserted above, and it never
+    // starts a thread), so the child may allocate and take locks.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            let code = catch_unwind(AssertUnwindSafe(body)).unwrap_or(exitcode::SOFTWARE);
+            // _exit: no stdout flush, no atexit handlers of the master's.
+            signal_hook::low_level::exit(code)
+        }
+    }
+}
+
+/// Threads of this process, from /proc (for the fork assertion).
+fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:"))
+                .and_then(|n| n.trim().parse().ok())
+        })
+        .unwrap_or(1)
+}
+
+/// On `signal`, adds one to `counter` and writes a byte to `wake` (a
+/// non-blocking pipe), so that a sleeping loop wakes up and can count how
+/// many times each signal came.
+pub fn count_signal(signal: i32, counter: &'static AtomicUsize, wake: RawFd) -> std::io::Result<SigId> {
+    let action = move || {
+        counter.fetch_add(1, Ordering::SeqCst);
+        // A full pipe already wakes the reader; nothing to do on error.
+        let _ = nix::unistd::write(
+            // SAFETY: `wake` stays open for as long as the action is
+            // registered (the signal queue owns it and unregisters first).
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(wake) },
+            &[1],
+        );
+    };
+    // SAFETY: the action is async-signal-safe: an atomic add and write(2),
+    // no allocation, no locks.
+    unsafe { signal_hook::low_level::register(signal, action) }
+}
+
+/// Takes ownership of the `n` file descriptors from 3 up that the parent
+/// process passed (`LISTEN_FDS`). Call once, at startup, and only after
+/// `LISTEN_PID` named this process: then these descriptors were passed for
+/// us to own, and nothing else in the process refers to them.
+pub fn take_listen_fds(n: i32) -> std::io::Result<Vec<OwnedFd>> {
+    let mut fds = Vec::new();
+    for fd in 3..3 + n {
+        // Refuse a descriptor that is not open rather than own a stranger's number.
+        nix::fcntl::fcntl(
+            // SAFETY: F_GETFD on any number is harmless; the borrow ends here.
+            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
+            nix::fcntl::FcntlArg::F_GETFD,
+        )?;
+        // SAFETY: see the function's contract: the fd is open and ours alone.
+        fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    Ok(fds)
+}

@@ -1,0 +1,379 @@
+//! One worker, after fork: its own epoll set over the shared listening
+//! sockets (`EPOLLEXCLUSIVE`, so one connection wakes one worker), accepting
+//! with `accept4` until `EAGAIN`, driving its connections, the timeouts
+//! sweep, and draining on QUIT. Forking, the pid file and the worker table
+//! are the master's.
+
+use std::net::TcpStream;
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::socket::{accept4, SockFlag};
+use nix::unistd::Pid;
+
+use crate::config::Config;
+use crate::conn::{Buffers, Conn, Ctx, Interest, Timeouts};
+use crate::exitcode;
+use crate::http::Limits;
+use crate::listener::Listener;
+use crate::response::{http_date, Responses};
+use crate::signals::WorkerSignals;
+
+/// epoll tokens: connections use their slab index; these sit above.
+const WAKE: u64 = u64::MAX;
+const LISTENER_BASE: u64 = 1 << 32;
+/// How long accepting pauses after EMFILE/ENFILE (nginx pauses 500 ms).
+const ACCEPT_PAUSE: Duration = Duration::from_millis(250);
+/// How often deadlines are checked.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// Events taken per epoll_wait.
+const MAX_EVENTS: usize = 512;
+
+/// What connections need to know of the worker right now; a macro so that
+/// it borrows single fields and `self.bufs` stays free to borrow mutably.
+macro_rules! ctx {
+    ($w:expr) => {
+        Ctx {
+            responses: &$w.responses,
+            limits: $w.limits,
+            timeouts: $w.timeouts,
+            now: $w.now,
+            draining: $w.drain_deadline.is_some(),
+        }
+    };
+}
+
+/// Runs a worker until it is told to stop; returns its exit status.
+pub fn run(config: &Config, listeners: Vec<Listener>, master: Pid) -> i32 {
+    if let Err(e) = orphan_guard(master) {
+        log::error!("worker pid={} cannot watch its master: {e}", std::process::id());
+        return exitcode::OSERR;
+    }
+    let signals = match WorkerSignals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("worker pid={} cannot install signal handlers: {e}", std::process::id());
+            return exitcode::OSERR;
+        }
+    };
+    // Signals were blocked around fork; ours are installed now.
+    let _ = crate::signals::Signals::set().thread_unblock();
+    match Worker::new(config, listeners, &signals) {
+        Ok(mut w) => w.run(&signals),
+        Err(e) => {
+            log::error!("worker pid={} cannot start: {e}", std::process::id());
+            exitcode::OSERR
+        }
+    }
+}
+
+/// A worker must not outlive its master: the kernel sends SIGTERM when the
+/// master dies, and if it died before that was set, we see it in getppid.
+fn orphan_guard(master: Pid) -> nix::Result<()> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
+    if nix::unistd::getppid() != master {
+        return Err(Errno::ESRCH);
+    }
+    Ok(())
+}
+
+struct Entry {
+    conn: Conn,
+    interest: Interest,
+}
+
+struct Worker {
+    epoll: Epoll,
+    listeners: Vec<Listener>,
+    /// Listeners are in the epoll set.
+    listening: bool,
+    /// Accepting paused after EMFILE/ENFILE until then.
+    paused_until: Option<Instant>,
+    conns: Vec<Option<Entry>>,
+    free: Vec<usize>,
+    open: usize,
+    max_conns: usize,
+    bufs: Buffers,
+    responses: Responses,
+    limits: Limits,
+    timeouts: Timeouts,
+    shutdown_timeout: Duration,
+    now: Instant,
+    next_date: Instant,
+    next_sweep: Instant,
+    /// Set once draining: the time by which the worker exits anyway.
+    drain_deadline: Option<Instant>,
+}
+
+impl Worker {
+    fn new(config: &Config, listeners: Vec<Listener>, signals: &WorkerSignals) -> nix::Result<Worker> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        epoll.add(signals.wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
+        let limits = Limits {
+            max_header_bytes: config.max_request_header_bytes,
+            max_body_bytes: config.max_request_body_bytes,
+        };
+        let now = Instant::now();
+        let mut w = Worker {
+            epoll,
+            listeners,
+            listening: false,
+            paused_until: None,
+            conns: Vec::new(),
+            free: Vec::new(),
+            open: 0,
+            max_conns: config.worker_connections,
+            bufs: Buffers::new(&limits),
+            responses: Responses::new(&config.response),
+            limits,
+            timeouts: Timeouts {
+                header: config.header_timeout,
+                keepalive: config.keepalive_timeout,
+                drain_idle: config.drain_idle_grace,
+            },
+            shutdown_timeout: config.shutdown_timeout,
+            now,
+            next_date: now,
+            next_sweep: now + SWEEP_EVERY,
+            drain_deadline: None,
+        };
+        w.refresh_date();
+        w.start_listening()?;
+        Ok(w)
+    }
+
+    fn run(&mut self, signals: &WorkerSignals) -> i32 {
+        let mut events = vec![EpollEvent::empty(); MAX_EVENTS];
+        loop {
+            let n = match self.epoll.wait(&mut events, self.wait_timeout()) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => 0,
+                Err(e) => {
+                    log::error!("worker pid={} epoll_wait failed: {e}", std::process::id());
+                    return exitcode::OSERR;
+                }
+            };
+            self.now = Instant::now();
+            if self.now >= self.next_date {
+                self.refresh_date();
+            }
+            for ev in &events[..n] {
+                match ev.data() {
+                    WAKE => signals.drain_wake(),
+                    t if t >= LISTENER_BASE => self.accept((t - LISTENER_BASE) as usize),
+                    t => self.on_conn_event(t as usize, ev.events()),
+                }
+            }
+            if signals.terminate.load(Ordering::SeqCst) {
+                return exitcode::OK;
+            }
+            if signals.reopen.swap(false, Ordering::SeqCst) {
+                crate::log::reopen();
+            }
+            if signals.quit.load(Ordering::SeqCst) && self.drain_deadline.is_none() {
+                self.start_drain();
+            }
+            if self.now >= self.next_sweep {
+                self.sweep();
+            }
+            if self.paused_until.is_some_and(|t| self.now >= t) {
+                self.paused_until = None;
+                self.resume_listening();
+            }
+            if let Some(deadline) = self.drain_deadline {
+                if self.open == 0 || self.now >= deadline {
+                    return exitcode::OK;
+                }
+            }
+        }
+    }
+
+    fn wait_timeout(&self) -> EpollTimeout {
+        let mut next = self.next_sweep;
+        if let Some(t) = self.paused_until {
+            next = next.min(t);
+        }
+        let ms = next.saturating_duration_since(Instant::now()).as_millis() + 1;
+        EpollTimeout::from(ms.min(1000) as u16)
+    }
+
+    /// The `Date` of every template, refreshed at the turn of each second.
+    fn refresh_date(&mut self) {
+        let wall = SystemTime::now();
+        self.responses.set_date(&http_date(wall));
+        let into_second = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        self.next_date = self.now + Duration::from_nanos(u64::from(1_000_000_000 - into_second));
+    }
+
+    fn start_listening(&mut self) -> nix::Result<()> {
+        for (i, l) in self.listeners.iter().enumerate() {
+            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
+            self.epoll
+                .add(l.socket.as_fd(), EpollEvent::new(flags, LISTENER_BASE + i as u64))?;
+        }
+        self.listening = true;
+        Ok(())
+    }
+
+    fn stop_listening(&mut self) {
+        if self.listening {
+            for l in &self.listeners {
+                let _ = self.epoll.delete(l.socket.as_fd());
+            }
+            self.listening = false;
+        }
+    }
+
+    /// Listens again if nothing holds it back (room, no pause, not draining).
+    fn resume_listening(&mut self) {
+        if !self.listening
+            && self.paused_until.is_none()
+            && self.open < self.max_conns
+            && self.drain_deadline.is_none()
+        {
+            if let Err(e) = self.start_listening() {
+                log::error!("worker pid={} cannot resume accepting: {e}", std::process::id());
+            }
+        }
+    }
+
+    fn accept(&mut self, index: usize) {
+        loop {
+            if self.open >= self.max_conns {
+                // worker_connections reached: let other workers take them.
+                self.stop_listening();
+                return;
+            }
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            match accept4(
+                listener.socket.as_fd(),
+                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            ) {
+                Ok(fd) => {
+                    let stream = TcpStream::from(fd);
+                    let _ = stream.set_nodelay(true);
+                    self.add_conn(stream);
+                }
+                Err(Errno::EAGAIN) => return,
+                Err(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => {}
+                Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
+                    // Out of descriptors or memory: retrying at once would spin.
+                    if self.paused_until.is_none() {
+                        log::warn!(
+                            "worker pid={} accept4 failed: {e}; pausing accepts for {}ms",
+                            std::process::id(),
+                            ACCEPT_PAUSE.as_millis()
+                        );
+                    }
+                    self.stop_listening();
+                    self.paused_until = Some(self.now + ACCEPT_PAUSE);
+                    return;
+                }
+                Err(e) => {
+                    log::error!("worker pid={} accept4 failed: {e}", std::process::id());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, stream: TcpStream) {
+        let ctx = ctx!(self);
+        let conn = Conn::new(stream, &ctx);
+        let index = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let event = EpollEvent::new(EpollFlags::EPOLLIN, index as u64);
+        if let Err(e) = self.epoll.add(conn.stream().as_fd(), event) {
+            log::error!("worker pid={} epoll_ctl add failed: {e}", std::process::id());
+            self.free.push(index);
+            return;
+        }
+        self.conns[index] = Some(Entry {
+            conn,
+            interest: Interest::Read,
+        });
+        self.open += 1;
+    }
+
+    fn on_conn_event(&mut self, index: usize, events: EpollFlags) {
+        let Some(mut entry) = self.conns.get_mut(index).and_then(Option::take) else {
+            return;
+        };
+        let ctx = ctx!(self);
+        let interest = if entry.interest == Interest::Write
+            && events.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP)
+        {
+            match entry.conn.on_writable(&ctx) {
+                // Unblocked: read whatever waited meanwhile.
+                Interest::Read => entry.conn.on_readable(&ctx, &mut self.bufs),
+                other => other,
+            }
+        } else {
+            entry.conn.on_readable(&ctx, &mut self.bufs)
+        };
+        self.settle(index, entry, interest);
+    }
+
+    /// Puts a connection back with its new interest, or closes it.
+    fn settle(&mut self, index: usize, mut entry: Entry, interest: Interest) {
+        if interest == Interest::Close {
+            entry.conn.release(&mut self.bufs);
+            self.free.push(index);
+            self.open -= 1;
+            self.resume_listening();
+            return;
+        }
+        if interest != entry.interest {
+            let flags = match interest {
+                Interest::Write => EpollFlags::EPOLLOUT,
+                _ => EpollFlags::EPOLLIN,
+            };
+            let mut event = EpollEvent::new(flags, index as u64);
+            if self.epoll.modify(entry.conn.stream().as_fd(), &mut event).is_err() {
+                return self.settle(index, entry, Interest::Close);
+            }
+            entry.interest = interest;
+        }
+        self.conns[index] = Some(entry);
+    }
+
+    /// Deadlines: idle keep-alive, slow heads (408), stalled bodies and writes.
+    fn sweep(&mut self) {
+        self.next_sweep = self.now + SWEEP_EVERY;
+        for index in 0..self.conns.len() {
+            let due = matches!(&self.conns[index], Some(e) if e.conn.deadline() <= self.now);
+            if !due {
+                continue;
+            }
+            let Some(mut entry) = self.conns[index].take() else {
+                continue;
+            };
+            let ctx = ctx!(self);
+            let interest = entry.conn.on_timeout(&ctx, &mut self.bufs);
+            self.settle(index, entry, interest);
+        }
+    }
+
+    /// QUIT: stop accepting at once and close our copies of the listeners;
+    /// idle connections get a short grace, busy ones are answered with
+    /// `Connection: close`; all within shutdown_timeout.
+    fn start_drain(&mut self) {
+        log::info!("worker pid={} draining", std::process::id());
+        self.stop_listening();
+        self.listeners.clear();
+        self.drain_deadline = Some(self.now + self.shutdown_timeout);
+        let ctx = ctx!(self);
+        for entry in self.conns.iter_mut().flatten() {
+            entry.conn.start_drain(&ctx);
+        }
+        self.next_sweep = self.now;
+    }
+}
+
