@@ -54,25 +54,28 @@ where
             Short('c') | Long("config") => args.config = Some(value(&mut parser)?.into()),
             Short('l') | Long("listen") => {
                 let v = string(&mut parser)?;
-                let addr = v
-                    .parse()
-                    .map_err(|_| format!("invalid listen address '{v}': expected host:port, IPv4 or [IPv6]"))?;
+                let addr = v.parse().map_err(|_| {
+                    format!("invalid listen address '{v}': expected host:port, IPv4 or [IPv6]")
+                })?;
                 args.listen.push(addr);
             }
             Short('w') | Long("workers") => {
                 let v = string(&mut parser)?;
                 match v.parse::<usize>() {
                     Ok(n) if (1..=4096).contains(&n) => args.workers = Some(n),
-                    _ => return Err(format!("invalid worker count '{v}': expected an integer from 1 to 4096")),
+                    _ => {
+                        return Err(format!(
+                            "invalid worker count '{v}': expected an integer from 1 to 4096"
+                        ))
+                    }
                 }
             }
             Short('p') | Long("pid-file") => args.pid_file = Some(value(&mut parser)?.into()),
             Long("log-target") => {
                 let v = string(&mut parser)?;
-                args.log_target = Some(
-                    v.parse()
-                        .map_err(|()| format!("invalid log target '{v}': expected syslog, stderr or both"))?,
-                );
+                args.log_target = Some(v.parse().map_err(|()| {
+                    format!("invalid log target '{v}': expected syslog, stderr or both")
+                })?);
             }
             Short('t') | Long("test-config") => args.test_config = true,
             Short('V') | Long("version") => args.version = true,
@@ -104,8 +107,19 @@ mod tests {
     #[test]
     fn all_flags() {
         let a = p(&[
-            "-c", "x.toml", "-l", "127.0.0.1:1", "--listen", "[::1]:2", "-w", "3", "-p", "pid",
-            "--log-target", "both", "-t",
+            "-c",
+            "x.toml",
+            "-l",
+            "127.0.0.1:1",
+            "--listen",
+            "[::1]:2",
+            "-w",
+            "3",
+            "-p",
+            "pid",
+            "--log-target",
+            "both",
+            "-t",
         ])
         .unwrap();
         assert_eq!(a.config, Some(PathBuf::from("x.toml")));

@@ -33,7 +33,14 @@ impl fmt::Display for Error {
         if self.line == 0 {
             write!(f, "{}: {}", self.path.display(), self.message)
         } else {
-            write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.col, self.message)
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.path.display(),
+                self.line,
+                self.col,
+                self.message
+            )
         }
     }
 }
@@ -150,13 +157,22 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
         c.workers = w;
     }
     set(&mut c.backlog, raw.backlog.map(|b| b.0 as i32));
-    set(&mut c.worker_connections, raw.worker_connections.map(|n| n.0 as usize));
+    set(
+        &mut c.worker_connections,
+        raw.worker_connections.map(|n| n.0 as usize),
+    );
     set(&mut c.shutdown_timeout, raw.shutdown_timeout.map(|d| d.0));
     set(&mut c.keepalive_timeout, raw.keepalive_timeout.map(|d| d.0));
     set(&mut c.header_timeout, raw.header_timeout.map(|d| d.0));
     set(&mut c.drain_idle_grace, raw.drain_idle_grace.map(|d| d.0));
-    set(&mut c.max_request_header_bytes, raw.max_request_header_bytes.map(|n| n.0 as usize));
-    set(&mut c.max_request_body_bytes, raw.max_request_body_bytes.map(|n| n.0));
+    set(
+        &mut c.max_request_header_bytes,
+        raw.max_request_header_bytes.map(|n| n.0 as usize),
+    );
+    set(
+        &mut c.max_request_body_bytes,
+        raw.max_request_body_bytes.map(|n| n.0),
+    );
     c.pid_file = raw.pid_file;
     if let Some(r) = raw.response {
         if let Some(s) = r.status {
@@ -170,7 +186,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
         }
         match (r.body, r.body_file) {
             (Some(_), Some(file)) => {
-                return Err(span_error(text, path, file.span(), "response.body and response.body_file exclude each other".into()))
+                return Err(span_error(
+                    text,
+                    path,
+                    file.span(),
+                    "response.body and response.body_file exclude each other".into(),
+                ))
             }
             (Some(body), None) => c.response.body = body.into_bytes(),
             (None, Some(file)) => {
@@ -180,7 +201,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
                         text,
                         path,
                         file.span(),
-                        format!("response.body_file: cannot read {}: {e}", file_path.display()),
+                        format!(
+                            "response.body_file: cannot read {}: {e}",
+                            file_path.display()
+                        ),
                     )
                 })?;
             }
@@ -347,7 +371,10 @@ impl<'de> Deserialize<'de> for Positive {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let n = i64::deserialize(d)?;
         if n < 1 || n > i64::from(i32::MAX) {
-            return Err(de::Error::custom(format!("{n} is out of range: expected an integer from 1 to {}", i32::MAX)));
+            return Err(de::Error::custom(format!(
+                "{n} is out of range: expected an integer from 1 to {}",
+                i32::MAX
+            )));
         }
         Ok(Positive(n as u64))
     }
@@ -402,14 +429,17 @@ impl<'de> Deserialize<'de> for FieldValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         if !valid_field_value(&s) {
-            return Err(de::Error::custom(format!("invalid header value {s:?}: control characters are not allowed")));
+            return Err(de::Error::custom(format!(
+                "invalid header value {s:?}: control characters are not allowed"
+            )));
         }
         Ok(FieldValue(s.trim().to_owned()))
     }
 }
 
 fn valid_field_value(s: &str) -> bool {
-    s.bytes().all(|b| b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80)
+    s.bytes()
+        .all(|b| b == b'\t' || (b' '..0x7f).contains(&b) || b >= 0x80)
 }
 
 /// Extra response headers: `{ "Name" = "value" }`.
@@ -440,7 +470,9 @@ impl<'de> Deserialize<'de> for Headers {
                 )));
             }
             if !valid_field_value(&value) {
-                return Err(de::Error::custom(format!("invalid value for header {name:?}: control characters are not allowed")));
+                return Err(de::Error::custom(format!(
+                    "invalid value for header {name:?}: control characters are not allowed"
+                )));
             }
             out.push((name, value.trim().to_owned()));
         }
@@ -488,7 +520,9 @@ mod tests {
     }
 
     fn error(text: &str) -> String {
-        parse_str(text).expect_err("config must be rejected").to_string()
+        parse_str(text)
+            .expect_err("config must be rejected")
+            .to_string()
     }
 
     #[test]
@@ -556,7 +590,9 @@ syslog_socket = "/tmp/log.sock"
             error("workers = 2\n\nwokers = 3\n"),
             "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"pid_file\", \"response\", \"log\")"
         );
-        assert!(error("[log]\nlevle = \"info\"\n").starts_with("test.toml:2:1: unknown key \"levle\""));
+        assert!(
+            error("[log]\nlevle = \"info\"\n").starts_with("test.toml:2:1: unknown key \"levle\"")
+        );
     }
 
     #[test]
@@ -564,17 +600,29 @@ syslog_socket = "/tmp/log.sock"
         let e = error("workers = 0\n");
         assert!(e.starts_with("test.toml:1:11: workers"), "{e}");
         let e = error("\nkeepalive_timeout = \"5x\"\n");
-        assert!(e.starts_with("test.toml:2:21: keepalive_timeout: invalid duration \"5x\""), "{e}");
+        assert!(
+            e.starts_with("test.toml:2:21: keepalive_timeout: invalid duration \"5x\""),
+            "{e}"
+        );
         let e = error("listen = [\"localhost:80\"]\n");
-        assert!(e.starts_with("test.toml:1:") && e.contains("listen") && e.contains("localhost:80"), "{e}");
+        assert!(
+            e.starts_with("test.toml:1:") && e.contains("listen") && e.contains("localhost:80"),
+            "{e}"
+        );
         let e = error("[response]\nstatus = 100\n");
         assert!(e.starts_with("test.toml:2:10: response.status"), "{e}");
         let e = error("backlog = -1\n");
         assert!(e.contains("backlog"), "{e}");
         let e = error("[response]\nheaders = { \"Content-Length\" = \"1\" }\n");
-        assert!(e.contains("response.headers") && e.contains("Content-Length"), "{e}");
+        assert!(
+            e.contains("response.headers") && e.contains("Content-Length"),
+            "{e}"
+        );
         let e = error("[response]\nbody = \"a\"\nbody_file = \"b\"\n");
-        assert!(e.starts_with("test.toml:3:13: response.body and response.body_file"), "{e}");
+        assert!(
+            e.starts_with("test.toml:3:13: response.body and response.body_file"),
+            "{e}"
+        );
         let e = error("[log]\ntarget = \"file\"\n");
         assert!(e.starts_with("test.toml:2:10: log.target"), "{e}");
     }

@@ -305,7 +305,12 @@ impl Conn {
                     let left = match request.body {
                         Body::None => {
                             if !self.answer(request, ctx, out) {
-                                return (pos, Verdict::Close { linger: pos < input.len() });
+                                return (
+                                    pos,
+                                    Verdict::Close {
+                                        linger: pos < input.len(),
+                                    },
+                                );
                             }
                             continue;
                         }
@@ -348,7 +353,12 @@ impl Conn {
                         break;
                     }
                     if !self.answer(request, ctx, out) {
-                        return (pos, Verdict::Close { linger: pos < input.len() });
+                        return (
+                            pos,
+                            Verdict::Close {
+                                linger: pos < input.len(),
+                            },
+                        );
                     }
                 }
             }
@@ -426,7 +436,10 @@ fn recycle(own: Option<Box<[u8]>>, bufs: &mut Buffers, interest: Interest) -> In
 }
 
 fn would_block(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }
 
 /// Writes as much of `data` as the socket takes now.

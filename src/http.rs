@@ -314,7 +314,9 @@ fn is_authority(s: &[u8], port_required: bool) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b));
     let port_ok = match port {
         None => !port_required,
-        Some(p) => p.len() <= 5 && p.iter().all(u8::is_ascii_digit) && !(port_required && p.is_empty()),
+        Some(p) => {
+            p.len() <= 5 && p.iter().all(u8::is_ascii_digit) && !(port_required && p.is_empty())
+        }
     };
     host_ok && port_ok && percent_encoding_ok(host)
 }
@@ -431,7 +433,10 @@ impl TransferCoding {
             any = true;
             // transfer-coding = token *( OWS ";" OWS transfer-parameter ); a
             // parameter on chunked is not allowed, and we know no other coding.
-            let name_end = coding.iter().position(|&b| b == b';').unwrap_or(coding.len());
+            let name_end = coding
+                .iter()
+                .position(|&b| b == b';')
+                .unwrap_or(coding.len());
             let name = trim_ows(&coding[..name_end]);
             if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
                 return Err(Reject::BadRequest);
@@ -550,20 +555,34 @@ pub struct ChunkedDecoder {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum ChunkState {
     /// Reading hex digits of a chunk size; `digits` so far.
-    Size { size: u64, digits: u8 },
+    Size {
+        size: u64,
+        digits: u8,
+    },
     /// Whitespace after the size, before a `;` (BWS).
-    SizeBws { size: u64 },
+    SizeBws {
+        size: u64,
+    },
     /// Inside chunk extensions.
-    Ext { size: u64, ext: ExtState },
+    Ext {
+        size: u64,
+        ext: ExtState,
+    },
     /// CR seen after the size line; LF expected.
-    SizeLf { size: u64 },
-    Data { left: u64 },
+    SizeLf {
+        size: u64,
+    },
+    Data {
+        left: u64,
+    },
     DataCr,
     DataLf,
     /// At the start of a trailer line (or the final CRLF).
     TrailerStart,
     /// In a trailer field line; `colon` once the name has ended.
-    TrailerLine { colon: bool },
+    TrailerLine {
+        colon: bool,
+    },
     TrailerLf,
     EndLf,
     Done,
@@ -670,11 +689,19 @@ impl ChunkedDecoder {
             (DataLf, b'\n') => Size { size: 0, digits: 0 },
             (TrailerStart, b'\r') => EndLf,
             (EndLf, b'\n') => Done,
-            (TrailerStart, _) if is_tchar(b) => self.trailer_byte(TrailerLine { colon: false }, limits)?,
-            (TrailerLine { colon: false }, b':') => self.trailer_byte(TrailerLine { colon: true }, limits)?,
-            (TrailerLine { colon: false }, _) if is_tchar(b) => self.trailer_byte(self.state, limits)?,
+            (TrailerStart, _) if is_tchar(b) => {
+                self.trailer_byte(TrailerLine { colon: false }, limits)?
+            }
+            (TrailerLine { colon: false }, b':') => {
+                self.trailer_byte(TrailerLine { colon: true }, limits)?
+            }
+            (TrailerLine { colon: false }, _) if is_tchar(b) => {
+                self.trailer_byte(self.state, limits)?
+            }
             (TrailerLine { colon: true }, b'\r') => TrailerLf,
-            (TrailerLine { colon: true }, _) if is_field_vchar(b) => self.trailer_byte(self.state, limits)?,
+            (TrailerLine { colon: true }, _) if is_field_vchar(b) => {
+                self.trailer_byte(self.state, limits)?
+            }
             (TrailerLf, b'\n') => TrailerStart,
             _ => return Err(Reject::BadRequest),
         };
@@ -761,7 +788,10 @@ mod tests {
     fn rejected(bytes: &[u8]) -> u16 {
         match parse(bytes) {
             Err(r) => r.status(),
-            other => panic!("expected a rejection for {:?}, got {other:?}", String::from_utf8_lossy(bytes)),
+            other => panic!(
+                "expected a rejection for {:?}, got {other:?}",
+                String::from_utf8_lossy(bytes)
+            ),
         }
     }
 
@@ -777,7 +807,9 @@ mod tests {
     fn http10_closes_unless_keep_alive() {
         assert!(!complete(b"GET / HTTP/1.0\r\n\r\n").keep_alive);
         assert!(complete(b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n").keep_alive);
-        assert!(!complete(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n").keep_alive);
+        assert!(
+            !complete(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, close\r\n\r\n").keep_alive
+        );
     }
 
     #[test]
@@ -826,10 +858,19 @@ mod tests {
 
     #[test]
     fn other_statuses() {
-        assert_eq!(rejected(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"), 501);
+        assert_eq!(
+            rejected(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
+            501
+        );
         assert_eq!(rejected(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
-        assert_eq!(rejected(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: nope\r\n\r\n"), 417);
-        assert_eq!(rejected(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n"), 413);
+        assert_eq!(
+            rejected(b"GET / HTTP/1.1\r\nHost: a\r\nExpect: nope\r\n\r\n"),
+            417
+        );
+        assert_eq!(
+            rejected(b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 2000000\r\n\r\n"),
+            413
+        );
         let long_target = [b"GET /".as_slice(), &[b'a'; 9000]].concat();
         assert_eq!(rejected(&long_target), 414);
         let long_header = [b"GET / HTTP/1.1\r\nX: ".as_slice(), &[b'a'; 9000]].concat();
@@ -849,7 +890,10 @@ mod tests {
     fn target_forms() {
         complete(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n");
         complete(b"GET http://a.example:80/x?y HTTP/1.1\r\nHost: a\r\n\r\n");
-        assert_eq!(rejected(b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(
+            rejected(b"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n"),
+            400
+        );
         assert_eq!(rejected(b"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
         complete(b"CONNECT a.example:443 HTTP/1.1\r\nHost: a.example:443\r\n\r\n");
         assert_eq!(rejected(b"CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
@@ -889,7 +933,11 @@ mod tests {
             b"5;\"a\"\r\n",
             b"-5\r\n",
         ] {
-            assert!(decode_all(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                decode_all(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
         assert_eq!(decode_all(b"200000\r\n"), Err(Reject::BodyTooLarge));
     }

@@ -83,7 +83,11 @@ struct Backend {
 impl Backend {
     fn connect(&mut self) {
         let formatter = Formatter3164 {
-            facility: self.config.facility.parse().unwrap_or(syslog::Facility::LOG_DAEMON),
+            facility: self
+                .config
+                .facility
+                .parse()
+                .unwrap_or(syslog::Facility::LOG_DAEMON),
             hostname: None,
             process: self.config.ident.clone(),
             pid: self.pid,

@@ -64,7 +64,12 @@ pub struct Master {
 }
 
 impl Master {
-    pub fn new(config: Config, listeners: Vec<Listener>, signals: Signals, pid_file: Option<PidFile>) -> Self {
+    pub fn new(
+        config: Config,
+        listeners: Vec<Listener>,
+        signals: Signals,
+        pid_file: Option<PidFile>,
+    ) -> Self {
         Master {
             target: config.workers,
             config,
@@ -89,7 +94,11 @@ impl Master {
             self.target
         );
         self.maintain_worker_count(Instant::now());
-        log::info!("master ready pid={} workers={}", self.pid, self.workers.len());
+        log::info!(
+            "master ready pid={} workers={}",
+            self.pid,
+            self.workers.len()
+        );
         loop {
             let now = Instant::now();
             self.reap_children(now);
@@ -101,7 +110,9 @@ impl Master {
             }
             self.maintain_worker_count(now);
             self.advance_shutdown(now);
-            let sleep = self.next_deadline(now).saturating_duration_since(Instant::now());
+            let sleep = self
+                .next_deadline(now)
+                .saturating_duration_since(Instant::now());
             if let Some(s) = &self.signals {
                 s.sleep(sleep);
             }
@@ -118,7 +129,9 @@ impl Master {
         loop {
             let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(pid, code)) => (pid, format!("exited status={code}")),
-                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, format!("killed signal={}", sig.as_str())),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                    (pid, format!("killed signal={}", sig.as_str()))
+                }
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
                 Ok(_) => continue,
                 Err(Errno::EINTR) => continue,
@@ -169,7 +182,10 @@ impl Master {
                 self.signal_each_worker(Signal::SIGUSR1);
             }
             Command::Reload | Command::Upgrade => {
-                log::warn!("master command={} is not supported by this version; ignored", command.name());
+                log::warn!(
+                    "master command={} is not supported by this version; ignored",
+                    command.name()
+                );
             }
         }
     }
@@ -182,11 +198,17 @@ impl Master {
             Phase::Running => {}
         }
         let (signal, budget) = if graceful {
-            (Signal::SIGQUIT, self.config.shutdown_timeout + GRACEFUL_MARGIN)
+            (
+                Signal::SIGQUIT,
+                self.config.shutdown_timeout + GRACEFUL_MARGIN,
+            )
         } else {
             (Signal::SIGTERM, FAST_STOP_GRACE)
         };
-        log::info!("master stopping mode={}", if graceful { "graceful" } else { "fast" });
+        log::info!(
+            "master stopping mode={}",
+            if graceful { "graceful" } else { "fast" }
+        );
         self.phase = Phase::Stopping {
             graceful,
             kill_at: now + budget,
@@ -268,7 +290,10 @@ impl Master {
             }
             Err(e) => {
                 let delay = self.backoff.record_crash(now);
-                log::error!("worker={slot} fork failed: {e}; retry in {}ms", delay.as_millis());
+                log::error!(
+                    "worker={slot} fork failed: {e}; retry in {}ms",
+                    delay.as_millis()
+                );
             }
         }
     }
@@ -283,7 +308,11 @@ impl Master {
         {
             if now >= kill_at {
                 for w in &self.workers {
-                    log::warn!("worker={} pid={} still running at stop deadline: SIGKILL", w.slot, w.pid);
+                    log::warn!(
+                        "worker={} pid={} still running at stop deadline: SIGKILL",
+                        w.slot,
+                        w.pid
+                    );
                     let _ = kill(w.pid, Signal::SIGKILL);
                 }
                 self.phase = Phase::Stopping {
@@ -298,10 +327,17 @@ impl Master {
     /// When the loop must look again even if no signal comes.
     fn next_deadline(&self, now: Instant) -> Instant {
         let mut next = now + TICK;
-        if let Phase::Stopping { kill_at, killed: false, .. } = self.phase {
+        if let Phase::Stopping {
+            kill_at,
+            killed: false,
+            ..
+        } = self.phase
+        {
             next = next.min(kill_at);
         }
-        if self.phase == Phase::Running && self.workers.iter().filter(|w| !w.retiring).count() < self.target {
+        if self.phase == Phase::Running
+            && self.workers.iter().filter(|w| !w.retiring).count() < self.target
+        {
             next = next.min(self.backoff.not_before.map_or(now, |t| t.max(now)));
         }
         next

@@ -55,7 +55,13 @@ struct Template {
 }
 
 impl Template {
-    fn new(status: u16, extra: &str, persistence: Persistence, content_type: &str, body: &[u8]) -> Self {
+    fn new(
+        status: u16,
+        extra: &str,
+        persistence: Persistence,
+        content_type: &str,
+        body: &[u8],
+    ) -> Self {
         let before_date = format!("HTTP/1.1 {status} {}\r\nDate: ", reason(status));
         let head = format!(
             "{before_date}{date}\r\nServer: preforkd\r\nContent-Type: {content_type}\r\nContent-Length: {len}\r\n{extra}{conn}\r\n",
@@ -102,14 +108,19 @@ impl Responses {
         let text = "text/plain; charset=utf-8";
         let per = |f: &dyn Fn(Persistence) -> Template| Persistence::ALL.map(f);
         Responses {
-            configured: per(&|p| Template::new(spec.status, &extra, p, &spec.content_type, &spec.body)),
+            configured: per(&|p| {
+                Template::new(spec.status, &extra, p, &spec.content_type, &spec.body)
+            }),
             options: per(&|p| options_template(p)),
             not_allowed: per(&|p| Template::new(405, ALLOW, p, text, b"Method Not Allowed\n")),
             rejects: Reject::ALL
                 .iter()
                 .map(|&r| {
                     let body = format!("{}\n", reason(r.status()));
-                    (r, Template::new(r.status(), "", Persistence::Close, text, body.as_bytes()))
+                    (
+                        r,
+                        Template::new(r.status(), "", Persistence::Close, text, body.as_bytes()),
+                    )
                 })
                 .collect(),
         }
@@ -248,7 +259,10 @@ mod tests {
         let mut out = Vec::new();
         r.configured(&mut out, Persistence::Close, true);
         let s = String::from_utf8(out).unwrap();
-        assert!(s.ends_with("Content-Length: 14\r\nX-A: b\r\nConnection: close\r\n\r\n"), "{s}");
+        assert!(
+            s.ends_with("Content-Length: 14\r\nX-A: b\r\nConnection: close\r\n\r\n"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -258,7 +272,10 @@ mod tests {
             let mut out = Vec::new();
             r.reject(&mut out, reject, false);
             let s = String::from_utf8(out).unwrap();
-            assert!(s.starts_with(&format!("HTTP/1.1 {} ", reject.status())), "{s}");
+            assert!(
+                s.starts_with(&format!("HTTP/1.1 {} ", reject.status())),
+                "{s}"
+            );
             assert!(s.contains("Connection: close\r\n"), "{s}");
         }
     }

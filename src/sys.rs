@@ -44,7 +44,11 @@ fn thread_count() -> usize {
 /// On `signal`, adds one to `counter` and writes a byte to `wake` (a
 /// non-blocking pipe), so that a sleeping loop wakes up and can count how
 /// many times each signal came.
-pub fn count_signal(signal: i32, counter: &'static AtomicUsize, wake: RawFd) -> std::io::Result<SigId> {
+pub fn count_signal(
+    signal: i32,
+    counter: &'static AtomicUsize,
+    wake: RawFd,
+) -> std::io::Result<SigId> {
     let action = move || {
         counter.fetch_add(1, Ordering::SeqCst);
         // A full pipe already wakes the reader; nothing to do on error.

@@ -49,13 +49,19 @@ macro_rules! ctx {
 /// Runs a worker until it is told to stop; returns its exit status.
 pub fn run(config: &Config, listeners: Vec<Listener>, master: Pid) -> i32 {
     if let Err(e) = orphan_guard(master) {
-        log::error!("worker pid={} cannot watch its master: {e}", std::process::id());
+        log::error!(
+            "worker pid={} cannot watch its master: {e}",
+            std::process::id()
+        );
         return exitcode::OSERR;
     }
     let signals = match WorkerSignals::install() {
         Ok(s) => s,
         Err(e) => {
-            log::error!("worker pid={} cannot install signal handlers: {e}", std::process::id());
+            log::error!(
+                "worker pid={} cannot install signal handlers: {e}",
+                std::process::id()
+            );
             return exitcode::OSERR;
         }
     };
@@ -109,9 +115,16 @@ struct Worker {
 }
 
 impl Worker {
-    fn new(config: &Config, listeners: Vec<Listener>, signals: &WorkerSignals) -> nix::Result<Worker> {
+    fn new(
+        config: &Config,
+        listeners: Vec<Listener>,
+        signals: &WorkerSignals,
+    ) -> nix::Result<Worker> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
-        epoll.add(signals.wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE))?;
+        epoll.add(
+            signals.wake.as_fd(),
+            EpollEvent::new(EpollFlags::EPOLLIN, WAKE),
+        )?;
         let limits = Limits {
             max_header_bytes: config.max_request_header_bytes,
             max_body_bytes: config.max_request_body_bytes,
@@ -204,15 +217,19 @@ impl Worker {
     fn refresh_date(&mut self) {
         let wall = SystemTime::now();
         self.responses.set_date(&http_date(wall));
-        let into_second = wall.duration_since(UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let into_second = wall
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
         self.next_date = self.now + Duration::from_nanos(u64::from(1_000_000_000 - into_second));
     }
 
     fn start_listening(&mut self) -> nix::Result<()> {
         for (i, l) in self.listeners.iter().enumerate() {
             let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
-            self.epoll
-                .add(l.socket.as_fd(), EpollEvent::new(flags, LISTENER_BASE + i as u64))?;
+            self.epoll.add(
+                l.socket.as_fd(),
+                EpollEvent::new(flags, LISTENER_BASE + i as u64),
+            )?;
         }
         self.listening = true;
         Ok(())
@@ -235,7 +252,10 @@ impl Worker {
             && self.drain_deadline.is_none()
         {
             if let Err(e) = self.start_listening() {
-                log::error!("worker pid={} cannot resume accepting: {e}", std::process::id());
+                log::error!(
+                    "worker pid={} cannot resume accepting: {e}",
+                    std::process::id()
+                );
             }
         }
     }
@@ -291,7 +311,10 @@ impl Worker {
         });
         let event = EpollEvent::new(EpollFlags::EPOLLIN, index as u64);
         if let Err(e) = self.epoll.add(conn.stream().as_fd(), event) {
-            log::error!("worker pid={} epoll_ctl add failed: {e}", std::process::id());
+            log::error!(
+                "worker pid={} epoll_ctl add failed: {e}",
+                std::process::id()
+            );
             self.free.push(index);
             return;
         }
@@ -336,7 +359,11 @@ impl Worker {
                 _ => EpollFlags::EPOLLIN,
             };
             let mut event = EpollEvent::new(flags, index as u64);
-            if self.epoll.modify(entry.conn.stream().as_fd(), &mut event).is_err() {
+            if self
+                .epoll
+                .modify(entry.conn.stream().as_fd(), &mut event)
+                .is_err()
+            {
                 return self.settle(index, entry, Interest::Close);
             }
             entry.interest = interest;
@@ -376,4 +403,3 @@ impl Worker {
         self.next_sweep = self.now;
     }
 }
-

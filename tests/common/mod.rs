@@ -1,0 +1,429 @@
+//! Test harness: runs the real `preforkd` binary in a fresh temp dir, with a
+//! pre-bound listening socket handed over as fd 3 (`LISTEN_FDS`, as systemd
+//! does) and its syslog lines captured on a unix datagram socket the test
+//! binds. Every wait has a deadline; `Drop` SIGKILLs the whole process group,
+//! so nothing outlives a failed test.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_preforkd");
+/// The longest any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A temp dir removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let path = std::env::temp_dir().join(format!("preforkd-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `cond` until it returns Some, or panics after `timeout` with `what`.
+pub fn wait_until<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A port that was free a moment ago (for tests of binding itself).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How the server is started.
+pub struct Options {
+    /// Config file text; `[log]` is appended by the harness.
+    pub toml: String,
+    /// Pass a pre-bound 127.0.0.1:0 socket as fd 3 (else the config or
+    /// `args` must say where to listen).
+    pub socket: bool,
+    pub args: Vec<String>,
+    /// Extra text for the `[log]` table.
+    pub log: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            toml: String::new(),
+            socket: true,
+            args: Vec::new(),
+            log: String::new(),
+        }
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub dir: TempDir,
+    pub addr: SocketAddr,
+    pub config_path: PathBuf,
+    syslog: UnixDatagram,
+    lines: std::cell::RefCell<Vec<String>>,
+}
+
+impl Server {
+    /// Starts the server with `toml` as its config, one worker unless the
+    /// config says otherwise, and waits until the master is ready.
+    pub fn start(toml: &str) -> Server {
+        Server::start_with(Options {
+            toml: toml.to_owned(),
+            ..Options::default()
+        })
+    }
+
+    pub fn start_with(opts: Options) -> Server {
+        let server = Server::spawn(opts);
+        server.wait_for_log("master ready");
+        server
+    }
+
+    /// Spawns without waiting for readiness.
+    pub fn spawn(opts: Options) -> Server {
+        let dir = TempDir::new();
+        let log_path = dir.path().join("log.sock");
+        let syslog = UnixDatagram::bind(&log_path).expect("bind syslog socket");
+        syslog
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let config_path = dir.path().join("preforkd.toml");
+        let config = format!(
+            "{}\n[log]\ntarget = \"syslog\"\nsyslog_socket = \"{}\"\nlevel = \"debug\"\n{}\n",
+            opts.toml,
+            log_path.display(),
+            opts.log
+        );
+        std::fs::write(&config_path, config).unwrap();
+
+        let listener = opts
+            .socket
+            .then(|| TcpListener::bind("127.0.0.1:0").expect("bind test listener"));
+        let mut cmd = if let Some(l) = &listener {
+            // LISTEN_PID must be the server's own pid: the shell sets it to
+            // its pid, then execs the server in the same process.
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\"")
+                .arg(BIN);
+            let fd = l.as_raw_fd();
+            #[allow(unsafe_code)] // pre_exec is the only way to place a socket at fd 3
+            // SAFETY: between fork and exec only dup2 and fcntl run, both
+            // async-signal-safe; nothing allocates.
+            unsafe {
+                c.pre_exec(move || {
+                    if fd == 3 {
+                        let flags = libc::fcntl(3, libc::F_GETFD);
+                        libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                    } else if libc::dup2(fd, 3) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            c
+        } else {
+            Command::new(BIN)
+        };
+        cmd.arg("-c")
+            .arg(&config_path)
+            .args(&opts.args)
+            .env_remove("LISTEN_PID")
+            .env_remove("LISTEN_FDS")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let child = cmd.spawn().expect("spawn preforkd");
+        let addr = match &listener {
+            Some(l) => l.local_addr().unwrap(),
+            None => "127.0.0.1:0".parse().unwrap(),
+        };
+        drop(listener);
+        Server {
+            child,
+            dir,
+            addr,
+            config_path,
+            syslog,
+            lines: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig).expect("signal the master");
+    }
+
+    /// A new connection with read/write timeouts.
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr)
+    }
+
+    /// Sends `bytes` on a new connection, returns everything read until the
+    /// server closes it (or 2 s pass without data).
+    pub fn request(&self, bytes: &[u8]) -> String {
+        let mut s = self.connect();
+        s.write_all(bytes).unwrap();
+        read_until_close(&mut s)
+    }
+
+    /// A plain GET on a new connection with `Connection: close`.
+    pub fn get(&self) -> String {
+        self.request(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    }
+
+    /// Reads any syslog lines waiting on the socket.
+    fn collect(&self) {
+        let mut buf = [0u8; 8192];
+        loop {
+            match self.syslog.recv(&mut buf) {
+                Ok(n) => self
+                    .lines
+                    .borrow_mut()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return,
+                Err(e) => panic!("syslog recv: {e}"),
+            }
+        }
+    }
+
+    /// All syslog lines so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.collect();
+        self.lines.borrow().clone()
+    }
+
+    /// Waits for a syslog line containing `needle`; returns it.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        self.wait_for_log_count(needle, 1)
+    }
+
+    /// Waits until `n` syslog lines contain `needle`; returns the last.
+    pub fn wait_for_log_count(&self, needle: &str, n: usize) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            self.collect();
+            {
+                let lines = self.lines.borrow();
+                let found: Vec<&String> = lines.iter().filter(|l| l.contains(needle)).collect();
+                if found.len() >= n {
+                    return found[n - 1].clone();
+                }
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "no {n} log line(s) with {needle:?} within {WAIT:?}; log:\n{}",
+                    self.lines.borrow().join("\n")
+                );
+            }
+        }
+    }
+
+    /// Pids of the master's live children (its workers), sorted.
+    pub fn worker_pids(&self) -> Vec<i32> {
+        children_of(self.pid().as_raw())
+    }
+
+    /// Waits until exactly `n` workers run.
+    pub fn wait_workers(&self, n: usize) -> Vec<i32> {
+        wait_until(WAIT, &format!("{n} workers"), || {
+            let pids = self.worker_pids();
+            (pids.len() == n).then_some(pids)
+        })
+    }
+
+    /// Waits for the master to exit; returns its status.
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let child = &mut self.child;
+        wait_until(WAIT, "the master to exit", || child.try_wait().unwrap())
+    }
+
+    /// Graceful stop: QUIT, exit 0 in time, nothing left in the process
+    /// group, no error lines in the log.
+    pub fn finish(mut self) {
+        self.signal(Signal::SIGQUIT);
+        let status = self.wait_exit();
+        assert!(status.success(), "master exit status {status}");
+        let pgid = self.pid();
+        wait_until(WAIT, "the process group to empty", || {
+            (killpg(pgid, None).is_err()).then_some(())
+        });
+        let errors: Vec<String> = self
+            .log_lines()
+            .into_iter()
+            .filter(|l| l.starts_with("<27>") || l.starts_with("<26>") || l.starts_with("<25>"))
+            .collect();
+        assert!(errors.is_empty(), "error lines in the log: {errors:#?}");
+    }
+
+    /// stderr of an exited master.
+    pub fn stderr(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(e) = self.child.stderr.as_mut() {
+            let _ = e.read_to_string(&mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = killpg(self.pid(), Signal::SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+/// Reads until EOF, or until 2 s pass without data; a reset ends it too.
+pub fn read_until_close(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads exactly one response (head and Content-Length body) from `s`.
+pub fn read_response(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut byte = [0u8; 1];
+    while !out.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => out.push(byte[0]),
+            other => panic!(
+                "connection ended mid-head ({other:?}) after {:?}",
+                String::from_utf8_lossy(&out)
+            ),
+        }
+    }
+    let head = String::from_utf8_lossy(&out).into_owned();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap())
+        })
+        .unwrap_or(0);
+    let head_only = head.starts_with("HTTP/1.1 204") || head.starts_with("HTTP/1.1 100");
+    let mut body = vec![0u8; if head_only { 0 } else { len }];
+    s.read_exact(&mut body).expect("read body");
+    head + &String::from_utf8_lossy(&body)
+}
+
+/// The status code of a response text.
+pub fn status(response: &str) -> u16 {
+    response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("not a response: {response:?}"))
+}
+
+/// Live (non-zombie) children of `pid`, from /proc.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid …; comm may hold spaces, so split after ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let ppid: i32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        if ppid == pid && state != "Z" {
+            out.push(child);
+        }
+    }
+    out.sort_unstable();
+    out
+}
+
+/// True while a process with this pid exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
+        })
+        .unwrap_or(false)
+}
+
+/// Runs the binary to completion with `args` (for -t, -V, -h, bad flags).
+pub fn run_bin(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("LISTEN_PID")
+        .env_remove("LISTEN_FDS")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run preforkd");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
