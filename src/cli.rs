@@ -5,10 +5,14 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::time::Duration;
+
+use crate::control::Action;
 use crate::log::LogTarget;
 
 pub const USAGE: &str = "\
 usage: preforkd [-c FILE] [-l ADDR]... [-w N] [-p PIDFILE] [--log-target syslog|stderr|both] [-t] [-V] [-h]
+       preforkd -s reload|stop|quit|reopen|upgrade [-c FILE | -p PIDFILE] [--wait SECONDS]
 
 A preforking HTTP/1.1 server: a master process binds the listening sockets
 and supervises N worker processes that serve one configured response.
@@ -21,10 +25,17 @@ options:
   -p, --pid-file PATH      write the master's pid to PATH
       --log-target TARGET  syslog, stderr or both
   -t, --test-config        check the configuration and exit (0 ok, 1 error)
+  -s, --signal ACTION      tell the running master (named by the pid file) to
+                           reload, stop (fast), quit (graceful), reopen (logs)
+                           or upgrade (start the binary anew); reload and
+                           upgrade wait for the outcome and exit 1 if it failed
+      --wait SECONDS       how long -s reload/upgrade wait (default 30)
   -V, --version            print the version and exit
   -h, --help               print this help and exit
 
-signals to the master: TERM/INT fast stop, QUIT graceful stop
+signals to the master: HUP reload, USR2 upgrade, QUIT graceful stop,
+TERM/INT fast stop, WINCH stop workers, TTIN/TTOU one worker more/fewer,
+USR1 reopen logs
 ";
 
 /// What the command line asks for.
@@ -36,6 +47,8 @@ pub struct Args {
     pub pid_file: Option<PathBuf>,
     pub log_target: Option<LogTarget>,
     pub test_config: bool,
+    pub signal: Option<Action>,
+    pub wait: Option<Duration>,
     pub version: bool,
     pub help: bool,
 }
@@ -78,6 +91,19 @@ where
                 })?);
             }
             Short('t') | Long("test-config") => args.test_config = true,
+            Short('s') | Long("signal") => {
+                let v = string(&mut parser)?;
+                args.signal = Some(v.parse().map_err(|()| {
+                    format!("invalid signal action '{v}': expected reload, stop, quit, reopen or upgrade")
+                })?);
+            }
+            Long("wait") => {
+                let v = string(&mut parser)?;
+                match v.parse::<u64>() {
+                    Ok(n) if n >= 1 => args.wait = Some(Duration::from_secs(n)),
+                    _ => return Err(format!("invalid --wait '{v}': expected seconds >= 1")),
+                }
+            }
             Short('V') | Long("version") => args.version = true,
             Short('h') | Long("help") => args.help = true,
             _ => return Err(arg.unexpected().to_string()),
@@ -131,6 +157,9 @@ mod tests {
         assert!(p(&["-V"]).unwrap().version);
         assert!(p(&["--help"]).unwrap().help);
         assert!(p(&["-w4"]).unwrap().workers == Some(4));
+        let a = p(&["-s", "reload", "--wait", "5"]).unwrap();
+        assert_eq!(a.signal, Some(Action::Reload));
+        assert_eq!(a.wait, Some(Duration::from_secs(5)));
     }
 
     #[test]
@@ -143,6 +172,8 @@ mod tests {
             &["--log-target", "file"],
             &["-c"],
             &["stray"],
+            &["-s", "restart"],
+            &["--wait", "0"],
         ] {
             assert!(p(bad).is_err(), "{bad:?}");
         }

@@ -64,6 +64,8 @@ pub struct Config {
     pub drain_idle_grace: Duration,
     pub max_request_header_bytes: usize,
     pub max_request_body_bytes: u64,
+    /// A worker drains and is replaced after this many requests (0: never).
+    pub max_requests_per_worker: u64,
     pub pid_file: Option<PathBuf>,
     pub response: ResponseSpec,
     pub log: LogConfig,
@@ -84,6 +86,7 @@ impl Default for Config {
             drain_idle_grace: Duration::from_secs(1),
             max_request_header_bytes: 8192,
             max_request_body_bytes: 1024 * 1024,
+            max_requests_per_worker: 0,
             pid_file: None,
             response: ResponseSpec {
                 status: 200,
@@ -172,6 +175,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
     set(
         &mut c.max_request_body_bytes,
         raw.max_request_body_bytes.map(|n| n.0),
+    );
+    set(
+        &mut c.max_requests_per_worker,
+        raw.max_requests_per_worker.map(|n| n.0),
     );
     c.pid_file = raw.pid_file;
     if let Some(r) = raw.response {
@@ -305,6 +312,7 @@ struct RawConfig {
     drain_idle_grace: Option<Dur>,
     max_request_header_bytes: Option<Positive>,
     max_request_body_bytes: Option<Positive>,
+    max_requests_per_worker: Option<NonNegative>,
     pid_file: Option<PathBuf>,
     response: Option<RawResponse>,
     log: Option<RawLog>,
@@ -357,7 +365,7 @@ impl<'de> Deserialize<'de> for Workers {
         }
         let bad = || de::Error::custom("workers must be \"auto\" or an integer >= 1");
         match W::deserialize(d).map_err(|_: D::Error| bad())? {
-            W::N(n) if n >= 1 && n <= 4096 => Ok(Workers(n as usize)),
+            W::N(n) if (1..=4096).contains(&n) => Ok(Workers(n as usize)),
             W::S(s) if s == "auto" => Ok(Workers(cpu_count())),
             _ => Err(bad()),
         }
@@ -377,6 +385,18 @@ impl<'de> Deserialize<'de> for Positive {
             )));
         }
         Ok(Positive(n as u64))
+    }
+}
+
+/// An integer >= 0 (0 meaning "no limit").
+struct NonNegative(u64);
+
+impl<'de> Deserialize<'de> for NonNegative {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        u64::try_from(n).map(NonNegative).map_err(|_| {
+            de::Error::custom(format!("{n} is negative: expected 0 (no limit) or more"))
+        })
     }
 }
 
@@ -548,6 +568,7 @@ header_timeout = "3s"
 drain_idle_grace = "1h"
 max_request_header_bytes = 100
 max_request_body_bytes = 200
+max_requests_per_worker = 1000
 pid_file = "/run/x.pid"
 [response]
 status = 404
@@ -574,6 +595,7 @@ syslog_socket = "/tmp/log.sock"
         assert_eq!(c.drain_idle_grace, Duration::from_secs(3600));
         assert_eq!(c.max_request_header_bytes, 100);
         assert_eq!(c.max_request_body_bytes, 200);
+        assert_eq!(c.max_requests_per_worker, 1000);
         assert_eq!(c.pid_file, Some(PathBuf::from("/run/x.pid")));
         assert_eq!(c.response.status, 404);
         assert_eq!(c.response.body, b"nope");
@@ -588,7 +610,7 @@ syslog_socket = "/tmp/log.sock"
     fn unknown_key_names_file_line_and_key() {
         assert_eq!(
             error("workers = 2\n\nwokers = 3\n"),
-            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"pid_file\", \"response\", \"log\")"
+            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"pid_file\", \"response\", \"log\")"
         );
         assert!(
             error("[log]\nlevle = \"info\"\n").starts_with("test.toml:2:1: unknown key \"levle\"")

@@ -8,10 +8,14 @@ mod cli;
 mod config;
 /// One client connection: buffers, pipelining, keep-alive, deadlines.
 mod conn;
+/// `-s`: signal the running master, wait for reload/upgrade outcomes.
+mod control;
 /// Exit statuses, in one place.
 mod exitcode;
 /// Sans-IO request parsing; `Reject` → status.
 mod http;
+/// Worker → master messages over a pipe (ready, retiring).
+mod inbox;
 /// Bind listening sockets, adopt `LISTEN_FDS`.
 mod listener;
 /// syslog / stderr logging that survives fork and a missing socket.
@@ -27,6 +31,8 @@ mod signals;
 /// Every `unsafe` block: fork, signal actions, fd adoption.
 #[allow(unsafe_code)] // the one module allowed to; each block says why it is sound
 mod sys;
+/// USR2: exec the new binary with the listening sockets.
+mod upgrade;
 /// One worker after fork: epoll, accept, connections, draining.
 mod worker;
 
@@ -54,6 +60,9 @@ fn run() -> i32 {
     if args.version {
         return print(&format!("preforkd {}\n", env!("CARGO_PKG_VERSION")));
     }
+    if let Some(action) = args.signal {
+        return signal_master(action, &args);
+    }
     let config = match config::load(&args) {
         Ok(c) => c,
         Err(e) => {
@@ -68,7 +77,7 @@ fn run() -> i32 {
             .map_or("built-in defaults".to_owned(), |p| p.display().to_string());
         return print(&format!("preforkd: configuration {name} is ok\n"));
     }
-    match serve(config) {
+    match serve(config, args) {
         Ok(code) => code,
         Err(e) => {
             let message = format!("{e:#}");
@@ -82,8 +91,10 @@ fn run() -> i32 {
 /// Startup in the order that makes failures clean: logs, sockets, pid file
 /// (after bind, so it never names a master that could not listen), signal
 /// handlers, then the workers.
-fn serve(mut config: config::Config) -> anyhow::Result<i32> {
+fn serve(mut config: config::Config, args: cli::Args) -> anyhow::Result<i32> {
     log::init(&config.log);
+    let exec = upgrade::Exec::current()?;
+    let replaces = upgrade::old_master();
     let mut listeners = listener::inherited()?;
     if listeners.is_empty() || config.listen_given {
         let missing: Vec<_> = config
@@ -106,8 +117,32 @@ fn serve(mut config: config::Config) -> anyhow::Result<i32> {
         None => None,
     };
     let signals = signals::Signals::install().context("installing signal handlers")?;
-    let mut master = master::Master::new(config, listeners, signals, pid_file);
+    let inbox = inbox::Inbox::new().context("creating the worker pipe")?;
+    let mut master = master::Master::new(master::Startup {
+        args,
+        config,
+        listeners,
+        signals,
+        inbox,
+        pid_file,
+        exec,
+        replaces,
+    });
     Ok(master.run())
+}
+
+/// `-s ACTION`: needs only the pid file, never the rest of the config.
+fn signal_master(action: control::Action, args: &cli::Args) -> i32 {
+    let wait = args.wait.unwrap_or(std::time::Duration::from_secs(30));
+    let result = control::find_pid_file(args.pid_file.as_deref(), args.config.as_deref())
+        .and_then(|pid_file| control::run(action, &pid_file, wait));
+    match result {
+        Ok(message) => print(&format!("preforkd: {message}\n")),
+        Err(e) => {
+            eprintln!("preforkd: {e:#}");
+            exitcode::FAILURE
+        }
+    }
 }
 
 fn print(text: &str) -> i32 {

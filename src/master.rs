@@ -8,14 +8,18 @@
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-use crate::config::Config;
-use crate::listener::Listener;
+use crate::cli::Args;
+use crate::config::{self, Config};
+use crate::control::{self, State};
+use crate::inbox::{Inbox, Message};
+use crate::listener::{self, Listener};
 use crate::pidfile::PidFile;
 use crate::signals::{Command, Signals};
+use crate::upgrade::{self, Exec};
 use crate::{exitcode, sys, worker};
 
 /// A worker that dies younger than this crashed (it did not get to serve).
@@ -34,7 +38,11 @@ struct WorkerProc {
     slot: usize,
     pid: Pid,
     started: Instant,
-    /// Told to drain (QUIT); it no longer fills its slot.
+    /// Which configuration it runs: bumped by every reload.
+    generation: u64,
+    /// It said it accepts (through the inbox).
+    ready: bool,
+    /// Draining (told to, or on its own); it no longer fills its slot.
     retiring: bool,
 }
 
@@ -51,48 +59,84 @@ enum Phase {
 }
 
 pub struct Master {
+    /// The command line, re-applied over the file on reload.
+    args: Args,
     config: Config,
     listeners: Vec<Listener>,
     signals: Option<Signals>,
+    inbox: Option<Inbox>,
     pid_file: Option<PidFile>,
+    /// What `-s` reads; published only when there is a pid file.
+    state: State,
+    exec: Exec,
     workers: Vec<WorkerProc>,
+    generation: u64,
     /// How many workers should run (config, changed by TTIN/TTOU/WINCH).
     target: usize,
     backoff: Backoff,
     phase: Phase,
     pid: Pid,
+    /// A reload waits for its new workers before it counts as done.
+    reload_pending: bool,
+    /// The new master started by USR2, until it takes over or fails.
+    upgrade: Option<Pid>,
+    /// The master we replace (USR2), to QUIT once our workers serve.
+    replaces: Option<Pid>,
+}
+
+/// What the master starts with.
+pub struct Startup {
+    pub args: Args,
+    pub config: Config,
+    pub listeners: Vec<Listener>,
+    pub signals: Signals,
+    pub inbox: Inbox,
+    pub pid_file: Option<PidFile>,
+    pub exec: Exec,
+    pub replaces: Option<Pid>,
 }
 
 impl Master {
-    pub fn new(
-        config: Config,
-        listeners: Vec<Listener>,
-        signals: Signals,
-        pid_file: Option<PidFile>,
-    ) -> Self {
+    pub fn new(s: Startup) -> Self {
+        let pid = nix::unistd::getpid();
         Master {
-            target: config.workers,
-            config,
-            listeners,
-            signals: Some(signals),
-            pid_file,
+            target: s.config.workers,
+            args: s.args,
+            config: s.config,
+            listeners: s.listeners,
+            signals: Some(s.signals),
+            inbox: Some(s.inbox),
+            pid_file: s.pid_file,
+            state: State {
+                pid: pid.as_raw() as u32,
+                reloads: 0,
+                reload: "none".into(),
+                upgrade: "none".into(),
+            },
+            exec: s.exec,
             workers: Vec::new(),
+            generation: 1,
             backoff: Backoff::default(),
             phase: Phase::Running,
-            pid: nix::unistd::getpid(),
+            pid,
+            reload_pending: false,
+            upgrade: None,
+            replaces: s.replaces,
         }
     }
 
     /// Runs until stopped; returns the exit status.
     pub fn run(&mut self) -> i32 {
-        let addrs: Vec<String> = self.listeners.iter().map(|l| l.addr.to_string()).collect();
         log::info!(
             "master started version={} pid={} listen={} workers={}",
             env!("CARGO_PKG_VERSION"),
             self.pid,
-            addrs.join(","),
+            self.listen_list(),
             self.target
         );
+        if self.replaces.is_none() {
+            self.publish();
+        }
         self.maintain_worker_count(Instant::now());
         log::info!(
             "master ready pid={} workers={}",
@@ -102,6 +146,7 @@ impl Master {
         loop {
             let now = Instant::now();
             self.reap_children(now);
+            self.read_inbox();
             while let Some(command) = self.signals.as_mut().and_then(Signals::next_command) {
                 self.handle(command, now);
             }
@@ -114,39 +159,64 @@ impl Master {
                 .next_deadline(now)
                 .saturating_duration_since(Instant::now());
             if let Some(s) = &self.signals {
-                s.sleep(sleep);
+                s.sleep(sleep, self.inbox.as_ref().map(Inbox::fd));
             }
         }
         log::info!("master exiting pid={}", self.pid);
         if let Some(p) = &self.pid_file {
             p.remove();
+            let state = control::state_path(p.path_original());
+            if State::read(&state).is_some_and(|s| s.pid == self.state.pid) {
+                let _ = std::fs::remove_file(state);
+            }
         }
         exitcode::OK
+    }
+
+    fn listen_list(&self) -> String {
+        let addrs: Vec<String> = self.listeners.iter().map(|l| l.addr.to_string()).collect();
+        addrs.join(",")
+    }
+
+    /// Writes the state file `-s` reads, if there is a pid file.
+    fn publish(&self) {
+        if let Some(p) = &self.pid_file {
+            if let Err(e) = self.state.write(&control::state_path(p.path_original())) {
+                log::warn!("cannot write state file: {e}");
+            }
+        }
     }
 
     /// Reaps every exited child: `waitpid(-1, WNOHANG)` until none is left.
     fn reap_children(&mut self, now: Instant) {
         loop {
-            let (pid, how) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::Exited(pid, code)) => (pid, format!("exited status={code}")),
+            let (pid, how, clean) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    (pid, format!("exited status={code}"), code == 0)
+                }
                 Ok(WaitStatus::Signaled(pid, sig, _)) => {
-                    (pid, format!("killed signal={}", sig.as_str()))
+                    (pid, format!("killed signal={}", sig.as_str()), false)
                 }
                 Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return,
-                Ok(_) => continue,
-                Err(Errno::EINTR) => continue,
+                Ok(_) | Err(Errno::EINTR) => continue,
                 Err(e) => {
                     log::error!("waitpid failed: {e}");
                     return;
                 }
             };
+            if self.upgrade == Some(pid) {
+                self.upgrade_failed(&format!("new master pid={pid} {how}"));
+                continue;
+            }
             let Some(i) = self.workers.iter().position(|w| w.pid == pid) else {
                 log::info!("child pid={pid} {how}");
                 continue;
             };
             let w = self.workers.swap_remove(i);
             let lifetime = now.saturating_duration_since(w.started);
-            let crashed = self.phase == Phase::Running && !w.retiring && lifetime < CRASH_LIFETIME;
+            // A worker that leaves on its own with status 0 was recycled, not crashed.
+            let crashed =
+                self.phase == Phase::Running && !w.retiring && !clean && lifetime < CRASH_LIFETIME;
             if crashed {
                 let delay = self.backoff.record_crash(now);
                 log::error!(
@@ -161,33 +231,153 @@ impl Master {
         }
     }
 
+    fn read_inbox(&mut self) {
+        let Some(inbox) = &self.inbox else { return };
+        for message in inbox.drain() {
+            let (pid, ready) = match message {
+                Message::Ready(pid) => (pid, true),
+                Message::Retiring(pid) => (pid, false),
+            };
+            if let Some(w) = self
+                .workers
+                .iter_mut()
+                .find(|w| w.pid.as_raw() as u32 == pid)
+            {
+                if ready {
+                    w.ready = true;
+                } else if !w.retiring {
+                    log::info!("worker={} pid={pid} retiring on its own", w.slot);
+                    w.retiring = true;
+                }
+            }
+        }
+    }
+
     fn handle(&mut self, command: Command, now: Instant) {
         log::info!("master command={}", command.name());
         match command {
             Command::FastStop => self.begin_stop(false, now),
             Command::GracefulStop => self.begin_stop(true, now),
-            Command::StopWorkers => {
-                self.target = 0;
-            }
-            Command::AddWorker => {
-                if self.phase == Phase::Running {
-                    self.target += 1;
-                }
-            }
-            Command::RemoveWorker => {
-                self.target = self.target.saturating_sub(1).max(1);
-            }
+            Command::Reload => self.reload(),
+            Command::Upgrade => self.start_upgrade(),
+            Command::StopWorkers => self.target = 0,
+            Command::AddWorker => self.target += 1,
+            Command::RemoveWorker => self.target = self.target.saturating_sub(1).max(1),
             Command::ReopenLogs => {
                 crate::log::reopen();
                 self.signal_each_worker(Signal::SIGUSR1);
             }
-            Command::Reload | Command::Upgrade => {
-                log::warn!(
-                    "master command={} is not supported by this version; ignored",
-                    command.name()
+        }
+    }
+
+    /// HUP: validate the whole config first; on error keep everything and
+    /// say why. Otherwise bind new addresses, start a new generation of
+    /// workers, and drain the old one once the new one runs
+    /// (`maintain_worker_count`).
+    fn reload(&mut self) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        self.state.reloads += 1;
+        match self.prepare_reload() {
+            Ok(()) => {
+                self.generation += 1;
+                self.target = self.config.workers;
+                self.reload_pending = true;
+                log::info!(
+                    "reload generation={} listen={} workers={}",
+                    self.generation,
+                    self.listen_list(),
+                    self.target
                 );
             }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                log::error!("reload failed: {reason}");
+                self.state.reload = format!("failed: {reason}");
+                self.publish();
+            }
         }
+    }
+
+    /// Loads the config and rebinds; changes nothing unless all of it works.
+    fn prepare_reload(&mut self) -> anyhow::Result<()> {
+        let mut config = config::load(&self.args)?;
+        if !config.listen_given {
+            // Sockets we were handed (systemd, upgrade) stay what we listen on.
+            config.listen = self.listeners.iter().map(|l| l.addr).collect();
+        }
+        let added: Vec<_> = config
+            .listen
+            .iter()
+            .filter(|a| !self.listeners.iter().any(|l| l.addr == **a))
+            .copied()
+            .collect();
+        let mut fresh = listener::bind_all(&added, config.backlog)?;
+        // Old workers keep their own copies of removed listeners until they
+        // drain; the master's copies go now, so new workers never get them.
+        let mut kept: Vec<Listener> = std::mem::take(&mut self.listeners)
+            .into_iter()
+            .filter(|l| config.listen.contains(&l.addr))
+            .collect();
+        kept.append(&mut fresh);
+        kept.sort_by_key(|l| config.listen.iter().position(|a| *a == l.addr));
+        self.listeners = kept;
+        crate::log::init(&config.log);
+        self.config = config;
+        Ok(())
+    }
+
+    /// USR2: start the new binary with our sockets; it QUITs us when it serves.
+    fn start_upgrade(&mut self) {
+        if self.phase != Phase::Running {
+            return;
+        }
+        if let Some(pid) = self.upgrade {
+            log::warn!("upgrade already in progress (new master pid={pid}); ignored");
+            return;
+        }
+        if let Some(p) = self.pid_file.as_mut() {
+            if let Err(e) = p.rename_to_oldbin() {
+                log::error!("upgrade failed: cannot rename the pid file: {e}");
+                return;
+            }
+        }
+        let blocked = Signals::set();
+        let mut old_mask = SigSet::empty();
+        let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut old_mask));
+        let result = upgrade::spawn_new_master(&self.exec, &self.listeners, self.pid);
+        let _ = old_mask.thread_set_mask();
+        match result {
+            Ok(pid) => {
+                log::info!(
+                    "upgrade started new master pid={pid} exe={}",
+                    self.exec.exe.display()
+                );
+                self.upgrade = Some(pid);
+                self.state.upgrade = format!("started new={pid}");
+                self.publish();
+            }
+            Err(e) => self.upgrade_failed(&format!("{e:#}")),
+        }
+    }
+
+    fn upgrade_failed(&mut self, why: &str) {
+        self.upgrade = None;
+        if self.phase != Phase::Running {
+            // The new master took over and we are draining: nothing to undo.
+            log::info!("{why}");
+            return;
+        }
+        log::error!("upgrade failed: {why}; the old master carries on");
+        if let Some(p) = self.pid_file.as_mut() {
+            let original = p.path_original().to_owned();
+            if let Err(e) = p.restore(&original) {
+                log::error!("cannot take the pid file back: {e:#}");
+            }
+        }
+        self.state.upgrade = format!("failed: {why}");
+        self.publish();
     }
 
     fn begin_stop(&mut self, graceful: bool, now: Instant) {
@@ -231,40 +421,71 @@ impl Master {
     }
 
     /// Spawns workers into empty slots (after any crash backoff), retires
-    /// workers above the target.
+    /// workers above the target, and drains older generations once the
+    /// current one is complete and accepting.
     fn maintain_worker_count(&mut self, now: Instant) {
         if self.phase != Phase::Running {
             return;
         }
         self.backoff.forget_if_healthy(&self.workers, now);
+        let (generation, target) = (self.generation, self.target);
         for w in self.workers.iter_mut() {
-            if !w.retiring && w.slot >= self.target {
-                w.retiring = true;
-                log::info!("worker={} pid={} retiring", w.slot, w.pid);
-                let _ = kill(w.pid, Signal::SIGQUIT);
+            if !w.retiring && w.generation == generation && w.slot >= target {
+                retire(w);
             }
         }
         for slot in 0..self.target {
-            if self.workers.iter().any(|w| w.slot == slot && !w.retiring) {
+            let filled = self
+                .workers
+                .iter()
+                .any(|w| w.slot == slot && w.generation == generation && !w.retiring);
+            if filled {
                 continue;
             }
             if !self.backoff.may_spawn(now) {
-                return;
+                break;
             }
             self.spawn_worker(slot, now);
+        }
+        let complete = (0..target).all(|slot| {
+            self.workers
+                .iter()
+                .any(|w| w.slot == slot && w.generation == generation && !w.retiring && w.ready)
+        });
+        if complete {
+            self.on_generation_ready();
+        }
+    }
+
+    /// The current generation serves: old workers drain, a pending reload
+    /// is done, and a master we replace is told to go.
+    fn on_generation_ready(&mut self) {
+        let generation = self.generation;
+        for w in self.workers.iter_mut() {
+            if !w.retiring && w.generation < generation {
+                retire(w);
+            }
+        }
+        if self.reload_pending {
+            self.reload_pending = false;
+            log::info!("reload done generation={generation}");
+            self.state.reload = "ok".into();
+            self.publish();
+        }
+        if let Some(old) = self.replaces.take() {
+            log::info!("upgrade: telling old master pid={old} to drain");
+            let _ = kill(old, Signal::SIGQUIT);
+            self.state.upgrade = format!("from={old}");
+            self.publish();
         }
     }
 
     fn spawn_worker(&mut self, slot: usize, now: Instant) {
         let blocked = Signals::set();
-        let mut old_mask = nix::sys::signal::SigSet::empty();
+        let mut old_mask = SigSet::empty();
         // Block our signals so that none is handled in the child before it
         // replaces the master's handlers with its own.
-        if let Err(e) = nix::sys::signal::sigprocmask(
-            nix::sys::signal::SigmaskHow::SIG_BLOCK,
-            Some(&blocked),
-            Some(&mut old_mask),
-        ) {
+        if let Err(e) = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut old_mask)) {
             log::error!("sigprocmask failed: {e}");
             return;
         }
@@ -274,17 +495,23 @@ impl Master {
                 s.forget_in_child();
             }
             crate::log::reinit_after_fork();
+            let inbox = self.inbox.take().map(Inbox::into_sender);
             let listeners = std::mem::take(&mut self.listeners);
-            worker::run(&self.config, listeners, master)
+            worker::run(&self.config, listeners, master, inbox)
         });
         let _ = old_mask.thread_set_mask();
         match result {
             Ok(pid) => {
-                log::info!("worker={slot} pid={pid} started");
+                log::info!(
+                    "worker={slot} pid={pid} started generation={}",
+                    self.generation
+                );
                 self.workers.push(WorkerProc {
                     slot,
                     pid,
                     started: now,
+                    generation: self.generation,
+                    ready: false,
                     retiring: false,
                 });
             }
@@ -335,13 +562,23 @@ impl Master {
         {
             next = next.min(kill_at);
         }
-        if self.phase == Phase::Running
-            && self.workers.iter().filter(|w| !w.retiring).count() < self.target
-        {
-            next = next.min(self.backoff.not_before.map_or(now, |t| t.max(now)));
+        if self.phase == Phase::Running {
+            next = next.min(self.backoff.not_before.map_or(next, |t| t.max(now)));
         }
         next
     }
+}
+
+/// Tells a worker to drain.
+fn retire(w: &mut WorkerProc) {
+    w.retiring = true;
+    log::info!(
+        "worker={} pid={} retiring generation={}",
+        w.slot,
+        w.pid,
+        w.generation
+    );
+    let _ = kill(w.pid, Signal::SIGQUIT);
 }
 
 /// Crash-loop protection: each consecutive crash doubles the wait before
@@ -412,6 +649,8 @@ mod tests {
             slot: 0,
             pid: Pid::from_raw(1),
             started: now + Duration::from_millis(500),
+            generation: 1,
+            ready: true,
             retiring: false,
         };
         b.forget_if_healthy(&[young], now + Duration::from_millis(900));

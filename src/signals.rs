@@ -5,7 +5,7 @@
 //!
 //! Acting on a command is the master's and the worker's job, not this file's.
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -125,10 +125,13 @@ impl Signals {
         None
     }
 
-    /// Sleeps until a signal comes or `timeout` passes.
-    pub fn sleep(&self, timeout: Duration) {
+    /// Sleeps until a signal comes, `also` is readable, or `timeout` passes.
+    pub fn sleep(&self, timeout: Duration, also: Option<BorrowedFd>) {
         let ms = timeout.as_millis().min(60_000) as u16;
-        let mut fds = [PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN)];
+        let mut fds = vec![PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN)];
+        if let Some(fd) = also {
+            fds.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
         let mut buf = [0u8; 64];
         while matches!(nix::unistd::read(&self.wake_rx, &mut buf), Ok(n) if n > 0) {}

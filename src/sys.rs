@@ -82,3 +82,41 @@ pub fn take_listen_fds(n: i32) -> std::io::Result<Vec<OwnedFd>> {
     }
     Ok(fds)
 }
+
+/// In a freshly forked child: places `fds` at 3, 4, … (without CLOEXEC),
+/// sets `LISTEN_FDS`/`LISTEN_PID` (this process's pid, which exec keeps)
+/// in `env`, and execs `exe`. Returns only if exec failed.
+pub fn exec_with_listen_fds(
+    exe: &std::ffi::CStr,
+    argv: &[std::ffi::CString],
+    mut env: Vec<std::ffi::CString>,
+    fds: &[RawFd],
+) -> nix::errno::Errno {
+    use nix::errno::Errno;
+    // First move every fd above the target range so that placing one at
+    // 3+i never overwrites another still to be placed.
+    let mut high = Vec::with_capacity(fds.len());
+    for &fd in fds {
+        // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor; no memory is touched.
+        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3 + fds.len() as i32) };
+        if new < 0 {
+            return Errno::last();
+        }
+        high.push(new);
+    }
+    for (i, &fd) in high.iter().enumerate() {
+        // SAFETY: dup2 onto 3+i: whatever was there is ours to replace (we
+        // are about to exec), and the copy it makes is not CLOEXEC.
+        if unsafe { libc::dup2(fd, 3 + i as i32) } < 0 {
+            return Errno::last();
+        }
+    }
+    let Ok(pid) = std::ffi::CString::new(format!("LISTEN_PID={}", std::process::id())) else {
+        return Errno::EINVAL;
+    };
+    env.push(pid);
+    match nix::unistd::execve(exe, argv, &env) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::conn::{Buffers, Conn, Ctx, Interest, Timeouts};
 use crate::exitcode;
 use crate::http::Limits;
+use crate::inbox::{Message, Sender};
 use crate::listener::Listener;
 use crate::response::{http_date, Responses};
 use crate::signals::WorkerSignals;
@@ -47,7 +48,7 @@ macro_rules! ctx {
 }
 
 /// Runs a worker until it is told to stop; returns its exit status.
-pub fn run(config: &Config, listeners: Vec<Listener>, master: Pid) -> i32 {
+pub fn run(config: &Config, listeners: Vec<Listener>, master: Pid, inbox: Option<Sender>) -> i32 {
     if let Err(e) = orphan_guard(master) {
         log::error!(
             "worker pid={} cannot watch its master: {e}",
@@ -67,7 +68,7 @@ pub fn run(config: &Config, listeners: Vec<Listener>, master: Pid) -> i32 {
     };
     // Signals were blocked around fork; ours are installed now.
     let _ = crate::signals::Signals::set().thread_unblock();
-    match Worker::new(config, listeners, &signals) {
+    match Worker::new(config, listeners, &signals, inbox) {
         Ok(mut w) => w.run(&signals),
         Err(e) => {
             log::error!("worker pid={} cannot start: {e}", std::process::id());
@@ -112,6 +113,10 @@ struct Worker {
     next_sweep: Instant,
     /// Set once draining: the time by which the worker exits anyway.
     drain_deadline: Option<Instant>,
+    /// Requests answered, against `max_requests` (0: no limit).
+    served: u64,
+    max_requests: u64,
+    inbox: Option<Sender>,
 }
 
 impl Worker {
@@ -119,6 +124,7 @@ impl Worker {
         config: &Config,
         listeners: Vec<Listener>,
         signals: &WorkerSignals,
+        inbox: Option<Sender>,
     ) -> nix::Result<Worker> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         epoll.add(
@@ -152,9 +158,13 @@ impl Worker {
             next_date: now,
             next_sweep: now + SWEEP_EVERY,
             drain_deadline: None,
+            served: 0,
+            max_requests: config.max_requests_per_worker,
+            inbox,
         };
         w.refresh_date();
         w.start_listening()?;
+        w.tell_master(Message::Ready(std::process::id()));
         Ok(w)
     }
 
@@ -189,6 +199,14 @@ impl Worker {
             if signals.quit.load(Ordering::SeqCst) && self.drain_deadline.is_none() {
                 self.start_drain();
             }
+            if self.max_requests > 0
+                && self.served >= self.max_requests
+                && self.drain_deadline.is_none()
+            {
+                // Recycle: the master starts our replacement as soon as it reads this.
+                self.tell_master(Message::Retiring(std::process::id()));
+                self.start_drain();
+            }
             if self.now >= self.next_sweep {
                 self.sweep();
             }
@@ -201,6 +219,12 @@ impl Worker {
                     return exitcode::OK;
                 }
             }
+        }
+    }
+
+    fn tell_master(&self, m: Message) {
+        if let Some(inbox) = &self.inbox {
+            inbox.send(m);
         }
     }
 
@@ -330,6 +354,7 @@ impl Worker {
             return;
         };
         let ctx = ctx!(self);
+        let before = entry.conn.requests;
         let interest = if entry.interest == Interest::Write
             && events.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP)
         {
@@ -341,6 +366,7 @@ impl Worker {
         } else {
             entry.conn.on_readable(&ctx, &mut self.bufs)
         };
+        self.served += entry.conn.requests - before;
         self.settle(index, entry, interest);
     }
 

@@ -1,4 +1,5 @@
 //! The default response, byte for byte, and a clean graceful stop.
+#![allow(clippy::unwrap_used)] // a test fails loudly on the first surprise
 mod common;
 
 use common::*;

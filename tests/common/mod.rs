@@ -4,6 +4,7 @@
 //! binds. Every wait has a deadline; `Drop` SIGKILLs the whole process group,
 //! so nothing outlives a failed test.
 #![allow(dead_code)] // each test binary uses its own part of the harness
+#![allow(clippy::unwrap_used)] // a test fails loudly on the first surprise
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -146,21 +147,7 @@ impl Server {
             c.arg("-c")
                 .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\"")
                 .arg(BIN);
-            let fd = l.as_raw_fd();
-            #[allow(unsafe_code)] // pre_exec is the only way to place a socket at fd 3
-            // SAFETY: between fork and exec only dup2 and fcntl run, both
-            // async-signal-safe; nothing allocates.
-            unsafe {
-                c.pre_exec(move || {
-                    if fd == 3 {
-                        let flags = libc::fcntl(3, libc::F_GETFD);
-                        libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
-                    } else if libc::dup2(fd, 3) < 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
+            pass_as_fd_3(&mut c, l.as_raw_fd());
             c
         } else {
             Command::new(BIN)
@@ -316,6 +303,28 @@ impl Drop for Server {
         let _ = killpg(self.pid(), Signal::SIGKILL);
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Makes `fd` the child's fd 3 (without CLOEXEC), as systemd passes sockets.
+#[allow(unsafe_code)] // pre_exec is the only way to place a socket at fd 3
+fn pass_as_fd_3(cmd: &mut Command, fd: i32) {
+    let place = move || {
+        if fd == 3 {
+            // SAFETY: fcntl on our own open fd; async-signal-safe.
+            let flags = unsafe { libc::fcntl(3, libc::F_GETFD) };
+            // SAFETY: as above; clears FD_CLOEXEC so that exec keeps it.
+            unsafe { libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) };
+        // SAFETY: dup2 is async-signal-safe; the copy at 3 is not CLOEXEC.
+        } else if unsafe { libc::dup2(fd, 3) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: between fork and exec the closure runs only dup2 and fcntl,
+    // both async-signal-safe; nothing allocates.
+    unsafe {
+        cmd.pre_exec(place);
     }
 }
 

@@ -1,0 +1,254 @@
+//! `preforkd -s reload|stop|quit|reopen|upgrade`: signal the master named in
+//! the pid file and, for reload and upgrade, wait for the outcome. The master
+//! publishes outcomes in a small state file beside its pid file
+//! (`<pid_file>.state`, `key=value` lines, rewritten atomically), which is
+//! how `-s` learns whether a reload worked and why not.
+//!
+//! Deciding when to reload or upgrade is the master's job, not this file's.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::pidfile;
+
+/// What `-s` can ask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Reload,
+    Stop,
+    Quit,
+    Reopen,
+    Upgrade,
+}
+
+impl std::str::FromStr for Action {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "reload" => Ok(Action::Reload),
+            "stop" => Ok(Action::Stop),
+            "quit" => Ok(Action::Quit),
+            "reopen" => Ok(Action::Reopen),
+            "upgrade" => Ok(Action::Upgrade),
+            _ => Err(()),
+        }
+    }
+}
+
+impl Action {
+    fn signal(self) -> Signal {
+        match self {
+            Action::Reload => Signal::SIGHUP,
+            Action::Stop => Signal::SIGTERM,
+            Action::Quit => Signal::SIGQUIT,
+            Action::Reopen => Signal::SIGUSR1,
+            Action::Upgrade => Signal::SIGUSR2,
+        }
+    }
+}
+
+/// The state file that goes with a pid file.
+pub fn state_path(pid_file: &Path) -> PathBuf {
+    let mut name = pid_file.file_name().unwrap_or_default().to_owned();
+    name.push(".state");
+    pid_file.with_file_name(name)
+}
+
+/// The master's published state: written whole each time.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct State {
+    pub pid: u32,
+    /// Reload requests handled so far (done or failed).
+    pub reloads: u64,
+    /// `ok` or `failed: reason` for the last one.
+    pub reload: String,
+    /// `none`, `started new=PID`, `failed: reason`, or `from=PID` in a master
+    /// that replaced another.
+    pub upgrade: String,
+}
+
+impl State {
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let text = format!(
+            "pid={}\nreloads={}\nreload={}\nupgrade={}\n",
+            self.pid, self.reloads, self.reload, self.upgrade
+        );
+        let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+
+    pub fn read(path: &Path) -> Option<State> {
+        let text = std::fs::read_to_string(path).ok()?;
+        let map: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+        Some(State {
+            pid: map.get("pid")?.parse().ok()?,
+            reloads: map.get("reloads")?.parse().ok()?,
+            reload: map.get("reload")?.to_string(),
+            upgrade: map.get("upgrade")?.to_string(),
+        })
+    }
+}
+
+/// The pid file `-s` uses: `-p`, else `pid_file` from the config file read
+/// loosely, so that a config broken elsewhere never stops `-s stop`.
+pub fn find_pid_file(explicit: Option<&Path>, config: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_owned());
+    }
+    let path = config
+        .map(Path::to_owned)
+        .or_else(|| Some(PathBuf::from(crate::config::DEFAULT_PATH)).filter(|p| p.exists()));
+    let Some(path) = path else {
+        bail!("no pid file: give -p PIDFILE or set pid_file in the config");
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    pid_file_key(&text).ok_or_else(|| {
+        anyhow!(
+            "no pid file: {} sets no pid_file; give -p PIDFILE",
+            path.display()
+        )
+    })
+}
+
+/// `pid_file = "..."` from config text, even if the rest does not parse.
+fn pid_file_key(text: &str) -> Option<PathBuf> {
+    if let Ok(table) = text.parse::<toml::Table>() {
+        return table.get("pid_file")?.as_str().map(PathBuf::from);
+    }
+    // Top-level keys come before the first [table].
+    text.lines()
+        .take_while(|l| !l.trim_start().starts_with('['))
+        .find_map(|l| {
+            let (k, v) = l.split_once('=')?;
+            (k.trim() == "pid_file").then(|| v.trim().trim_matches('"').trim_matches('\'').into())
+        })
+}
+
+/// A live preforkd master's pid from the pid file, or a clear error.
+fn live_master(pid_file: &Path) -> anyhow::Result<Pid> {
+    if !pid_file.exists() {
+        bail!(
+            "pid file {} does not exist: is preforkd running?",
+            pid_file.display()
+        );
+    }
+    let pid = pidfile::read(pid_file)
+        .ok_or_else(|| anyhow!("pid file {} holds no pid", pid_file.display()))?;
+    if !is_preforkd(pid) {
+        bail!(
+            "pid file {} names pid {pid}, which is not a running preforkd (stale pid file?)",
+            pid_file.display()
+        );
+    }
+    Ok(Pid::from_raw(pid as i32))
+}
+
+fn is_preforkd(pid: u32) -> bool {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    let state_ok = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
+        })
+        .unwrap_or(false);
+    comm.trim() == "preforkd" && state_ok
+}
+
+/// Runs `-s ACTION`; the returned text is printed on success.
+pub fn run(action: Action, pid_file: &Path, wait: Duration) -> anyhow::Result<String> {
+    let pid = live_master(pid_file)?;
+    let state_file = state_path(pid_file);
+    let before = State::read(&state_file).filter(|s| s.pid == pid.as_raw() as u32);
+    kill(pid, action.signal()).with_context(|| format!("cannot signal pid {pid}"))?;
+    let deadline = Instant::now() + wait;
+    match action {
+        Action::Reload => {
+            let seen = before.map_or(0, |s| s.reloads);
+            let state = poll(deadline, "the reload", || {
+                State::read(&state_file)
+                    .filter(|s| s.pid == pid.as_raw() as u32 && s.reloads > seen)
+            })?;
+            match state.reload.strip_prefix("failed: ") {
+                None => Ok(format!(
+                    "reloaded: master pid {pid} serves with the new configuration"
+                )),
+                Some(reason) => bail!("reload failed: {reason}"),
+            }
+        }
+        Action::Upgrade => {
+            let old = pid.as_raw() as u32;
+            let state = poll(deadline, "the upgrade", || {
+                let s = State::read(&state_file)?;
+                let done = s.pid != old && s.upgrade == format!("from={old}");
+                let failed = s.pid == old && s.upgrade.starts_with("failed");
+                (done || failed).then_some(s)
+            })?;
+            match state.upgrade.strip_prefix("failed: ") {
+                None => Ok(format!(
+                    "upgraded: new master pid {} serves; old master {old} drains",
+                    state.pid
+                )),
+                Some(reason) => bail!("upgrade failed: {reason}"),
+            }
+        }
+        _ => Ok(format!(
+            "sent SIG{} to master pid {pid}",
+            action.signal().as_str().trim_start_matches("SIG")
+        )),
+    }
+}
+
+fn poll<T>(deadline: Instant, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {
+    loop {
+        if let Some(v) = f() {
+            return Ok(v);
+        }
+        if Instant::now() >= deadline {
+            bail!("timed out waiting for {what} (see the log)");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_file_from_broken_config() {
+        assert_eq!(
+            pid_file_key("pid_file = \"/run/p.pid\"\nworkers = [\n"),
+            Some("/run/p.pid".into())
+        );
+        assert_eq!(
+            pid_file_key("pid_file = \"/run/p.pid\"\n"),
+            Some("/run/p.pid".into())
+        );
+        assert_eq!(pid_file_key("workers = 1\n"), None);
+    }
+
+    #[test]
+    fn state_round_trip() {
+        let dir = std::env::temp_dir().join(format!("preforkd-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = state_path(&dir.join("p.pid"));
+        assert!(path.ends_with("p.pid.state"));
+        let s = State {
+            pid: 7,
+            reloads: 2,
+            reload: "failed: x.toml:1:1: bad".into(),
+            upgrade: "none".into(),
+        };
+        s.write(&path).unwrap();
+        assert_eq!(State::read(&path), Some(s));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

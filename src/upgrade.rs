@@ -1,0 +1,87 @@
+//! USR2: start the binary now at the path we were started from, handing it
+//! the listening sockets the systemd way (fds from 3, `LISTEN_FDS`,
+//! `LISTEN_PID`, `LISTEN_FDNAMES`), so that socket activation and upgrade are
+//! one code path. `PREFORKD_UPGRADE_FROM` tells the new master whom to QUIT
+//! once its workers serve. When to upgrade and what to do with the pid file
+//! is the master's decision.
+
+use std::ffi::{CString, OsString};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use nix::unistd::Pid;
+
+use crate::listener::Listener;
+use crate::sys;
+
+/// Names the old master's pid in the new master's environment.
+pub const FROM_VAR: &str = "PREFORKD_UPGRADE_FROM";
+
+/// How this process was started, recorded at startup: later, /proc/self/exe
+/// names the old (possibly deleted) inode, not the file now at that path.
+#[derive(Clone, Debug)]
+pub struct Exec {
+    pub exe: PathBuf,
+    pub argv: Vec<OsString>,
+}
+
+impl Exec {
+    pub fn current() -> anyhow::Result<Exec> {
+        let argv: Vec<OsString> = std::env::args_os().collect();
+        let exe = std::env::current_exe().context("locating our own executable")?;
+        Ok(Exec { exe, argv })
+    }
+}
+
+/// Forks and execs the new master; returns its pid.
+pub fn spawn_new_master(exec: &Exec, listeners: &[Listener], old: Pid) -> anyhow::Result<Pid> {
+    let cstr = |s: &[u8]| CString::new(s).context("NUL byte in an argument or variable");
+    let exe = cstr(exec.exe.as_os_str().as_bytes())?;
+    let argv = exec
+        .argv
+        .iter()
+        .map(|a| cstr(a.as_bytes()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut env = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        let k = k.as_bytes();
+        if k.starts_with(b"LISTEN_") || k == FROM_VAR.as_bytes() {
+            continue;
+        }
+        env.push(cstr(&[k, b"=", v.as_bytes()].concat())?);
+    }
+    // Names may not hold ':' (the separator), so "127.0.0.1:80" → "127.0.0.1_80".
+    let names: Vec<String> = listeners
+        .iter()
+        .map(|l| l.addr.to_string().replace(':', "_"))
+        .collect();
+    env.push(cstr(format!("LISTEN_FDS={}", listeners.len()).as_bytes())?);
+    env.push(cstr(
+        format!("LISTEN_FDNAMES={}", names.join(":")).as_bytes(),
+    )?);
+    env.push(cstr(format!("{FROM_VAR}={old}").as_bytes())?);
+    let fds: Vec<i32> = listeners.iter().map(|l| l.socket.as_raw_fd()).collect();
+    let pid = sys::fork_worker(move || {
+        // Signals were blocked around fork; exec keeps the mask, so clear it.
+        let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+        let err = sys::exec_with_listen_fds(&exe, &argv, env, &fds);
+        eprintln!(
+            "preforkd: upgrade: cannot exec {}: {err}",
+            exe.to_string_lossy()
+        );
+        127
+    })
+    .context("fork for the new master")?;
+    Ok(pid)
+}
+
+/// The old master to QUIT once we serve, if we are the result of an upgrade.
+pub fn old_master() -> Option<Pid> {
+    let v = std::env::var(FROM_VAR).ok()?;
+    std::env::remove_var(FROM_VAR);
+    let pid: i32 = v.parse().ok()?;
+    // Only our parent can be the master that started us.
+    (nix::unistd::getppid().as_raw() == pid).then(|| Pid::from_raw(pid))
+}
