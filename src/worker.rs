@@ -420,6 +420,13 @@ impl Worker {
     fn start_drain(&mut self) {
         log::info!("worker pid={} draining", std::process::id());
         self.stop_listening();
+        // A connection may have come in between our last epoll_wait and
+        // leaving the epoll set; the kernel woke us (EPOLLEXCLUSIVE) and
+        // not another worker, so take what is queued now or it waits for
+        // the next arrival. These get `Connection: close` like the rest.
+        for i in 0..self.listeners.len() {
+            self.accept(i);
+        }
         self.listeners.clear();
         self.drain_deadline = Some(self.now + self.shutdown_timeout);
         let ctx = ctx!(self);
