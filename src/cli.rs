@@ -11,8 +11,8 @@ use crate::control::Action;
 use crate::log::LogTarget;
 
 pub const USAGE: &str = "\
-usage: preforkd [-c FILE] [-l ADDR]... [-w N] [-p PIDFILE] [--log-target syslog|stderr|both] [-t] [-V] [-h]
-       preforkd -s reload|stop|quit|reopen|upgrade [-c FILE | -p PIDFILE] [--wait SECONDS]
+usage: preforkd [-c FILE] [-l ADDR]... [-w N] [-p PIDFILE] [--log-target syslog|stderr|both] [-d] [-t] [-V] [-h]
+       preforkd -s reload|stop|quit|reopen|upgrade|status [-c FILE | -p PIDFILE] [--wait SECONDS]
 
 A preforking HTTP/1.1 server: a master process binds the listening sockets
 and supervises N worker processes that serve one configured response.
@@ -24,11 +24,14 @@ options:
   -w, --workers N          number of worker processes (N >= 1)
   -p, --pid-file PATH      write the master's pid to PATH
       --log-target TARGET  syslog, stderr or both
+  -d, --daemon             detach; the command exits 0 once the server serves,
+                           1 with the error otherwise (needs a pid file)
   -t, --test-config        check the configuration and exit (0 ok, 1 error)
   -s, --signal ACTION      tell the running master (named by the pid file) to
                            reload, stop (fast), quit (graceful), reopen (logs)
-                           or upgrade (start the binary anew); reload and
-                           upgrade wait for the outcome and exit 1 if it failed
+                           or upgrade (start the binary anew), or print its
+                           status; reload and upgrade wait for the outcome
+                           and exit 1 if it failed
       --wait SECONDS       how long -s reload/upgrade wait (default 30)
   -V, --version            print the version and exit
   -h, --help               print this help and exit
@@ -48,6 +51,7 @@ pub struct Args {
     pub log_target: Option<LogTarget>,
     pub test_config: bool,
     pub signal: Option<Action>,
+    pub daemon: bool,
     pub wait: Option<Duration>,
     pub version: bool,
     pub help: bool,
@@ -91,10 +95,11 @@ where
                 })?);
             }
             Short('t') | Long("test-config") => args.test_config = true,
+            Short('d') | Long("daemon") => args.daemon = true,
             Short('s') | Long("signal") => {
                 let v = string(&mut parser)?;
                 args.signal = Some(v.parse().map_err(|()| {
-                    format!("invalid signal action '{v}': expected reload, stop, quit, reopen or upgrade")
+                    format!("invalid signal action '{v}': expected reload, stop, quit, reopen, upgrade or status")
                 })?);
             }
             Long("wait") => {

@@ -16,6 +16,15 @@ use crate::cli::Args;
 use crate::log::{LogConfig, LogTarget};
 use crate::response::ResponseSpec;
 
+/// Who the workers run as: `user` (with its supplementary groups) and
+/// `group`, resolved when the config is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub name: Option<String>,
+    pub uid: Option<nix::unistd::Uid>,
+    pub gid: nix::unistd::Gid,
+}
+
 /// Read when no `-c` is given, if it exists.
 pub const DEFAULT_PATH: &str = "/etc/preforkd/preforkd.toml";
 
@@ -67,6 +76,10 @@ pub struct Config {
     /// A worker drains and is replaced after this many requests (0: never).
     pub max_requests_per_worker: u64,
     pub pid_file: Option<PathBuf>,
+    /// A worker whose heartbeat is older than this is killed and replaced.
+    pub worker_timeout: Duration,
+    /// Who workers run as, when the master starts as root.
+    pub user: Option<Credentials>,
     pub response: ResponseSpec,
     pub log: LogConfig,
 }
@@ -88,6 +101,8 @@ impl Default for Config {
             max_request_body_bytes: 1024 * 1024,
             max_requests_per_worker: 0,
             pid_file: None,
+            worker_timeout: Duration::from_secs(30),
+            user: None,
             response: ResponseSpec {
                 status: 200,
                 content_type: "text/plain; charset=utf-8".into(),
@@ -181,6 +196,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
         raw.max_requests_per_worker.map(|n| n.0),
     );
     c.pid_file = raw.pid_file;
+    set(&mut c.worker_timeout, raw.worker_timeout.map(|d| d.0));
+    c.user =
+        credentials(raw.user, raw.group).map_err(|(span, m)| span_error(text, path, span, m))?;
     if let Some(r) = raw.response {
         if let Some(s) = r.status {
             c.response.status = s.0;
@@ -226,6 +244,43 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
         set(&mut c.log.syslog_socket, l.syslog_socket);
     }
     Ok(c)
+}
+
+/// Resolves `user` and `group` to ids now, so that `-t` rejects names that
+/// do not exist and workers need no lookups after fork.
+fn credentials(
+    user: Option<toml::Spanned<String>>,
+    group: Option<toml::Spanned<String>>,
+) -> Result<Option<Credentials>, (std::ops::Range<usize>, String)> {
+    use nix::unistd::{Group, User};
+    let group_id = match &group {
+        Some(g) => match Group::from_name(g.get_ref()) {
+            Ok(Some(found)) => Some(found.gid),
+            _ => {
+                return Err((
+                    g.span(),
+                    format!("group: no group named \"{}\"", g.get_ref()),
+                ))
+            }
+        },
+        None => None,
+    };
+    match user {
+        Some(u) => match User::from_name(u.get_ref()) {
+            Ok(Some(found)) => Ok(Some(Credentials {
+                name: Some(found.name),
+                uid: Some(found.uid),
+                // group defaults to the user's primary group.
+                gid: group_id.unwrap_or(found.gid),
+            })),
+            _ => Err((u.span(), format!("user: no user named \"{}\"", u.get_ref()))),
+        },
+        None => Ok(group_id.map(|gid| Credentials {
+            name: None,
+            uid: None,
+            gid,
+        })),
+    }
 }
 
 fn set<T>(slot: &mut T, value: Option<T>) {
@@ -314,6 +369,9 @@ struct RawConfig {
     max_request_body_bytes: Option<Positive>,
     max_requests_per_worker: Option<NonNegative>,
     pid_file: Option<PathBuf>,
+    worker_timeout: Option<Dur>,
+    user: Option<toml::Spanned<String>>,
+    group: Option<toml::Spanned<String>>,
     response: Option<RawResponse>,
     log: Option<RawLog>,
 }
@@ -570,6 +628,9 @@ max_request_header_bytes = 100
 max_request_body_bytes = 200
 max_requests_per_worker = 1000
 pid_file = "/run/x.pid"
+worker_timeout = "2s"
+user = "root"
+group = "root"
 [response]
 status = 404
 body = "nope"
@@ -596,6 +657,10 @@ syslog_socket = "/tmp/log.sock"
         assert_eq!(c.max_request_header_bytes, 100);
         assert_eq!(c.max_request_body_bytes, 200);
         assert_eq!(c.max_requests_per_worker, 1000);
+        assert_eq!(c.worker_timeout, Duration::from_secs(2));
+        let user = c.user.as_ref().unwrap();
+        assert_eq!(user.uid, Some(nix::unistd::Uid::from_raw(0)));
+        assert_eq!(user.gid, nix::unistd::Gid::from_raw(0));
         assert_eq!(c.pid_file, Some(PathBuf::from("/run/x.pid")));
         assert_eq!(c.response.status, 404);
         assert_eq!(c.response.body, b"nope");
@@ -610,7 +675,7 @@ syslog_socket = "/tmp/log.sock"
     fn unknown_key_names_file_line_and_key() {
         assert_eq!(
             error("workers = 2\n\nwokers = 3\n"),
-            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"pid_file\", \"response\", \"log\")"
+            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"log\")"
         );
         assert!(
             error("[log]\nlevle = \"info\"\n").starts_with("test.toml:2:1: unknown key \"levle\"")
@@ -645,6 +710,13 @@ syslog_socket = "/tmp/log.sock"
             e.starts_with("test.toml:3:13: response.body and response.body_file"),
             "{e}"
         );
+        let e = error("user = \"no-such-user-here\"\n");
+        assert!(
+            e.starts_with("test.toml:1:8: user: no user named \"no-such-user-here\""),
+            "{e}"
+        );
+        let e = error("group = \"no-such-group-here\"\n");
+        assert!(e.starts_with("test.toml:1:9: group: no group"), "{e}");
         let e = error("[log]\ntarget = \"file\"\n");
         assert!(e.starts_with("test.toml:2:10: log.target"), "{e}");
     }

@@ -10,6 +10,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+
 use anyhow::{anyhow, bail, Context};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -24,6 +28,7 @@ pub enum Action {
     Quit,
     Reopen,
     Upgrade,
+    Status,
 }
 
 impl std::str::FromStr for Action {
@@ -35,19 +40,22 @@ impl std::str::FromStr for Action {
             "quit" => Ok(Action::Quit),
             "reopen" => Ok(Action::Reopen),
             "upgrade" => Ok(Action::Upgrade),
+            "status" => Ok(Action::Status),
             _ => Err(()),
         }
     }
 }
 
 impl Action {
-    fn signal(self) -> Signal {
+    /// The signal it sends; `status` asks over the status socket instead.
+    fn signal(self) -> Option<Signal> {
         match self {
-            Action::Reload => Signal::SIGHUP,
-            Action::Stop => Signal::SIGTERM,
-            Action::Quit => Signal::SIGQUIT,
-            Action::Reopen => Signal::SIGUSR1,
-            Action::Upgrade => Signal::SIGUSR2,
+            Action::Reload => Some(Signal::SIGHUP),
+            Action::Stop => Some(Signal::SIGTERM),
+            Action::Quit => Some(Signal::SIGQUIT),
+            Action::Reopen => Some(Signal::SIGUSR1),
+            Action::Upgrade => Some(Signal::SIGUSR2),
+            Action::Status => None,
         }
     }
 }
@@ -164,10 +172,13 @@ fn is_preforkd(pid: u32) -> bool {
 
 /// Runs `-s ACTION`; the returned text is printed on success.
 pub fn run(action: Action, pid_file: &Path, wait: Duration) -> anyhow::Result<String> {
+    let Some(signal) = action.signal() else {
+        return status(pid_file);
+    };
     let pid = live_master(pid_file)?;
     let state_file = state_path(pid_file);
     let before = State::read(&state_file).filter(|s| s.pid == pid.as_raw() as u32);
-    kill(pid, action.signal()).with_context(|| format!("cannot signal pid {pid}"))?;
+    kill(pid, signal).with_context(|| format!("cannot signal pid {pid}"))?;
     let deadline = Instant::now() + wait;
     match action {
         Action::Reload => {
@@ -199,11 +210,65 @@ pub fn run(action: Action, pid_file: &Path, wait: Duration) -> anyhow::Result<St
                 Some(reason) => bail!("upgrade failed: {reason}"),
             }
         }
-        _ => Ok(format!(
-            "sent SIG{} to master pid {pid}",
-            action.signal().as_str().trim_start_matches("SIG")
-        )),
+        _ => Ok(format!("sent {} to master pid {pid}", signal.as_str())),
     }
+}
+
+/// The path of the master's status socket, beside the pid file.
+pub fn socket_path(pid_file: &Path) -> PathBuf {
+    let mut name = pid_file.file_name().unwrap_or_default().to_owned();
+    name.push(".sock");
+    pid_file.with_file_name(name)
+}
+
+/// The master's status socket: `-s status` connects, the master writes one
+/// report and closes. Non-blocking, so a client that connects and never
+/// reads cannot stall the master (the report fits in the socket buffer).
+pub struct StatusSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl StatusSocket {
+    pub fn bind(pid_file: &Path) -> std::io::Result<StatusSocket> {
+        let path = socket_path(pid_file);
+        // A socket file left by a master that died; ours replaces it.
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)?;
+        listener.set_nonblocking(true)?;
+        Ok(StatusSocket { listener, path })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.listener.as_fd()
+    }
+
+    /// Answers every waiting client with `report()`.
+    pub fn serve(&self, report: impl Fn() -> String) {
+        while let Ok((mut stream, _)) = self.listener.accept() {
+            let _ = stream.set_nonblocking(true);
+            let _ = stream.write_all(report().as_bytes());
+        }
+    }
+
+    /// Removes the socket file (on exit, if we own the pid file).
+    pub fn remove(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `-s status`: the running master's report.
+pub fn status(pid_file: &Path) -> anyhow::Result<String> {
+    live_master(pid_file)?;
+    let path = socket_path(pid_file);
+    let mut stream = UnixStream::connect(&path)
+        .with_context(|| format!("cannot connect to {}", path.display()))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut text = String::new();
+    stream
+        .read_to_string(&mut text)
+        .context("reading the status")?;
+    Ok(text)
 }
 
 fn poll<T>(deadline: Instant, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {

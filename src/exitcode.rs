@@ -10,3 +10,5 @@ pub const USAGE: i32 = 2;
 pub const SOFTWARE: i32 = 70;
 /// An operating system call failed where it must not (epoll, signals).
 pub const OSERR: i32 = 71;
+/// The configuration cannot be applied (privileges cannot be dropped).
+pub const CONFIG: i32 = 78;

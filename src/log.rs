@@ -125,29 +125,49 @@ impl Backend {
         }
     }
 
-    /// Sends to syslog, reconnecting and retrying once on failure.
+    /// Sends to syslog. A full socket buffer (ENOBUFS, EAGAIN) is retried
+    /// briefly; any other failure (the log daemon restarted: ECONNREFUSED,
+    /// ENOTCONN, EPIPE, ENOENT) reconnects and retries once.
     fn send(&mut self, level: log::Level, message: &str) -> bool {
-        for attempt in 0..2 {
-            if self.syslog.is_none() || attempt == 1 {
+        let mut reconnected = false;
+        let mut busy_retries = 0;
+        loop {
+            if self.syslog.is_none() {
                 self.connect();
             }
             let Some(s) = self.syslog.as_mut() else {
                 return false;
             };
-            let sent = match level {
+            let result = match level {
                 log::Level::Error => s.err(message),
                 log::Level::Warn => s.warning(message),
                 log::Level::Info => s.info(message),
                 log::Level::Debug | log::Level::Trace => s.debug(message),
             };
-            if sent.is_ok() {
-                return true;
+            let err = match result {
+                Ok(()) => return true,
+                Err(syslog::Error::Io(e) | syslog::Error::Write(e)) => e,
+                Err(syslog::Error::Initialization(_)) => return false,
+            };
+            let busy = err.raw_os_error() == Some(libc::ENOBUFS)
+                || err.kind() == std::io::ErrorKind::WouldBlock;
+            if busy && busy_retries < BUSY_RETRIES {
+                busy_retries += 1;
+                std::thread::sleep(BUSY_PAUSE);
+                continue;
             }
             self.syslog = None;
+            if reconnected || busy {
+                return false;
+            }
+            reconnected = true;
         }
-        false
     }
 }
+
+/// How often, and how long apart, a send to a full syslog socket is retried.
+const BUSY_RETRIES: u32 = 3;
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(2);
 
 struct Logger(Mutex<Option<Backend>>);
 

@@ -10,6 +10,8 @@ mod config;
 mod conn;
 /// `-s`: signal the running master, wait for reload/upgrade outcomes.
 mod control;
+/// `-d`: detach, report startup success to the waiting parent.
+mod daemon;
 /// Exit statuses, in one place.
 mod exitcode;
 /// Sans-IO request parsing; `Reject` → status.
@@ -22,10 +24,14 @@ mod listener;
 mod log;
 /// Worker table, signals, reaping, respawn with backoff, shutdown.
 mod master;
+/// sd_notify: READY, RELOADING, STOPPING, MAINPID, STATUS, WATCHDOG.
+mod notify;
 /// The pid file: atomic write, removal only if ours.
 mod pidfile;
 /// Precomputed response bytes with an in-place `Date`.
 mod response;
+/// Shared-memory heartbeat and counters, one slot per worker.
+mod scoreboard;
 /// Signal queue (counters + self-pipe) and the worker's flags.
 mod signals;
 /// Every `unsafe` block: fork, signal actions, fd adoption.
@@ -88,37 +94,87 @@ fn run() -> i32 {
     }
 }
 
+/// Runs the master: detaches first with `-d`, and reports a startup
+/// failure to the waiting parent as well as to the log.
+fn serve(mut config: config::Config, mut args: cli::Args) -> anyhow::Result<i32> {
+    let mut reporter = None;
+    if args.daemon {
+        let Some(pid_file) = &config.pid_file else {
+            anyhow::bail!("-d needs a pid file: give -p PIDFILE or set pid_file");
+        };
+        // The daemon runs in /: keep what we will reopen reachable.
+        let cwd = std::env::current_dir().context("current directory")?;
+        config.pid_file = Some(cwd.join(pid_file));
+        args.config = config.path.as_ref().map(|p| cwd.join(p));
+        reporter = Some(daemon::detach()?);
+    }
+    match start(config, args, &mut reporter) {
+        Ok(mut master) => Ok(master.run()),
+        Err(e) => {
+            if let Some(r) = reporter.as_mut() {
+                r.failed(&format!("{e:#}"));
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Startup in the order that makes failures clean: logs, sockets, pid file
 /// (after bind, so it never names a master that could not listen), signal
-/// handlers, then the workers.
-fn serve(mut config: config::Config, args: cli::Args) -> anyhow::Result<i32> {
+/// handlers, the scoreboard; the master forks the workers when it runs.
+fn start(
+    mut config: config::Config,
+    args: cli::Args,
+    reporter: &mut Option<daemon::Reporter>,
+) -> anyhow::Result<master::Master> {
     log::init(&config.log);
     let exec = upgrade::Exec::current()?;
     let replaces = upgrade::old_master();
     let mut listeners = listener::inherited()?;
+    for l in &listeners {
+        if config.listen_given && !config.listen.contains(&l.addr) {
+            ::log::info!(
+                "serving inherited socket {} although the config does not list it",
+                l.addr
+            );
+        }
+    }
     if listeners.is_empty() || config.listen_given {
+        // Inherited sockets stand for the addresses they are bound to;
+        // bind only what the config names beyond them.
         let missing: Vec<_> = config
             .listen
             .iter()
             .filter(|a| !listeners.iter().any(|l| l.addr == **a))
             .copied()
             .collect();
-        if !listeners.is_empty() {
-            // Inherited sockets stand for the addresses they are bound to;
-            // bind only what the config names beyond them.
-            listeners.retain(|l| config.listen.contains(&l.addr));
-        }
         listeners.extend(listener::bind_all(&missing, config.backlog)?);
     } else {
+        // Socket activation with no listen configured: the inherited
+        // sockets are all we serve (the built-in default is not bound).
         config.listen = listeners.iter().map(|l| l.addr).collect();
+    }
+    if config.user.is_some() && !nix::unistd::geteuid().is_root() {
+        ::log::warn!(
+            "user/group are set but preforkd is not running as root: workers keep uid {}",
+            nix::unistd::geteuid()
+        );
     }
     let pid_file = match &config.pid_file {
         Some(path) => Some(pidfile::PidFile::write(path, std::process::id())?),
         None => None,
     };
+    let status_socket = match &pid_file {
+        Some(p) => Some(
+            control::StatusSocket::bind(p.path_original())
+                .context("binding the status socket beside the pid file")?,
+        ),
+        None => None,
+    };
     let signals = signals::Signals::install().context("installing signal handlers")?;
     let inbox = inbox::Inbox::new().context("creating the worker pipe")?;
-    let mut master = master::Master::new(master::Startup {
+    let board = sys::map_scoreboard(scoreboard::CAPACITY).context("mapping the scoreboard")?;
+    Ok(master::Master::new(master::Startup {
         args,
         config,
         listeners,
@@ -127,8 +183,10 @@ fn serve(mut config: config::Config, args: cli::Args) -> anyhow::Result<i32> {
         pid_file,
         exec,
         replaces,
-    });
-    Ok(master.run())
+        scoreboard: scoreboard::Scoreboard::new(board),
+        status_socket,
+        reporter: reporter.take(),
+    }))
 }
 
 /// `-s ACTION`: needs only the pid file, never the rest of the config.
@@ -137,6 +195,8 @@ fn signal_master(action: control::Action, args: &cli::Args) -> i32 {
     let result = control::find_pid_file(args.pid_file.as_deref(), args.config.as_deref())
         .and_then(|pid_file| control::run(action, &pid_file, wait));
     match result {
+        // The status report is output, not a message about the command.
+        Ok(report) if action == control::Action::Status => print(&report),
         Ok(message) => print(&format!("preforkd: {message}\n")),
         Err(e) => {
             eprintln!("preforkd: {e:#}");

@@ -5,6 +5,7 @@
 //!
 //! HTTP and client sockets are the workers'; `unsafe` is `sys.rs`'s.
 
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -14,10 +15,13 @@ use nix::unistd::Pid;
 
 use crate::cli::Args;
 use crate::config::{self, Config};
-use crate::control::{self, State};
+use crate::control::{self, State, StatusSocket};
+use crate::daemon::Reporter;
 use crate::inbox::{Inbox, Message};
 use crate::listener::{self, Listener};
+use crate::notify::{self, Watchdog};
 use crate::pidfile::PidFile;
+use crate::scoreboard::{self, Scoreboard, WorkerState};
 use crate::signals::{Command, Signals};
 use crate::upgrade::{self, Exec};
 use crate::{exitcode, sys, worker};
@@ -44,6 +48,10 @@ struct WorkerProc {
     ready: bool,
     /// Draining (told to, or on its own); it no longer fills its slot.
     retiring: bool,
+    /// Its scoreboard slot.
+    board: usize,
+    /// SIGKILLed by the watchdog; waiting to be reaped.
+    killed: bool,
 }
 
 /// Where the master is in its life.
@@ -82,6 +90,16 @@ pub struct Master {
     upgrade: Option<Pid>,
     /// The master we replace (USR2), to QUIT once our workers serve.
     replaces: Option<Pid>,
+    scoreboard: Scoreboard,
+    status_socket: Option<StatusSocket>,
+    watchdog: Watchdog,
+    /// `-d`: the waiting parent, told once the first workers serve.
+    reporter: Option<Reporter>,
+    /// READY=1 was sent (and `-d` answered) for the first generation.
+    announced: bool,
+    started: Instant,
+    /// The last error worth showing in STATUS= and `-s status`.
+    last_error: String,
 }
 
 /// What the master starts with.
@@ -94,6 +112,9 @@ pub struct Startup {
     pub pid_file: Option<PidFile>,
     pub exec: Exec,
     pub replaces: Option<Pid>,
+    pub scoreboard: Scoreboard,
+    pub status_socket: Option<StatusSocket>,
+    pub reporter: Option<Reporter>,
 }
 
 impl Master {
@@ -122,6 +143,13 @@ impl Master {
             reload_pending: false,
             upgrade: None,
             replaces: s.replaces,
+            scoreboard: s.scoreboard,
+            status_socket: s.status_socket,
+            watchdog: Watchdog::from_env(Instant::now()),
+            reporter: s.reporter,
+            announced: false,
+            started: Instant::now(),
+            last_error: String::new(),
         }
     }
 
@@ -147,19 +175,30 @@ impl Master {
             let now = Instant::now();
             self.reap_children(now);
             self.read_inbox();
+            self.answer_status();
             while let Some(command) = self.signals.as_mut().and_then(Signals::next_command) {
                 self.handle(command, now);
             }
             if self.is_done() {
                 break;
             }
+            self.kill_hung_workers();
             self.maintain_worker_count(now);
             self.advance_shutdown(now);
-            let sleep = self
-                .next_deadline(now)
-                .saturating_duration_since(Instant::now());
+            let mut next = self.next_deadline(now);
+            if let Some(t) = self.watchdog.tick(now) {
+                next = next.min(t);
+            }
+            let sleep = next.saturating_duration_since(Instant::now());
             if let Some(s) = &self.signals {
-                s.sleep(sleep, self.inbox.as_ref().map(Inbox::fd));
+                let fds: Vec<_> = self
+                    .inbox
+                    .as_ref()
+                    .map(Inbox::fd)
+                    .into_iter()
+                    .chain(self.status_socket.as_ref().map(StatusSocket::fd))
+                    .collect();
+                s.sleep(sleep, &fds);
             }
         }
         log::info!("master exiting pid={}", self.pid);
@@ -168,6 +207,11 @@ impl Master {
             let state = control::state_path(p.path_original());
             if State::read(&state).is_some_and(|s| s.pid == self.state.pid) {
                 let _ = std::fs::remove_file(state);
+                // The state and the socket go together: after an upgrade
+                // the new master has replaced both.
+                if let Some(s) = &self.status_socket {
+                    s.remove();
+                }
             }
         }
         exitcode::OK
@@ -213,6 +257,7 @@ impl Master {
                 continue;
             };
             let w = self.workers.swap_remove(i);
+            self.scoreboard.release(w.board);
             let lifetime = now.saturating_duration_since(w.started);
             // A worker that leaves on its own with status 0 was recycled, not crashed.
             let crashed =
@@ -225,6 +270,11 @@ impl Master {
                     lifetime.as_millis(),
                     delay.as_millis()
                 );
+                self.last_error = format!(
+                    "worker crash loop: {how}, respawn in {}ms",
+                    delay.as_millis()
+                );
+                notify::status(&self.summary());
             } else {
                 log::info!("worker={} pid={pid} {how}", w.slot);
             }
@@ -279,6 +329,7 @@ impl Master {
             return;
         }
         self.state.reloads += 1;
+        notify::reloading();
         match self.prepare_reload() {
             Ok(()) => {
                 self.generation += 1;
@@ -295,7 +346,10 @@ impl Master {
                 let reason = format!("{e:#}");
                 log::error!("reload failed: {reason}");
                 self.state.reload = format!("failed: {reason}");
+                self.last_error = format!("reload failed: {reason}");
                 self.publish();
+                // Still serving the old config: systemd must see us ready again.
+                notify::ready(&self.summary());
             }
         }
     }
@@ -399,6 +453,10 @@ impl Master {
             "master stopping mode={}",
             if graceful { "graceful" } else { "fast" }
         );
+        if self.upgrade.is_none() {
+            // Replaced by a new master (it QUIT us), the service goes on.
+            notify::stopping();
+        }
         self.phase = Phase::Stopping {
             graceful,
             kill_at: now + budget,
@@ -471,12 +529,23 @@ impl Master {
             log::info!("reload done generation={generation}");
             self.state.reload = "ok".into();
             self.publish();
+            notify::ready(&self.summary());
         }
         if let Some(old) = self.replaces.take() {
+            // Become the service's main process before the old one goes.
+            notify::ready_as_main(&self.summary());
+            self.announced = true;
             log::info!("upgrade: telling old master pid={old} to drain");
             let _ = kill(old, Signal::SIGQUIT);
             self.state.upgrade = format!("from={old}");
             self.publish();
+        }
+        if !self.announced {
+            self.announced = true;
+            notify::ready(&self.summary());
+            if let Some(r) = self.reporter.as_mut() {
+                r.ready();
+            }
         }
     }
 
@@ -489,15 +558,29 @@ impl Master {
             log::error!("sigprocmask failed: {e}");
             return;
         }
+        let Some(board) = self.scoreboard.claim(self.generation) else {
+            let _ = old_mask.thread_set_mask();
+            log::error!(
+                "worker={slot} not started: all {} scoreboard slots in use",
+                scoreboard::CAPACITY
+            );
+            return;
+        };
         let master = self.pid;
         let result = sys::fork_worker(|| {
+            // Close what only the master may hold.
             if let Some(s) = self.signals.take() {
                 s.forget_in_child();
+            }
+            self.status_socket = None;
+            if let Some(r) = self.reporter.as_mut() {
+                r.close();
             }
             crate::log::reinit_after_fork();
             let inbox = self.inbox.take().map(Inbox::into_sender);
             let listeners = std::mem::take(&mut self.listeners);
-            worker::run(&self.config, listeners, master, inbox)
+            let slot = self.scoreboard.slot(board);
+            worker::run(&self.config, listeners, master, inbox, slot)
         });
         let _ = old_mask.thread_set_mask();
         match result {
@@ -506,6 +589,10 @@ impl Master {
                     "worker={slot} pid={pid} started generation={}",
                     self.generation
                 );
+                self.scoreboard
+                    .slot(board)
+                    .pid
+                    .store(pid.as_raw() as u32, Relaxed);
                 self.workers.push(WorkerProc {
                     slot,
                     pid,
@@ -513,15 +600,99 @@ impl Master {
                     generation: self.generation,
                     ready: false,
                     retiring: false,
+                    board,
+                    killed: false,
                 });
             }
             Err(e) => {
+                self.scoreboard.release(board);
                 let delay = self.backoff.record_crash(now);
                 log::error!(
                     "worker={slot} fork failed: {e}; retry in {}ms",
                     delay.as_millis()
                 );
             }
+        }
+    }
+
+    /// The watchdog: a worker whose heartbeat is older than worker_timeout
+    /// (stuck in a loop, or SIGSTOPped) is killed; reaping replaces it.
+    fn kill_hung_workers(&mut self) {
+        let limit = self.config.worker_timeout.as_millis() as u64;
+        let mono = scoreboard::monotonic_ms();
+        for w in self.workers.iter_mut().filter(|w| !w.killed) {
+            let slot = self.scoreboard.slot(w.board);
+            let beat = slot.heartbeat.load(Relaxed);
+            let silent = mono.saturating_sub(beat);
+            if beat != 0 && silent > limit {
+                log::error!(
+                    "worker={} pid={} hung: no heartbeat for {silent}ms state={}; killing it with SIGKILL",
+                    w.slot,
+                    w.pid,
+                    WorkerState::name(slot.state.load(Relaxed))
+                );
+                self.last_error = format!("worker pid={} hung, killed", w.pid);
+                let _ = kill(w.pid, Signal::SIGKILL);
+                w.killed = true;
+            }
+        }
+    }
+
+    /// One line for STATUS= and the head of `-s status`.
+    fn summary(&self) -> String {
+        let serving = self.workers.iter().filter(|w| !w.retiring).count();
+        let mut s = format!("workers={serving} generation={}", self.generation);
+        if !self.last_error.is_empty() {
+            s.push_str("; last error: ");
+            s.push_str(&self.last_error);
+        }
+        s
+    }
+
+    /// `-s status`: one line per worker from the scoreboard, then totals.
+    fn status_report(&self) -> String {
+        let mono = scoreboard::monotonic_ms();
+        let mut out = format!(
+            "master pid={} version={} uptime={}s listen={} {}\n",
+            self.pid,
+            env!("CARGO_PKG_VERSION"),
+            self.started.elapsed().as_secs(),
+            self.listen_list(),
+            self.summary()
+        );
+        let (mut requests, mut open, mut accepted) = (0, 0, 0);
+        let mut workers = self.workers.clone();
+        workers.sort_by_key(|w| (w.generation, w.slot));
+        for w in &workers {
+            let s = self.scoreboard.slot(w.board);
+            let (r, o, a) = (
+                s.requests.load(Relaxed),
+                s.open.load(Relaxed),
+                s.accepted.load(Relaxed),
+            );
+            requests += r;
+            open += o;
+            accepted += a;
+            out.push_str(&format!(
+                "worker={} pid={} generation={} state={} age={}s heartbeat={}ms requests={r} open={o} accepted={a}\n",
+                w.slot,
+                w.pid,
+                w.generation,
+                WorkerState::name(s.state.load(Relaxed)),
+                w.started.elapsed().as_secs(),
+                mono.saturating_sub(s.heartbeat.load(Relaxed)),
+            ));
+        }
+        out.push_str(&format!(
+            "total workers={} requests={requests} open={open} accepted={accepted}\n",
+            workers.len()
+        ));
+        out
+    }
+
+    fn answer_status(&self) {
+        if let Some(s) = &self.status_socket {
+            s.serve(|| self.status_report());
         }
     }
 
@@ -652,6 +823,8 @@ mod tests {
             generation: 1,
             ready: true,
             retiring: false,
+            board: 0,
+            killed: false,
         };
         b.forget_if_healthy(&[young], now + Duration::from_millis(900));
         assert_eq!(b.crashes, 2, "a worker younger than 1s proves nothing");

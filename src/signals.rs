@@ -125,13 +125,11 @@ impl Signals {
         None
     }
 
-    /// Sleeps until a signal comes, `also` is readable, or `timeout` passes.
-    pub fn sleep(&self, timeout: Duration, also: Option<BorrowedFd>) {
+    /// Sleeps until a signal comes, one of `also` is readable, or `timeout` passes.
+    pub fn sleep(&self, timeout: Duration, also: &[BorrowedFd]) {
         let ms = timeout.as_millis().min(60_000) as u16;
         let mut fds = vec![PollFd::new(self.wake_rx.as_fd(), PollFlags::POLLIN)];
-        if let Some(fd) = also {
-            fds.push(PollFd::new(fd, PollFlags::POLLIN));
-        }
+        fds.extend(also.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
         let mut buf = [0u8; 64];
         while matches!(nix::unistd::read(&self.wake_rx, &mut buf), Ok(n) if n > 0) {}

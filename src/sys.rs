@@ -120,3 +120,38 @@ pub fn exec_with_listen_fds(
         Ok(never) => match never {},
     }
 }
+
+/// Maps `len` zeroed scoreboard slots shared by the master and every worker
+/// it forks later (`MAP_SHARED | MAP_ANONYMOUS`). Never unmapped: the
+/// slice lives as long as the process.
+pub fn map_scoreboard(len: usize) -> nix::Result<&'static [crate::scoreboard::Slot]> {
+    use nix::sys::mman::{MapFlags, ProtFlags};
+    let bytes =
+        std::num::NonZeroUsize::new(len.max(1) * std::mem::size_of::<crate::scoreboard::Slot>())
+            .expect("a non-empty scoreboard");
+    // SAFETY: a fresh anonymous mapping: no file, no existing memory is
+    // aliased; the kernel zero-fills it.
+    let ptr = unsafe {
+        nix::sys::mman::mmap_anonymous(
+            None,
+            bytes,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )
+    }?;
+    // SAFETY: the mapping is page-aligned (enough for the atomics in Slot),
+    // `len` slots long, zero-filled (all-zero atomics are valid values),
+    // only ever accessed through atomics, and never unmapped.
+    Ok(unsafe {
+        std::slice::from_raw_parts(ptr.as_ptr().cast::<crate::scoreboard::Slot>(), len.max(1))
+    })
+}
+
+/// Forks and returns in both processes (for `-d`). Only the master calls
+/// this, before it starts any worker, while it has one thread.
+pub fn fork_detach() -> nix::Result<ForkResult> {
+    debug_assert_eq!(thread_count(), 1, "fork with more than one thread");
+    // SAFETY: single-threaded (asserted above): the child may go on running
+    // ordinary Rust code, allocator included.
+    unsafe { nix::unistd::fork() }
+}

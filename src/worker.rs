@@ -14,13 +14,16 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::socket::{accept4, SockFlag};
 use nix::unistd::Pid;
 
-use crate::config::Config;
+use std::sync::atomic::Ordering::Relaxed;
+
+use crate::config::{Config, Credentials};
 use crate::conn::{Buffers, Conn, Ctx, Interest, Timeouts};
 use crate::exitcode;
 use crate::http::Limits;
 use crate::inbox::{Message, Sender};
 use crate::listener::Listener;
 use crate::response::{http_date, Responses};
+use crate::scoreboard::{self, Slot, WorkerState};
 use crate::signals::WorkerSignals;
 
 /// epoll tokens: connections use their slab index; these sit above.
@@ -48,7 +51,24 @@ macro_rules! ctx {
 }
 
 /// Runs a worker until it is told to stop; returns its exit status.
-pub fn run(config: &Config, listeners: Vec<Listener>, master: Pid, inbox: Option<Sender>) -> i32 {
+pub fn run(
+    config: &Config,
+    listeners: Vec<Listener>,
+    master: Pid,
+    inbox: Option<Sender>,
+    slot: &'static Slot,
+) -> i32 {
+    // Privileges first: changing credentials clears PR_SET_PDEATHSIG, so the
+    // orphan guard is set up after.
+    if let Some(creds) = &config.user {
+        if let Err(e) = drop_privileges(creds) {
+            log::error!(
+                "worker pid={} cannot drop privileges: {e}; exiting rather than serve as root",
+                std::process::id()
+            );
+            return exitcode::CONFIG;
+        }
+    }
     if let Err(e) = orphan_guard(master) {
         log::error!(
             "worker pid={} cannot watch its master: {e}",
@@ -68,13 +88,39 @@ pub fn run(config: &Config, listeners: Vec<Listener>, master: Pid, inbox: Option
     };
     // Signals were blocked around fork; ours are installed now.
     let _ = crate::signals::Signals::set().thread_unblock();
-    match Worker::new(config, listeners, &signals, inbox) {
+    match Worker::new(config, listeners, &signals, inbox, slot) {
         Ok(mut w) => w.run(&signals),
         Err(e) => {
             log::error!("worker pid={} cannot start: {e}", std::process::id());
             exitcode::OSERR
         }
     }
+}
+
+/// setgroups (the user's supplementary groups, via initgroups) → setgid →
+/// setuid, each checked, then verified: nginx's order. Only as root; a
+/// non-root master warned at startup that it cannot switch.
+fn drop_privileges(creds: &Credentials) -> Result<(), String> {
+    use nix::unistd::{getegid, geteuid, getgid, getuid, setgid, setgroups, setuid};
+    if !geteuid().is_root() {
+        return Ok(());
+    }
+    match &creds.name {
+        Some(name) => {
+            let c = std::ffi::CString::new(name.as_str()).map_err(|e| e.to_string())?;
+            nix::unistd::initgroups(&c, creds.gid).map_err(|e| format!("initgroups: {e}"))?;
+        }
+        None => setgroups(&[creds.gid]).map_err(|e| format!("setgroups: {e}"))?,
+    }
+    setgid(creds.gid).map_err(|e| format!("setgid: {e}"))?;
+    if let Some(uid) = creds.uid {
+        setuid(uid).map_err(|e| format!("setuid: {e}"))?;
+    }
+    let uid_ok = creds.uid.is_none_or(|u| getuid() == u && geteuid() == u);
+    if !uid_ok || getgid() != creds.gid || getegid() != creds.gid {
+        return Err("credentials did not change".into());
+    }
+    Ok(())
 }
 
 /// A worker must not outlive its master: the kernel sends SIGTERM when the
@@ -94,6 +140,8 @@ struct Entry {
 
 struct Worker {
     epoll: Epoll,
+    /// Our scoreboard slot: heartbeat and counters for the master.
+    board: &'static Slot,
     listeners: Vec<Listener>,
     /// Listeners are in the epoll set.
     listening: bool,
@@ -125,6 +173,7 @@ impl Worker {
         listeners: Vec<Listener>,
         signals: &WorkerSignals,
         inbox: Option<Sender>,
+        board: &'static Slot,
     ) -> nix::Result<Worker> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         epoll.add(
@@ -138,6 +187,7 @@ impl Worker {
         let now = Instant::now();
         let mut w = Worker {
             epoll,
+            board,
             listeners,
             listening: false,
             paused_until: None,
@@ -164,6 +214,7 @@ impl Worker {
         };
         w.refresh_date();
         w.start_listening()?;
+        board.state.store(WorkerState::Accepting as u32, Relaxed);
         w.tell_master(Message::Ready(std::process::id()));
         Ok(w)
     }
@@ -180,6 +231,10 @@ impl Worker {
                 }
             };
             self.now = Instant::now();
+            // At least once a second (the epoll timeout), even when idle.
+            self.board
+                .heartbeat
+                .store(scoreboard::monotonic_ms(), Relaxed);
             if self.now >= self.next_date {
                 self.refresh_date();
             }
@@ -299,6 +354,7 @@ impl Worker {
                 SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
             ) {
                 Ok(fd) => {
+                    self.board.accepted.fetch_add(1, Relaxed);
                     let stream = TcpStream::from(fd);
                     let _ = stream.set_nodelay(true);
                     self.add_conn(stream);
@@ -347,6 +403,7 @@ impl Worker {
             interest: Interest::Read,
         });
         self.open += 1;
+        self.board.open.store(self.open as u64, Relaxed);
     }
 
     fn on_conn_event(&mut self, index: usize, events: EpollFlags) {
@@ -366,7 +423,11 @@ impl Worker {
         } else {
             entry.conn.on_readable(&ctx, &mut self.bufs)
         };
-        self.served += entry.conn.requests - before;
+        let answered = entry.conn.requests - before;
+        if answered > 0 {
+            self.served += answered;
+            self.board.requests.fetch_add(answered, Relaxed);
+        }
         self.settle(index, entry, interest);
     }
 
@@ -376,6 +437,7 @@ impl Worker {
             entry.conn.release(&mut self.bufs);
             self.free.push(index);
             self.open -= 1;
+            self.board.open.store(self.open as u64, Relaxed);
             self.resume_listening();
             return;
         }
@@ -419,6 +481,9 @@ impl Worker {
     /// `Connection: close`; all within shutdown_timeout.
     fn start_drain(&mut self) {
         log::info!("worker pid={} draining", std::process::id());
+        self.board
+            .state
+            .store(WorkerState::Draining as u32, Relaxed);
         self.stop_listening();
         // A connection may have come in between our last epoll_wait and
         // leaving the epoll set; the kernel woke us (EPOLLEXCLUSIVE) and

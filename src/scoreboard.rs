@@ -1,0 +1,115 @@
+//! The scoreboard: one shared-memory slot per worker (mapped by the master
+//! before the first fork, see `sys::map_scoreboard`), which the worker
+//! updates with relaxed atomic stores from its event loop and the master
+//! reads: heartbeat (for the hung-worker watchdog) and counters (for
+//! `-s status`). A slot whose `pid` is 0 is free; a `heartbeat` of 0 means
+//! "not started". Mapping memory is `sys.rs`'s job.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+use nix::time::{clock_gettime, ClockId};
+
+/// Worker states shown by the scoreboard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerState {
+    Starting = 0,
+    Accepting = 1,
+    Draining = 2,
+}
+
+impl WorkerState {
+    pub fn name(v: u32) -> &'static str {
+        match v {
+            1 => "accepting",
+            2 => "draining",
+            _ => "starting",
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct Slot {
+    pub pid: AtomicU32,
+    pub state: AtomicU32,
+    pub generation: AtomicU64,
+    /// CLOCK_MONOTONIC milliseconds of the worker's last loop turn.
+    pub heartbeat: AtomicU64,
+    pub accepted: AtomicU64,
+    pub requests: AtomicU64,
+    pub open: AtomicU64,
+}
+
+/// The most slots (and so workers, counting old and new during a reload).
+pub const CAPACITY: usize = 2048;
+
+/// CLOCK_MONOTONIC in milliseconds: unlike `Instant`, the same clock in
+/// every process, so the master can compare it with a worker's.
+pub fn monotonic_ms() -> u64 {
+    clock_gettime(ClockId::CLOCK_MONOTONIC)
+        .map(|t| t.tv_sec() as u64 * 1000 + t.tv_nsec() as u64 / 1_000_000)
+        .unwrap_or(0)
+}
+
+pub struct Scoreboard {
+    slots: &'static [Slot],
+}
+
+impl Scoreboard {
+    pub fn new(slots: &'static [Slot]) -> Self {
+        Scoreboard { slots }
+    }
+
+    /// Claims a free slot for a worker about to be forked; the heartbeat
+    /// starts now so a slow start is not mistaken for a hang.
+    pub fn claim(&self, generation: u64) -> Option<usize> {
+        let i = self
+            .slots
+            .iter()
+            .position(|s| s.pid.load(Relaxed) == 0 && s.heartbeat.load(Relaxed) == 0)?;
+        let s = &self.slots[i];
+        s.state.store(WorkerState::Starting as u32, Relaxed);
+        s.generation.store(generation, Relaxed);
+        s.heartbeat.store(monotonic_ms(), Relaxed);
+        for c in [&s.accepted, &s.requests, &s.open] {
+            c.store(0, Relaxed);
+        }
+        // Marks it taken even before the pid is known.
+        s.pid.store(u32::MAX, Relaxed);
+        Some(i)
+    }
+
+    pub fn slot(&self, i: usize) -> &'static Slot {
+        &self.slots[i]
+    }
+
+    /// The worker is gone: the slot may be claimed again.
+    pub fn release(&self, i: usize) {
+        let s = &self.slots[i];
+        s.heartbeat.store(0, Relaxed);
+        s.pid.store(0, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_and_release() {
+        let slots: &'static [Slot] = Box::leak(
+            (0..2)
+                .map(|_| Slot::default())
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
+        let sb = Scoreboard::new(slots);
+        let a = sb.claim(1).unwrap();
+        let b = sb.claim(1).unwrap();
+        assert_ne!(a, b);
+        assert_eq!(sb.claim(1), None, "full");
+        assert!(sb.slot(a).heartbeat.load(Relaxed) > 0);
+        sb.release(a);
+        assert_eq!(sb.claim(2), Some(a));
+    }
+}
