@@ -332,16 +332,27 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, before[line_start..].chars().count() + 1)
 }
 
-/// The dotted key whose value sits at `offset`: the `key =` on that line,
-/// under the last `[table]` header above it.
+/// The dotted key whose value sits at `offset`: the nearest `key =` at or
+/// above that line (a multi-line array's elements have none), under the
+/// last `[table]` header above it.
 fn key_at(text: &str, offset: usize) -> Option<String> {
     let before = &text[..offset.min(text.len())];
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = text[line_start..].lines().next()?;
-    let key = line.split_once('=')?.0.trim().trim_matches('"');
-    if key.is_empty() || key.starts_with('[') {
-        return None;
-    }
+    let this_line = text[line_start..].lines().next().unwrap_or("");
+    let mut lines = std::iter::once(this_line).chain(before[..line_start].lines().rev());
+    let key = lines.find_map(|line| {
+        let line = line.trim();
+        if line.starts_with('[') && !line.starts_with("[[") {
+            return Some(None); // a table header: no key above it belongs to us
+        }
+        let (key, _) = line.split_once('=')?;
+        let key = key.trim().trim_matches('"');
+        let plain = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        plain.then(|| Some(key.to_owned()))
+    })??;
     let table = before[..line_start]
         .lines()
         .rev()
@@ -350,7 +361,7 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
     Some(match table {
         Some(t) => format!("{t}.{key}"),
-        None => key.to_owned(),
+        None => key,
     })
 }
 
@@ -698,6 +709,8 @@ syslog_socket = "/tmp/log.sock"
         );
         let e = error("[response]\nstatus = 100\n");
         assert!(e.starts_with("test.toml:2:10: response.status"), "{e}");
+        let e = error("listen = [\n  \"127.0.0.1:80\",\n  5,\n]\n");
+        assert!(e.starts_with("test.toml:3:") && e.contains("listen"), "{e}");
         let e = error("backlog = -1\n");
         assert!(e.contains("backlog"), "{e}");
         let e = error("[response]\nheaders = { \"Content-Length\" = \"1\" }\n");

@@ -8,7 +8,10 @@
 //! - `master ready pid=P workers=N`
 //! - `worker=SLOT pid=P started`
 //! - `worker=SLOT pid=P exited status=N` / `worker=SLOT pid=P killed signal=SIG`
-//! - `worker=SLOT crashed: respawn in MSms` (error level)
+//! - `worker=SLOT pid=P ... after Nms: crashed, respawn in MSms` (error level)
+//! - `worker=SLOT pid=P hung: no heartbeat for Nms ...` (error level)
+//! - `reload failed: FILE:LINE:COL: reason` (error level), `reload done generation=N`
+//! - `upgrade failed: ...`, `upgrade already in progress ...`
 //! - `master stopping mode=fast|graceful`, `master exiting`
 //! - `worker pid=P draining`
 
@@ -17,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use serde::Deserialize;
-use syslog::{Formatter3164, LoggerBackend};
+use syslog::LoggerBackend;
 
 /// Where log lines go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -68,7 +71,47 @@ pub fn valid_facility(name: &str) -> bool {
     name.parse::<syslog::Facility>().is_ok()
 }
 
-type Syslog = syslog::Logger<LoggerBackend, Formatter3164>;
+type Syslog = syslog::Logger<LoggerBackend, Rfc3164>;
+
+/// RFC 3164 lines: `<PRI>Mmm dd hh:mm:ss ident[pid]: message`, with the day
+/// padded by a space as 4.1.2 asks (the crate's formatter pads with a zero).
+#[derive(Clone, Debug)]
+struct Rfc3164 {
+    facility: syslog::Facility,
+    ident: String,
+    pid: u32,
+}
+
+impl syslog::LogFormat<&str> for Rfc3164 {
+    fn format<W: Write>(
+        &self,
+        w: &mut W,
+        severity: syslog::Severity,
+        message: &str,
+    ) -> syslog::Result<()> {
+        let priority = self.facility as u8 | severity as u8;
+        write!(
+            w,
+            "<{priority}>{} {}[{}]: {message}",
+            timestamp(std::time::SystemTime::now()),
+            self.ident,
+            self.pid
+        )
+        .map_err(syslog::Error::Write)
+    }
+}
+
+/// `Mmm dd hh:mm:ss` (UTC), from the HTTP date we can already format.
+fn timestamp(now: std::time::SystemTime) -> String {
+    // "Sun, 06 Nov 1994 08:49:37 GMT"
+    let http = httpdate::fmt_http_date(now);
+    let day = http.get(5..7).unwrap_or("01").trim_start_matches('0');
+    format!(
+        "{} {day:>2} {}",
+        http.get(8..11).unwrap_or("Jan"),
+        http.get(17..25).unwrap_or("00:00:00")
+    )
+}
 
 struct Backend {
     config: LogConfig,
@@ -82,14 +125,13 @@ struct Backend {
 
 impl Backend {
     fn connect(&mut self) {
-        let formatter = Formatter3164 {
+        let formatter = Rfc3164 {
             facility: self
                 .config
                 .facility
                 .parse()
                 .unwrap_or(syslog::Facility::LOG_DAEMON),
-            hostname: None,
-            process: self.config.ident.clone(),
+            ident: self.config.ident.clone(),
             pid: self.pid,
         };
         self.syslog = syslog::unix_custom(formatter, &self.config.syslog_socket).ok();
@@ -227,4 +269,34 @@ pub fn reinit_after_fork() {
 /// Reconnects to syslog (USR1).
 pub fn reopen() {
     reinit_after_fork();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamp_pads_the_day_with_a_space() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777 - 5 * 86_400);
+        // 1994-11-01 08:49:37 UTC
+        assert_eq!(timestamp(t), "Nov  1 08:49:37");
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777);
+        assert_eq!(timestamp(t), "Nov  6 08:49:37");
+        let t = t + std::time::Duration::from_secs(10 * 86_400);
+        assert_eq!(timestamp(t), "Nov 16 08:49:37");
+    }
+
+    #[test]
+    fn line_format() {
+        let f = Rfc3164 {
+            facility: syslog::Facility::LOG_LOCAL0,
+            ident: "web".into(),
+            pid: 42,
+        };
+        let mut out = Vec::new();
+        syslog::LogFormat::format(&f, &mut out, syslog::Severity::LOG_INFO, "hello").unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.starts_with("<134>"), "{s}");
+        assert!(s.ends_with(" web[42]: hello"), "{s}");
+    }
 }
