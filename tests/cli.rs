@@ -170,7 +170,6 @@ fn test_config_wrong_type() {
 }
 
 #[test]
-#[ignore = "server bug: a wrong-typed element on its own line of a multi-line array is reported without the key (\"FILE:3:5: invalid type: integer `5`, expected a string\")"]
 fn test_config_wrong_type_in_a_multiline_array_names_the_key() {
     rejected(
         "listen = [\n    \"127.0.0.1:80\",\n    5,\n]\n",
