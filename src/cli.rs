@@ -1,4 +1,4 @@
-//! The command line: argv → [`Args`]. Knows nothing of files or defaults;
+//! The command line: argv → [`Args`](crate::cli::Args). Knows nothing of files or defaults;
 //! `config.rs` applies what is given here over the config file.
 
 use std::ffi::OsString;

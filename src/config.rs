@@ -1,4 +1,4 @@
-//! The configuration: TOML file → validated [`Config`], with the built-in
+//! The configuration: TOML file → validated [`Config`](crate::config::Config), with the built-in
 //! defaults and the command-line overrides. Every error names the file, line,
 //! column and key (`preforkd.toml:3:1: unknown key "wokers"`).
 //!

@@ -600,7 +600,10 @@ fn crashing_workers_back_off() {
                 .unwrap_or_else(|| panic!("no delay in {l}"))
         })
         .collect();
-    let spawns = lines.iter().filter(|l| l.contains(" started generation=")).count();
+    let spawns = lines
+        .iter()
+        .filter(|l| l.contains(" started generation="))
+        .count();
     let log = lines.join("\n");
     assert!(
         spawns < 10,

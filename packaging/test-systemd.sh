@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Installs the .deb in a minimal Debian booted by systemd-nspawn (its own
+# loopback only: --private-network) and checks the service the way an
+# operator uses it: systemctl start/reload/stop/restart, journalctl, the
+# workers' user, a binary upgrade with the unit's main PID following it,
+# and systemd-analyze security. The checks run inside the container as a
+# oneshot unit that powers the container off when done; the host reads the
+# result from the container's tree.
+#
+# PID 1 of the machine need not be systemd, but the machine must be able to
+# boot a container; when it cannot, this says so in one line and exits 0.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { echo "test-systemd: $*"; }
+work=${PREFORKD_NSPAWN_DIR:-/var/tmp/preforkd-nspawn}
+root=$work/bookworm
+mkdir -p "$work"
+
+for tool in systemd-nspawn debootstrap; do
+  if ! command -v "$tool" >/dev/null; then
+    say "SKIPPED: $tool is not installed, cannot boot a container here"
+    exit 0
+  fi
+done
+
+deb=$(ls -t target/debian/preforkd_*.deb 2>/dev/null | head -n 1 || true)
+if [ -z "$deb" ]; then
+  cargo deb
+  deb=$(ls -t target/debian/preforkd_*.deb | head -n 1)
+fi
+
+if [ ! -x "$root/lib/systemd/systemd" ]; then
+  say "debootstrap bookworm into $root (about a minute)"
+  rm -rf "$root"
+  if ! debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl,adduser,man-db,procps \
+       bookworm "$root" >"$work/debootstrap.log" 2>&1; then
+    say "SKIPPED: debootstrap failed, cannot build a container here (see $work/debootstrap.log)"
+    tail -n 5 "$work/debootstrap.log"
+    exit 0
+  fi
+fi
+
+cp "$deb" "$root/root/preforkd.deb"
+rm -f "$root/root/result" "$root/root/check.log"
+cat > "$root/root/check.sh" <<'INSIDE'
+#!/bin/bash
+# Runs inside the container, under systemd.
+set -euo pipefail
+exec > /root/check.log 2>&1
+fail() { echo "FAIL: $*"; systemctl status preforkd --no-pager || true; journalctl -u preforkd --no-pager | tail -n 30 || true; echo "FAIL: $*" > /root/result; exit 1; }
+get() { curl -sS --max-time 5 http://127.0.0.1:8888/; }
+wait_for() { for _ in $(seq 100); do if eval "$1"; then return 0; fi; sleep 0.1; done; return 1; }
+main_pid() { systemctl show -p MainPID --value preforkd; }
+
+echo "== install"
+dpkg -i /root/preforkd.deb
+wait_for 'systemctl is-active --quiet preforkd' || fail "not active after install"
+systemctl status preforkd --no-pager | grep -q 'active (running)' || fail "not active (running)"
+workers=$(ps -o user= --ppid "$(main_pid)" | sort -u)
+[ "$workers" = preforkd ] || fail "workers run as: $workers"
+[ "$(get)" = "Hello, World!" ] || fail "GET: $(get)"
+wait_for 'journalctl -u preforkd --no-pager | grep -q "master ready"' || fail "no master lines in the journal"
+echo "journal: $(journalctl -u preforkd --no-pager | grep 'master ready' | tail -n 1)"
+
+echo "== reload with a changed body"
+master=$(main_pid)
+sed -i 's/^body = .*/body = "Reloaded\\n"/' /etc/preforkd/preforkd.toml
+systemctl reload preforkd || fail "systemctl reload"
+[ "$(get)" = "Reloaded" ] || fail "after reload: $(get)"
+[ "$(main_pid)" = "$master" ] || fail "main pid changed on reload"
+
+echo "== reload with a broken config"
+echo 'wokers = 2' >> /etc/preforkd/preforkd.toml
+if systemctl reload preforkd; then fail "reload of a broken config succeeded"; fi
+systemctl is-active --quiet preforkd || fail "inactive after a failed reload"
+[ "$(get)" = "Reloaded" ] || fail "after a failed reload: $(get)"
+journalctl -u preforkd --no-pager | grep -q 'wokers' || fail "the journal does not name the bad key"
+sed -i '/^wokers/d' /etc/preforkd/preforkd.toml
+
+echo "== upgrade (USR2)"
+old=$(main_pid)
+preforkd -s upgrade || fail "preforkd -s upgrade"
+wait_for '[ "$(main_pid)" != "$old" ] && [ "$(main_pid)" = "$(cat /run/preforkd/preforkd.pid)" ]' \
+  || fail "MainPID $(main_pid) did not follow the new master $(cat /run/preforkd/preforkd.pid)"
+wait_for '! kill -0 "$old" 2>/dev/null' || fail "the old master $old is still running"
+systemctl is-active --quiet preforkd || fail "inactive after upgrade"
+[ "$(get)" = "Reloaded" ] || fail "after upgrade: $(get)"
+
+echo "== stop"
+systemctl stop preforkd
+if pgrep -f '^/usr/sbin/preforkd' >/dev/null; then fail "processes left after stop: $(pgrep -af /usr/sbin/preforkd)"; fi
+
+echo "== restart"
+systemctl restart preforkd
+wait_for 'systemctl is-active --quiet preforkd' || fail "not active after restart"
+[ "$(get)" = "Reloaded" ] || fail "after restart: $(get)"
+systemctl restart preforkd
+[ "$(get)" = "Reloaded" ] || fail "after a second restart: $(get)"
+
+echo "== security"
+systemd-analyze security preforkd --no-pager | tail -n 1
+echo OK > /root/result
+INSIDE
+chmod +x "$root/root/check.sh"
+cat > "$root/etc/systemd/system/preforkd-check.service" <<'UNIT'
+[Unit]
+Description=preforkd package checks
+After=multi-user.target
+SuccessAction=poweroff-force
+FailureAction=poweroff-force
+
+[Service]
+Type=oneshot
+ExecStart=/root/check.sh
+TimeoutStartSec=300
+
+[Install]
+WantedBy=multi-user.target
+UNIT
+ln -sf /etc/systemd/system/preforkd-check.service "$root/etc/systemd/system/multi-user.target.wants/preforkd-check.service"
+# A leftover install from an earlier run must not make the check pass.
+chroot "$root" dpkg --purge preforkd >/dev/null 2>&1 || true
+
+say "booting the container"
+set +e
+timeout 600 systemd-nspawn --quiet --private-network --register=no --keep-unit -D "$root" -b \
+  >"$work/boot.log" 2>&1
+status=$?
+set -e
+if [ ! -f "$root/root/check.log" ]; then
+  say "SKIPPED: this machine cannot boot a systemd-nspawn container (exit $status): $(grep -m1 -iE 'fail|error|denied|not supported|permission' "$work/boot.log" || tail -n 1 "$work/boot.log")"
+  exit 0
+fi
+cat "$root/root/check.log"
+if [ "$(cat "$root/root/result" 2>/dev/null)" != OK ]; then
+  say "FAIL: $(cat "$root/root/result" 2>/dev/null || echo 'no result')"
+  exit 1
+fi
+say "ok"
