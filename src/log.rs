@@ -135,6 +135,19 @@ impl Backend {
             pid: self.pid,
         };
         self.syslog = syslog::unix_custom(formatter, &self.config.syslog_socket).ok();
+        // Non-blocking: a log reader that stops reading (a datagram queue
+        // holds a handful of lines) must not stall the master or a worker;
+        // a full socket is retried briefly, then the line goes to stderr.
+        if let Some(logger) = &self.syslog {
+            let nonblocking = match &logger.backend {
+                LoggerBackend::Unix(sock) => sock.set_nonblocking(true),
+                LoggerBackend::UnixStream(stream) => stream.get_ref().set_nonblocking(true),
+                _ => Ok(()),
+            };
+            if nonblocking.is_err() {
+                self.syslog = None;
+            }
+        }
     }
 
     fn emit(&mut self, level: log::Level, message: &str) {

@@ -265,9 +265,21 @@ impl Server {
     }
 
     /// Waits for the master to exit; returns its status.
+    /// Keeps reading the syslog socket meanwhile: a datagram queue holds
+    /// only a few lines, and a stop logs several per worker.
     pub fn wait_exit(&mut self) -> ExitStatus {
-        let child = &mut self.child;
-        wait_until(WAIT, "the master to exit", || child.try_wait().unwrap())
+        let deadline = Instant::now() + WAIT;
+        loop {
+            self.collect();
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {WAIT:?} waiting for the master to exit"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Graceful stop: QUIT, exit 0 in time, nothing left in the process
