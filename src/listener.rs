@@ -13,6 +13,10 @@ use nix::sys::socket::{
 
 use crate::sys;
 
+/// How long the kernel holds a silent new connection before queueing it
+/// for accept anyway (rounded up to SYN-ACK retransmissions).
+const DEFER_ACCEPT_SECS: i32 = 1;
+
 /// One listening socket and the address it is bound to.
 #[derive(Debug)]
 pub struct Listener {
@@ -40,12 +44,24 @@ pub fn bind(addr: SocketAddr, backlog: i32) -> anyhow::Result<Listener> {
     }
     let sockaddr = SockaddrStorage::from(addr);
     socket::bind(fd.as_raw_fd(), &sockaddr).map_err(std::io::Error::from)?;
+    set_nodelay(&fd)?;
+    // Hand us connections once their request has arrived (nginx's
+    // `deferred`): the worker's first read after accept then finds it, and
+    // a connection that never sends anything never occupies a worker.
+    sys::set_defer_accept(&fd, DEFER_ACCEPT_SECS).context("TCP_DEFER_ACCEPT")?;
     let backlog = Backlog::new(backlog).unwrap_or(Backlog::MAXCONN);
     socket::listen(&fd, backlog).context("listen")?;
     Ok(Listener {
         addr,
         socket: TcpListener::from(fd),
     })
+}
+
+/// TCP_NODELAY on the listener: accepted sockets inherit it (Linux), so
+/// answers are never held back by Nagle and no connection pays a
+/// setsockopt of its own.
+fn set_nodelay(fd: &OwnedFd) -> anyhow::Result<()> {
+    socket::setsockopt(fd, sockopt::TcpNoDelay, &true).context("TCP_NODELAY")
 }
 
 /// Binds every address, or says which one failed and why, in one line.
@@ -99,6 +115,7 @@ fn adopt(fd: OwnedFd) -> anyhow::Result<Listener> {
     } else {
         bail!("fd {raw} is not a TCP/IP socket");
     };
+    set_nodelay(&fd)?;
     let socket = TcpListener::from(fd);
     socket.set_nonblocking(true).context("O_NONBLOCK")?;
     // The fds were passed without CLOEXEC; our own children must not keep them.

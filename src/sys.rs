@@ -155,3 +155,26 @@ pub fn fork_detach() -> nix::Result<ForkResult> {
     // ordinary Rust code, allocator included.
     unsafe { nix::unistd::fork() }
 }
+
+/// TCP_DEFER_ACCEPT on a listening socket: a connection is queued for
+/// accept only once its first bytes arrive (or after about `seconds`).
+/// nix has no wrapper for this Linux option.
+pub fn set_defer_accept(fd: &OwnedFd, seconds: i32) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain setsockopt on our own socket with a pointer to a live
+    // c_int and its exact size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            std::ptr::from_ref(&seconds).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

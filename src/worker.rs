@@ -135,7 +135,8 @@ fn orphan_guard(master: Pid) -> nix::Result<()> {
 
 struct Entry {
     conn: Conn,
-    interest: Interest,
+    /// What it waits for in the epoll set; None until first registered.
+    interest: Option<Interest>,
 }
 
 struct Worker {
@@ -354,10 +355,10 @@ impl Worker {
                 SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
             ) {
                 Ok(fd) => {
+                    // TCP_NODELAY comes from the listener (Linux copies it
+                    // to accepted sockets): no setsockopt per connection.
                     self.board.accepted.fetch_add(1, Relaxed);
-                    let stream = TcpStream::from(fd);
-                    let _ = stream.set_nodelay(true);
-                    self.add_conn(stream);
+                    self.add_conn(TcpStream::from(fd));
                 }
                 Err(Errno::EAGAIN) => return,
                 Err(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => {}
@@ -383,27 +384,23 @@ impl Worker {
     }
 
     fn add_conn(&mut self, stream: TcpStream) {
-        let ctx = ctx!(self);
-        let conn = Conn::new(stream, &ctx);
         let index = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
         });
-        let event = EpollEvent::new(EpollFlags::EPOLLIN, index as u64);
-        if let Err(e) = self.epoll.add(conn.stream().as_fd(), event) {
-            log::error!(
-                "worker pid={} epoll_ctl add failed: {e}",
-                std::process::id()
-            );
-            self.free.push(index);
-            return;
-        }
-        self.conns[index] = Some(Entry {
-            conn,
-            interest: Interest::Read,
-        });
         self.open += 1;
         self.board.open.store(self.open as u64, Relaxed);
+        let ctx = ctx!(self);
+        let mut entry = Entry {
+            conn: Conn::new(stream, &ctx),
+            interest: None,
+        };
+        // Read at once rather than wait for epoll: on a new connection the
+        // request has usually arrived with the handshake, and one answered
+        // and closed right here never costs an epoll_ctl.
+        let interest = entry.conn.on_readable(&ctx, &mut self.bufs);
+        self.count_served(&entry, 0);
+        self.settle(index, entry, interest);
     }
 
     fn on_conn_event(&mut self, index: usize, events: EpollFlags) {
@@ -412,7 +409,7 @@ impl Worker {
         };
         let ctx = ctx!(self);
         let before = entry.conn.requests;
-        let interest = if entry.interest == Interest::Write
+        let interest = if entry.interest == Some(Interest::Write)
             && events.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP)
         {
             match entry.conn.on_writable(&ctx) {
@@ -423,17 +420,23 @@ impl Worker {
         } else {
             entry.conn.on_readable(&ctx, &mut self.bufs)
         };
+        self.count_served(&entry, before);
+        self.settle(index, entry, interest);
+    }
+
+    /// Adds what a connection answered since `before` to our counters.
+    fn count_served(&mut self, entry: &Entry, before: u64) {
         let answered = entry.conn.requests - before;
         if answered > 0 {
             self.served += answered;
             self.board.requests.fetch_add(answered, Relaxed);
         }
-        self.settle(index, entry, interest);
     }
 
     /// Puts a connection back with its new interest, or closes it.
     fn settle(&mut self, index: usize, mut entry: Entry, interest: Interest) {
         if interest == Interest::Close {
+            // Closing the socket also takes it out of the epoll set.
             entry.conn.release(&mut self.bufs);
             self.free.push(index);
             self.open -= 1;
@@ -441,20 +444,22 @@ impl Worker {
             self.resume_listening();
             return;
         }
-        if interest != entry.interest {
+        if entry.interest != Some(interest) {
             let flags = match interest {
                 Interest::Write => EpollFlags::EPOLLOUT,
                 _ => EpollFlags::EPOLLIN,
             };
             let mut event = EpollEvent::new(flags, index as u64);
-            if self
-                .epoll
-                .modify(entry.conn.stream().as_fd(), &mut event)
-                .is_err()
-            {
+            let fd = entry.conn.stream().as_fd();
+            let result = match entry.interest {
+                None => self.epoll.add(fd, event),
+                Some(_) => self.epoll.modify(fd, &mut event),
+            };
+            if let Err(e) = result {
+                log::error!("worker pid={} epoll_ctl failed: {e}", std::process::id());
                 return self.settle(index, entry, Interest::Close);
             }
-            entry.interest = interest;
+            entry.interest = Some(interest);
         }
         self.conns[index] = Some(entry);
     }

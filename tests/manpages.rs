@@ -38,9 +38,15 @@ fn every_long_option_is_in_preforkd_8_and_back() {
     let in_page = long_options(&page("preforkd.8"));
     assert!(in_help.len() >= 10, "options found in --help: {in_help:?}");
     let missing: Vec<_> = in_help.difference(&in_page).collect();
-    assert!(missing.is_empty(), "in --help but not in preforkd.8: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "in --help but not in preforkd.8: {missing:?}"
+    );
     let extra: Vec<_> = in_page.difference(&in_help).collect();
-    assert!(extra.is_empty(), "in preforkd.8 but not in --help: {extra:?}");
+    assert!(
+        extra.is_empty(),
+        "in preforkd.8 but not in --help: {extra:?}"
+    );
 }
 
 /// The keys the parser accepts in one table, from its own error message
