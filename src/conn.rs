@@ -117,8 +117,21 @@ enum Verdict {
     Close { linger: bool },
 }
 
-pub struct Conn {
-    stream: TcpStream,
+/// What a connection reads from and writes to: the client's TCP socket in
+/// a worker, a scripted stream in the fuzz target and the property tests.
+pub trait Transport: Read + Write {
+    /// Sends FIN: no more output, input may still arrive.
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+pub struct Conn<S = TcpStream> {
+    stream: S,
     phase: Phase,
     /// A partial request head carried to the next read: `inbuf[..in_len]`.
     inbuf: Option<Box<[u8]>>,
@@ -133,8 +146,8 @@ pub struct Conn {
     pub requests: u64,
 }
 
-impl Conn {
-    pub fn new(stream: TcpStream, ctx: &Ctx) -> Self {
+impl<S: Transport> Conn<S> {
+    pub fn new(stream: S, ctx: &Ctx) -> Self {
         Conn {
             stream,
             phase: Phase::Idle,
@@ -149,8 +162,22 @@ impl Conn {
         }
     }
 
-    pub fn stream(&self) -> &TcpStream {
+    pub fn stream(&self) -> &S {
         &self.stream
+    }
+
+    pub fn stream_mut(&mut self) -> &mut S {
+        &mut self.stream
+    }
+
+    /// Answered and half-closed: only draining the client's input is left.
+    pub fn is_lingering(&self) -> bool {
+        matches!(self.phase, Phase::Lingering)
+    }
+
+    /// Buffer memory this connection holds now.
+    pub fn held_bytes(&self) -> usize {
+        self.inbuf.as_ref().map_or(0, |b| b.len()) + self.pending.capacity()
     }
 
     pub fn deadline(&self) -> Instant {
@@ -417,7 +444,7 @@ impl Conn {
             Verdict::Close { linger: true } => {
                 // FIN after the answer; keep reading so that what the client
                 // still sends does not make the kernel reset the connection.
-                if self.stream.shutdown(Shutdown::Write).is_err() {
+                if self.stream.shutdown_write().is_err() {
                     return Interest::Close;
                 }
                 self.phase = Phase::Lingering;
@@ -443,7 +470,7 @@ fn would_block(e: &io::Error) -> bool {
 }
 
 /// Writes as much of `data` as the socket takes now.
-fn write_some(stream: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
+fn write_some(stream: &mut impl Write, data: &[u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < data.len() {
         match stream.write(&data[done..]) {

@@ -1,48 +1,14 @@
 //! preforkd: a preforking HTTP/1.1 server. `main` picks the mode (`-h`,
-//! `-V`, `-t`, run), fixes the startup order and maps failures to exit
-//! statuses; the loop, signals and forking live in their own modules.
-
-/// argv → `Args`.
-mod cli;
-/// TOML → validated `Config`, defaults, overrides, `file:line:col` errors.
-mod config;
-/// One client connection: buffers, pipelining, keep-alive, deadlines.
-mod conn;
-/// `-s`: signal the running master, wait for reload/upgrade outcomes.
-mod control;
-/// `-d`: detach, report startup success to the waiting parent.
-mod daemon;
-/// Exit statuses, in one place.
-mod exitcode;
-/// Sans-IO request parsing; `Reject` → status.
-mod http;
-/// Worker → master messages over a pipe (ready, retiring).
-mod inbox;
-/// Bind listening sockets, adopt `LISTEN_FDS`.
-mod listener;
-/// syslog / stderr logging that survives fork and a missing socket.
-mod log;
-/// Worker table, signals, reaping, respawn with backoff, shutdown.
-mod master;
-/// sd_notify: READY, RELOADING, STOPPING, MAINPID, STATUS, WATCHDOG.
-mod notify;
-/// The pid file: atomic write, removal only if ours.
-mod pidfile;
-/// Precomputed response bytes with an in-place `Date`.
-mod response;
-/// Shared-memory heartbeat and counters, one slot per worker.
-mod scoreboard;
-/// Signal queue (counters + self-pipe) and the worker's flags.
-mod signals;
-/// Every `unsafe` block: fork, signal actions, fd adoption.
-#[allow(unsafe_code)] // the one module allowed to; each block says why it is sound
-mod sys;
-/// USR2: exec the new binary with the listening sockets.
-mod upgrade;
-/// One worker after fork: epoll, accept, connections, draining.
-mod worker;
+//! `-V`, `-t`, `-s`, run), fixes the startup order and maps failures to
+//! exit statuses; the loop, signals and forking live in the library's
+//! modules (`lib.rs`).
 
 use std::io::Write;
+
+use preforkd::{
+    cli, config, control, daemon, exitcode, inbox, listener, log, master, pidfile, scoreboard,
+    signals, sys, upgrade,
+};
 
 use anyhow::Context;
 

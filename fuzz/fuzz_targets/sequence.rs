@@ -1,0 +1,52 @@
+//! Well-formed requests (bodies that hold request bytes included) followed
+//! by arbitrary bytes, cut anywhere: each request must get exactly its own
+//! answer, in order, and nothing in a body may be taken for a request
+//! (request smuggling). `preforkd::sim::run_sequence` checks it.
+#![no_main]
+
+use libfuzzer_sys::arbitrary::{self, Arbitrary};
+use libfuzzer_sys::fuzz_target;
+use preforkd::sim::{self, Req};
+
+#[derive(Arbitrary, Debug)]
+enum FuzzReq {
+    Get,
+    Head,
+    Options,
+    PostLength(Vec<u8>),
+    PostChunked(Vec<u8>, Vec<u8>, bool),
+}
+
+#[derive(Arbitrary, Debug)]
+struct Case {
+    requests: Vec<FuzzReq>,
+    tail: Vec<u8>,
+    cuts: Vec<u16>,
+    budget: Option<u8>,
+}
+
+fuzz_target!(|case: Case| {
+    let requests: Vec<Req> = case
+        .requests
+        .into_iter()
+        .take(16)
+        .map(|r| match r {
+            FuzzReq::Get => Req::Get,
+            FuzzReq::Head => Req::Head,
+            FuzzReq::Options => Req::Options,
+            // Within the simulated max_request_body_bytes (larger is a 413, checked elsewhere).
+            FuzzReq::PostLength(body) => Req::PostLength(body.into_iter().take(1024).collect()),
+            FuzzReq::PostChunked(mut body, sizes, fancy) => {
+                body.truncate(1024);
+                Req::PostChunked(body, sizes.into_iter().map(usize::from).collect(), fancy)
+            }
+        })
+        .collect();
+    let cuts: Vec<usize> = case.cuts.into_iter().map(usize::from).collect();
+    sim::run_sequence(
+        &requests,
+        &case.tail,
+        &cuts,
+        case.budget.map(|b| usize::from(b) + 1),
+    );
+});

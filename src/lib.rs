@@ -1,0 +1,46 @@
+//! preforkd as a library: the modules of the server, so that the binary
+//! (`main.rs`), the fuzz targets and property tests drive the same code.
+//! Each module's file says what it owns.
+
+/// argv → `Args`.
+pub mod cli;
+/// TOML → validated `Config`, defaults, overrides, `file:line:col` errors.
+pub mod config;
+/// One client connection: buffers, pipelining, keep-alive, deadlines.
+pub mod conn;
+/// `-s`: signal the running master, wait for reload/upgrade outcomes.
+pub mod control;
+/// `-d`: detach, report startup success to the waiting parent.
+pub mod daemon;
+/// Exit statuses, in one place.
+pub mod exitcode;
+/// Sans-IO request parsing; `Reject` → status.
+pub mod http;
+/// Worker → master messages over a pipe (ready, retiring).
+pub mod inbox;
+/// Bind listening sockets, adopt `LISTEN_FDS`.
+pub mod listener;
+/// syslog / stderr logging that survives fork and a missing socket.
+pub mod log;
+/// Worker table, signals, reaping, respawn with backoff, shutdown.
+pub mod master;
+/// sd_notify: READY, RELOADING, STOPPING, MAINPID, STATUS, WATCHDOG.
+pub mod notify;
+/// The pid file: atomic write, removal only if ours.
+pub mod pidfile;
+/// Precomputed response bytes with an in-place `Date`.
+pub mod response;
+/// Shared-memory heartbeat and counters, one slot per worker.
+pub mod scoreboard;
+/// Signal queue (counters + self-pipe) and the worker's flags.
+pub mod signals;
+/// A simulated client driving `conn.rs`, for property tests and fuzzing.
+#[cfg(any(test, fuzzing))]
+pub mod sim;
+/// Every `unsafe` block: fork, signal actions, fd adoption.
+#[allow(unsafe_code)] // the one module allowed to; each block says why it is sound
+pub mod sys;
+/// USR2: exec the new binary with the listening sockets.
+pub mod upgrade;
+/// One worker after fork: epoll, accept, connections, draining.
+pub mod worker;
