@@ -75,6 +75,8 @@ pub struct State {
     pub reloads: u64,
     /// `ok` or `failed: reason` for the last one.
     pub reload: String,
+    /// Upgrade requests handled so far (started, failed or ignored).
+    pub upgrades: u64,
     /// `none`, `started new=PID`, `failed: reason`, or `from=PID` in a master
     /// that replaced another.
     pub upgrade: String,
@@ -83,8 +85,8 @@ pub struct State {
 impl State {
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let text = format!(
-            "pid={}\nreloads={}\nreload={}\nupgrade={}\n",
-            self.pid, self.reloads, self.reload, self.upgrade
+            "pid={}\nreloads={}\nreload={}\nupgrades={}\nupgrade={}\n",
+            self.pid, self.reloads, self.reload, self.upgrades, self.upgrade
         );
         let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
         std::fs::write(&tmp, text)?;
@@ -98,6 +100,7 @@ impl State {
             pid: map.get("pid")?.parse().ok()?,
             reloads: map.get("reloads")?.parse().ok()?,
             reload: map.get("reload")?.to_string(),
+            upgrades: map.get("upgrades")?.parse().ok()?,
             upgrade: map.get("upgrade")?.to_string(),
         })
     }
@@ -196,10 +199,12 @@ pub fn run(action: Action, pid_file: &Path, wait: Duration) -> anyhow::Result<St
         }
         Action::Upgrade => {
             let old = pid.as_raw() as u32;
+            // Only an outcome of this request counts, not an earlier failure.
+            let seen = before.map_or(0, |s| s.upgrades);
             let state = poll(deadline, "the upgrade", || {
                 let s = State::read(&state_file)?;
                 let done = s.pid != old && s.upgrade == format!("from={old}");
-                let failed = s.pid == old && s.upgrade.starts_with("failed");
+                let failed = s.pid == old && s.upgrades > seen && s.upgrade.starts_with("failed");
                 (done || failed).then_some(s)
             })?;
             match state.upgrade.strip_prefix("failed: ") {
@@ -310,6 +315,7 @@ mod tests {
             pid: 7,
             reloads: 2,
             reload: "failed: x.toml:1:1: bad".into(),
+            upgrades: 1,
             upgrade: "none".into(),
         };
         s.write(&path).unwrap();

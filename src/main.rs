@@ -137,6 +137,11 @@ fn start(
         ),
         None => None,
     };
+    // A parent may have blocked signals (the mask survives exec): clear it,
+    // or a blocked HUP or CHLD would never reach the master.
+    nix::sys::signal::SigSet::empty()
+        .thread_set_mask()
+        .context("clearing the signal mask")?;
     let signals = signals::Signals::install().context("installing signal handlers")?;
     let inbox = inbox::Inbox::new().context("creating the worker pipe")?;
     let board = sys::map_scoreboard(scoreboard::CAPACITY).context("mapping the scoreboard")?;

@@ -132,6 +132,7 @@ impl Master {
                 pid: pid.as_raw() as u32,
                 reloads: 0,
                 reload: "none".into(),
+                upgrades: 0,
                 upgrade: "none".into(),
             },
             exec: s.exec,
@@ -387,8 +388,11 @@ impl Master {
         if self.phase != Phase::Running {
             return;
         }
+        self.state.upgrades += 1;
         if let Some(pid) = self.upgrade {
             log::warn!("upgrade already in progress (new master pid={pid}); ignored");
+            // `-s upgrade` goes on waiting for the one under way.
+            self.publish();
             return;
         }
         if let Some(p) = self.pid_file.as_mut() {
