@@ -320,7 +320,10 @@ impl<S: Transport> Conn<S> {
                         Ok(Parsed::Partial) => {
                             if matches!(self.phase, Phase::Idle) {
                                 self.phase = Phase::Head;
-                                self.deadline = ctx.now + ctx.timeouts.header;
+                                // The first head's clock started at accept.
+                                if self.requests > 0 {
+                                    self.deadline = ctx.now + ctx.timeouts.header;
+                                }
                             }
                             break;
                         }
@@ -410,12 +413,17 @@ impl<S: Transport> Conn<S> {
             Method::Other => ctx.responses.not_allowed(out, p),
         }
         self.phase = Phase::Idle;
-        self.deadline = if ctx.draining {
-            ctx.now + ctx.timeouts.drain_idle
-        } else {
-            ctx.now + ctx.timeouts.keepalive
-        };
+        self.deadline = ctx.now + self.idle_timeout(ctx);
         keep
+    }
+
+    /// How long an idle connection is kept.
+    fn idle_timeout(&self, ctx: &Ctx) -> Duration {
+        if ctx.draining {
+            ctx.timeouts.drain_idle
+        } else {
+            ctx.timeouts.keepalive
+        }
     }
 
     /// Writes `out` (one write in the usual case); what the socket does not
@@ -439,7 +447,14 @@ impl<S: Transport> Conn<S> {
 
     fn after_write(&mut self, verdict: Verdict, ctx: &Ctx) -> Interest {
         match verdict {
-            Verdict::Open => Interest::Read,
+            Verdict::Open => {
+                if matches!(self.phase, Phase::Idle) {
+                    // Idle again once everything is out (the deadline was
+                    // the write's while it was blocked).
+                    self.deadline = ctx.now + self.idle_timeout(ctx);
+                }
+                Interest::Read
+            }
             Verdict::Close { linger: false } => Interest::Close,
             Verdict::Close { linger: true } => {
                 // FIN after the answer; keep reading so that what the client

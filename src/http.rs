@@ -406,8 +406,9 @@ fn check_headers(
         // Final coding not chunked: the length cannot be known (6.3 item 4).
         (TransferCoding::NotChunkedLast, None) => return Err(Reject::BadRequest),
     };
-    if request.body == Body::None {
-        // Nothing will follow, so there is nothing to continue.
+    if request.body == Body::None || line.http10 {
+        // Nothing will follow, so there is nothing to continue; and an
+        // HTTP/1.0 client gets no 1xx at all (RFC 9110 10.1.1, 15.2).
         request.expect_continue = false;
     }
     Ok(())
@@ -650,7 +651,9 @@ impl ChunkedDecoder {
         use ChunkState::*;
         self.state = match (self.state, b) {
             (Size { size, digits }, _) if b.is_ascii_hexdigit() => {
-                // 16 hex digits fill a u64; more is an overflow attempt.
+                // 16 hex digits fill a u64; more is refused even when they
+                // are leading zeros: parsers that overflow disagree on such
+                // sizes, and a disagreement is how smuggling starts.
                 if digits >= 16 {
                     return Err(Reject::BadRequest);
                 }

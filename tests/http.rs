@@ -17,10 +17,6 @@
 //! - `worker_connections`: a worker at its limit serves nobody else until a
 //!   connection closes.
 //!
-//! Server bugs found are tests marked `#[ignore = "server bug: ..."]`:
-//! `Expect: 100-continue` answered with a 100 on HTTP/1.0, and
-//! `keepalive_timeout` replaced by `header_timeout` after a blocked write.
-//!
 //! Expected responses are written out in full; the `Date` value, which
 //! changes, is checked to be an IMF-fixdate and then replaced by `D`
 //! (see [`redact_dates`]). Every read has a deadline.
@@ -704,8 +700,6 @@ fn expect_100_continue_not_sent_when_the_body_came_along() {
 /// HTTP/1.0 request MUST ignore that expectation"; 15.2: "a server MUST NOT
 /// send a 1xx response to an HTTP/1.0 client".
 #[test]
-#[ignore = "server bug: sends `HTTP/1.1 100 Continue` to an HTTP/1.0 request with \
-            `Expect: 100-continue` (RFC 9110 10.1.1, 15.2)"]
 fn expect_100_continue_ignored_for_http10() {
     let server = Server::start(ONE_WORKER);
     let mut s = open(&server);
@@ -990,12 +984,9 @@ fn idle_keep_alive_connection_is_closed() {
 }
 
 /// After an answer that did not fit the socket at once, the connection is
-/// idle like any other and must get `keepalive_timeout`; it gets
-/// `header_timeout` instead (the deadline set while the write was blocked
-/// is never replaced).
+/// idle like any other and must get `keepalive_timeout`, not the
+/// `header_timeout` that bounded the blocked write.
 #[test]
-#[ignore = "server bug: after a response whose write blocked (EAGAIN), an idle keep-alive \
-            connection is closed after header_timeout instead of keepalive_timeout"]
 fn keepalive_timeout_applies_after_a_blocked_write() {
     const BODY: usize = 8 << 20;
     let server = Server::start(&format!(
