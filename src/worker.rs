@@ -148,6 +148,9 @@ struct Worker {
     listening: bool,
     /// Accepting paused after EMFILE/ENFILE until then.
     paused_until: Option<Instant>,
+    /// In an episode of accept4 failing for want of descriptors or memory:
+    /// logged once when it starts and once when it ends.
+    accept_starved: bool,
     conns: Vec<Option<Entry>>,
     free: Vec<usize>,
     open: usize,
@@ -192,6 +195,7 @@ impl Worker {
             listeners,
             listening: false,
             paused_until: None,
+            accept_starved: false,
             conns: Vec::new(),
             free: Vec::new(),
             open: 0,
@@ -355,6 +359,10 @@ impl Worker {
                 SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
             ) {
                 Ok(fd) => {
+                    if self.accept_starved {
+                        self.accept_starved = false;
+                        log::info!("worker pid={} accepting again", std::process::id());
+                    }
                     // TCP_NODELAY comes from the listener (Linux copies it
                     // to accepted sockets): no setsockopt per connection.
                     self.board.accepted.fetch_add(1, Relaxed);
@@ -363,10 +371,12 @@ impl Worker {
                 Err(Errno::EAGAIN) => return,
                 Err(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => {}
                 Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
-                    // Out of descriptors or memory: retrying at once would spin.
-                    if self.paused_until.is_none() {
+                    // Out of descriptors or memory: retrying at once would
+                    // spin. Pause, serve what we have, try again; say so once.
+                    if !self.accept_starved {
+                        self.accept_starved = true;
                         log::warn!(
-                            "worker pid={} accept4 failed: {e}; pausing accepts for {}ms",
+                            "worker pid={} accept4 failed: {e}; pausing accepts ({}ms at a time) until it succeeds",
                             std::process::id(),
                             ACCEPT_PAUSE.as_millis()
                         );

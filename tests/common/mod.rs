@@ -82,6 +82,8 @@ pub struct Options {
     pub args: Vec<String>,
     /// Extra text for the `[log]` table.
     pub log: String,
+    /// RLIMIT_NOFILE for the server (set by the shell that execs it).
+    pub nofile: Option<u32>,
 }
 
 impl Default for Options {
@@ -91,6 +93,7 @@ impl Default for Options {
             socket: true,
             args: Vec::new(),
             log: String::new(),
+            nofile: None,
         }
     }
 }
@@ -140,14 +143,25 @@ impl Server {
         let listener = opts
             .socket
             .then(|| TcpListener::bind("127.0.0.1:0").expect("bind test listener"));
+        let ulimit = opts
+            .nofile
+            .map_or(String::new(), |n| format!("ulimit -n {n} && "));
         let mut cmd = if let Some(l) = &listener {
             // LISTEN_PID must be the server's own pid: the shell sets it to
             // its pid, then execs the server in the same process.
             let mut c = Command::new("sh");
             c.arg("-c")
-                .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\"")
+                .arg(format!(
+                    "{ulimit}LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" \"$@\""
+                ))
                 .arg(BIN);
             pass_as_fd_3(&mut c, l.as_raw_fd());
+            c
+        } else if opts.nofile.is_some() {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("{ulimit}exec \"$0\" \"$@\""))
+                .arg(BIN);
             c
         } else {
             Command::new(BIN)
