@@ -466,22 +466,6 @@ fn workers(server: &Server, n: usize) -> Vec<i32> {
     })
 }
 
-/// Waits for the master to exit (log drained meanwhile).
-fn exit_of(server: &mut Server) -> ExitStatus {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        server.log_lines();
-        if let Some(status) = server.child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the master did not exit within {WAIT:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// `run_bin` on a thread while this one keeps the log drained (`-s reload`
 /// waits for an outcome the master publishes after logging).
 fn run_bin_pumped(logs: &impl Logs, args: &[&str]) -> (i32, String, String) {
@@ -569,7 +553,7 @@ fn unexpected_errors(lines: &[String], expected: &[&str]) -> Vec<String> {
 /// QUIT, exit 0, empty process group, no error lines but the `expected`.
 fn finish_allowing(mut server: Server, expected: &[&str]) {
     server.signal(Signal::SIGQUIT);
-    let status = exit_of(&mut server);
+    let status = server.wait_exit();
     assert!(status.success(), "master exit status {status}");
     let pgid = server.pid();
     wait_until(WAIT, "the process group to empty", || {
@@ -1461,7 +1445,7 @@ fn s_stop_works_with_a_config_broken_elsewhere() {
     let (code, out, err) = run_bin(&["-s", "stop", "-c", &config]);
     assert_eq!(code, 0, "stdout {out:?} stderr {err:?}");
     assert!(out.contains("sent SIGTERM"), "{out:?}");
-    let status = exit_of(&mut server);
+    let status = server.wait_exit();
     assert!(status.success(), "master exit status {status}");
     server.wait_for_log("master stopping mode=fast");
     assert!(!pid_file.exists(), "pid file left behind");
@@ -1495,7 +1479,7 @@ fn s_quit_stops_gracefully() {
     let answer = read_to_close(&mut s);
     assert_eq!(status(&answer), 200, "{answer:?}");
     assert!(answer.contains("Connection: close\r\n"), "{answer:?}");
-    let status = exit_of(&mut server);
+    let status = server.wait_exit();
     assert!(status.success(), "master exit status {status}");
     assert!(!pid_file.exists(), "pid file left behind");
     let errors = unexpected_errors(&server.log_lines(), &[]);

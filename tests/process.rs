@@ -9,7 +9,6 @@
 //! unreachable syslog socket.
 mod common;
 
-use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -24,44 +23,6 @@ const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\
 const GET_KEEP: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 
 // ---------------------------------------------------------------- helpers
-
-/// Inodes of the sockets `pid` holds open (`socket:[N]` links in /proc).
-fn socket_inodes(pid: i32) -> HashSet<u64> {
-    let mut out = HashSet::new();
-    let dir = format!("/proc/{pid}/fd");
-    for entry in std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("read {dir}: {e}"))
-        .flatten()
-    {
-        let Ok(target) = std::fs::read_link(entry.path()) else {
-            continue;
-        };
-        let target = target.to_string_lossy().into_owned();
-        if let Some(n) = target
-            .strip_prefix("socket:[")
-            .and_then(|r| r.strip_suffix(']'))
-        {
-            out.insert(n.parse().expect("socket inode"));
-        }
-    }
-    out
-}
-
-/// Inodes of the IPv4 sockets in LISTEN state (0A) on 127.0.0.1:`port`,
-/// from /proc/net/tcp.
-fn listen_inodes(port: u16) -> Vec<u64> {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("read /proc/net/tcp");
-    let local = format!("0100007F:{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode …
-            (f.len() > 9 && f[1] == local && f[3] == "0A").then(|| f[9].parse().expect("inode"))
-        })
-        .collect()
-}
 
 /// One GET on a fresh connection with short timeouts; Ok only for a full
 /// 200 answer ending in EOF.
@@ -252,7 +213,7 @@ fn worker_count_and_one_shared_listening_socket() {
     let server = Server::start("workers = 3\n");
     let workers = server.wait_workers(3);
     assert_eq!(workers.len(), 3);
-    let inodes = listen_inodes(server.addr.port());
+    let inodes: Vec<u64> = listening_inodes(server.addr.port()).into_iter().collect();
     assert_eq!(
         inodes.len(),
         1,
@@ -753,7 +714,7 @@ fn listen_and_workers_flags_override_the_config() {
     s.write_all(GET_CLOSE).expect("write");
     let answer = read_until_close(&mut s);
     assert_eq!(status(&answer), 200, "{answer}");
-    let inodes = listen_inodes(port);
+    let inodes: Vec<u64> = listening_inodes(port).into_iter().collect();
     assert_eq!(inodes.len(), 1, "one listener on {addr}: {inodes:?}");
     assert!(
         socket_inodes(server.pid().as_raw()).contains(&inodes[0]),

@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used)] // a test fails loudly on the first surprise
 mod common;
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -247,68 +246,6 @@ fn proc_ids(pid: i32, key: &str) -> Vec<u32> {
         .split_whitespace()
         .map(|n| n.parse().unwrap())
         .collect()
-}
-
-/// Inodes of the sockets process `pid` holds open.
-fn socket_inodes(pid: i32) -> HashSet<u64> {
-    let mut out = HashSet::new();
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return out;
-    };
-    for entry in dir.flatten() {
-        if let Ok(target) = std::fs::read_link(entry.path()) {
-            let t = target.to_string_lossy();
-            if let Some(n) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
-                out.insert(n.parse().unwrap());
-            }
-        }
-    }
-    out
-}
-
-/// Inodes of every TCP socket (v4 and v6) listening on `port`, any address.
-fn listening_inodes(port: u16) -> HashSet<u64> {
-    let mut out = HashSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 10 || f[3] != "0A" {
-                continue;
-            }
-            let local_port = f[1]
-                .rsplit_once(':')
-                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
-            if local_port == Some(port) {
-                out.insert(f[9].parse().unwrap());
-            }
-        }
-    }
-    out
-}
-
-/// Makes `fd` the child's fd 3 without CLOEXEC, as systemd passes sockets.
-#[allow(unsafe_code)] // pre_exec is the only way to place a socket at fd 3
-fn pass_as_fd_3(cmd: &mut Command, fd: i32) {
-    let place = move || {
-        if fd == 3 {
-            // SAFETY: fcntl on our own open fd; async-signal-safe.
-            let flags = unsafe { libc::fcntl(3, libc::F_GETFD) };
-            // SAFETY: as above; clears FD_CLOEXEC so that exec keeps it.
-            unsafe { libc::fcntl(3, libc::F_SETFD, flags & !libc::FD_CLOEXEC) };
-        // SAFETY: dup2 is async-signal-safe; the copy at 3 is not CLOEXEC.
-        } else if unsafe { libc::dup2(fd, 3) } < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
-    };
-    // SAFETY: between fork and exec the closure runs only dup2 and fcntl,
-    // both async-signal-safe; nothing allocates.
-    unsafe {
-        cmd.pre_exec(place);
-    }
 }
 
 /// `key=value` pairs of one status line.

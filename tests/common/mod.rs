@@ -336,7 +336,7 @@ impl Drop for Server {
 
 /// Makes `fd` the child's fd 3 (without CLOEXEC), as systemd passes sockets.
 #[allow(unsafe_code)] // pre_exec is the only way to place a socket at fd 3
-fn pass_as_fd_3(cmd: &mut Command, fd: i32) {
+pub fn pass_as_fd_3(cmd: &mut Command, fd: i32) {
     let place = move || {
         if fd == 3 {
             // SAFETY: fcntl on our own open fd; async-signal-safe.
@@ -464,4 +464,45 @@ pub fn run_bin(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Inodes of the sockets process `pid` holds open (`socket:[N]` links).
+pub fn socket_inodes(pid: i32) -> std::collections::HashSet<u64> {
+    let mut out = std::collections::HashSet::new();
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        if let Ok(target) = std::fs::read_link(entry.path()) {
+            let t = target.to_string_lossy();
+            if let Some(n) = t.strip_prefix("socket:[").and_then(|r| r.strip_suffix(']')) {
+                out.insert(n.parse().unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// Inodes of every TCP socket (v4 and v6) listening on `port`, any address.
+pub fn listening_inodes(port: u16) -> std::collections::HashSet<u64> {
+    let mut out = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            // sl local rem st tx:rx tr:when retrnsmt uid timeout inode …
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 10 || f[3] != "0A" {
+                continue;
+            }
+            let local_port = f[1]
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if local_port == Some(port) {
+                out.insert(f[9].parse().unwrap());
+            }
+        }
+    }
+    out
 }
