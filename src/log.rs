@@ -267,6 +267,19 @@ pub fn init(config: &LogConfig) {
     }
 }
 
+/// Sends a line to syslog only, if it is configured and reachable: for a
+/// startup error that is also printed on stderr, so that it appears once
+/// there but still reaches the system log.
+pub fn syslog_only(level: log::Level, message: &str) {
+    if let Ok(mut guard) = LOGGER.0.lock() {
+        if let Some(b) = guard.as_mut() {
+            if b.config.target != LogTarget::Stderr {
+                b.send(level, message);
+            }
+        }
+    }
+}
+
 /// In a freshly forked child: take the new pid and a socket of its own.
 pub fn reinit_after_fork() {
     if let Ok(mut guard) = LOGGER.0.lock() {
