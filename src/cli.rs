@@ -79,10 +79,13 @@ where
             Short('w') | Long("workers") => {
                 let v = string(&mut parser)?;
                 match v.parse::<usize>() {
-                    Ok(n) if (1..=4096).contains(&n) => args.workers = Some(n),
+                    Ok(n) if (1..=crate::scoreboard::MAX_WORKERS).contains(&n) => {
+                        args.workers = Some(n)
+                    }
                     _ => {
                         return Err(format!(
-                            "invalid worker count '{v}': expected an integer from 1 to 4096"
+                            "invalid worker count '{v}': expected an integer from 1 to {}",
+                            crate::scoreboard::MAX_WORKERS
                         ))
                     }
                 }

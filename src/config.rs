@@ -115,7 +115,7 @@ impl Default for Config {
 }
 
 fn cpu_count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(crate::scoreboard::MAX_WORKERS))
 }
 
 /// Loads the config the command line asks for: `-c FILE`, else the default
@@ -421,7 +421,7 @@ impl<'de> Deserialize<'de> for ListenAddr {
     }
 }
 
-/// `"auto"` (the number of CPUs) or an integer >= 1.
+/// `"auto"` (the number of CPUs) or an integer from 1 to `MAX_WORKERS`.
 struct Workers(usize);
 
 impl<'de> Deserialize<'de> for Workers {
@@ -432,9 +432,11 @@ impl<'de> Deserialize<'de> for Workers {
             N(i64),
             S(String),
         }
-        let bad = || de::Error::custom("workers must be \"auto\" or an integer >= 1");
+        let bad = || de::Error::custom("workers must be \"auto\" or an integer from 1 to 1024");
         match W::deserialize(d).map_err(|_: D::Error| bad())? {
-            W::N(n) if (1..=4096).contains(&n) => Ok(Workers(n as usize)),
+            W::N(n) if (1..=crate::scoreboard::MAX_WORKERS as i64).contains(&n) => {
+                Ok(Workers(n as usize))
+            }
             W::S(s) if s == "auto" => Ok(Workers(cpu_count())),
             _ => Err(bad()),
         }

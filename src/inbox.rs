@@ -1,41 +1,13 @@
-//! Messages from workers to their master over one pipe: "I am accepting"
-//! (so a reload drains the old workers only once the new ones run) and "I
-//! am retiring" (so a worker that recycles itself is replaced at once).
-//! Each message is 8 bytes, below PIPE_BUF, so writes from many workers
-//! never interleave.
+//! The workers' doorbell: a pipe a worker writes one byte to when its state
+//! changes in a way the master should act on soon (it accepts, so a reload
+//! can drain the old workers; it retires on its own, so its replacement can
+//! start). What changed is read from the scoreboard; the byte only wakes
+//! the master from its sleep, so a byte lost to a full pipe costs nothing
+//! but the master's next one-second tick.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::fcntl::OFlag;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Message {
-    Ready(u32),
-    Retiring(u32),
-}
-
-impl Message {
-    fn encode(self) -> [u8; 8] {
-        let (kind, pid) = match self {
-            Message::Ready(pid) => (1u32, pid),
-            Message::Retiring(pid) => (2u32, pid),
-        };
-        let mut b = [0u8; 8];
-        b[..4].copy_from_slice(&kind.to_le_bytes());
-        b[4..].copy_from_slice(&pid.to_le_bytes());
-        b
-    }
-
-    fn decode(b: &[u8]) -> Option<Message> {
-        let kind = u32::from_le_bytes(b.get(..4)?.try_into().ok()?);
-        let pid = u32::from_le_bytes(b.get(4..8)?.try_into().ok()?);
-        match kind {
-            1 => Some(Message::Ready(pid)),
-            2 => Some(Message::Retiring(pid)),
-            _ => None,
-        }
-    }
-}
 
 /// The master's end (read) and the end workers inherit (write).
 pub struct Inbox {
@@ -53,17 +25,17 @@ impl Inbox {
         self.rx.as_fd()
     }
 
-    /// Every message waiting.
-    pub fn drain(&self) -> Vec<Message> {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
+    /// Empties the pipe; returns whether anything rang.
+    pub fn drain(&self) -> bool {
+        let mut rang = false;
+        let mut buf = [0u8; 256];
         while let Ok(n) = nix::unistd::read(&self.rx, &mut buf) {
             if n == 0 {
                 break;
             }
-            out.extend(buf[..n].chunks_exact(8).filter_map(Message::decode));
+            rang = true;
         }
-        out
+        rang
     }
 
     /// In a worker: keep only the sending end.
@@ -72,14 +44,13 @@ impl Inbox {
     }
 }
 
-/// A worker's way to tell the master something.
+/// A worker's end of the doorbell.
 pub struct Sender(OwnedFd);
 
 impl Sender {
-    pub fn send(&self, m: Message) {
-        // Non-blocking: if the master is so far behind that the pipe is
-        // full, a lost "ready" only delays a reload's drain.
-        let _ = nix::unistd::write(&self.0, &m.encode());
+    pub fn ring(&self) {
+        // Non-blocking: a full pipe already wakes the master.
+        let _ = nix::unistd::write(&self.0, &[1]);
     }
 }
 
@@ -88,15 +59,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn messages_round_trip() {
+    fn rings_and_drains() {
         let inbox = Inbox::new().unwrap();
         let s = Sender(inbox.tx.try_clone().unwrap());
-        s.send(Message::Ready(42));
-        s.send(Message::Retiring(7));
-        assert_eq!(
-            inbox.drain(),
-            vec![Message::Ready(42), Message::Retiring(7)]
-        );
-        assert!(inbox.drain().is_empty());
+        assert!(!inbox.drain());
+        s.ring();
+        s.ring();
+        assert!(inbox.drain());
+        assert!(!inbox.drain());
     }
 }

@@ -52,7 +52,7 @@ fn run() -> i32 {
     match serve(config, args) {
         Ok(code) => code,
         Err(e) => {
-                        let message = format!("{e:#}");
+            let message = format!("{e:#}");
             log::syslog_only(::log::Level::Error, &message);
             eprintln!("preforkd: {message}");
             exitcode::FAILURE

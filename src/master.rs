@@ -5,6 +5,7 @@
 //!
 //! HTTP and client sockets are the workers'; `unsafe` is `sys.rs`'s.
 
+use std::io::IsTerminal;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use crate::cli::Args;
 use crate::config::{self, Config};
 use crate::control::{self, State, StatusSocket};
 use crate::daemon::Reporter;
-use crate::inbox::{Inbox, Message};
+use crate::inbox::Inbox;
 use crate::listener::{self, Listener};
 use crate::notify::{self, Watchdog};
 use crate::pidfile::PidFile;
@@ -32,6 +33,10 @@ const CRASH_LIFETIME: Duration = Duration::from_secs(1);
 const FAST_STOP_GRACE: Duration = Duration::from_secs(2);
 /// Margin over shutdown_timeout before the master SIGKILLs on a graceful stop.
 const GRACEFUL_MARGIN: Duration = Duration::from_secs(2);
+
+/// Consecutive crashes before any worker served after which `-d` reports
+/// failure instead of waiting on.
+const DAEMON_GIVE_UP: u32 = 5;
 /// The longest the master sleeps: it re-checks its workers at least this often.
 const TICK: Duration = Duration::from_secs(1);
 
@@ -100,6 +105,10 @@ pub struct Master {
     started: Instant,
     /// The last error worth showing in STATUS= and `-s status`.
     last_error: String,
+    /// stdin or stderr is a terminal: started by hand in the foreground.
+    interactive: bool,
+    /// The status to exit with (FAILURE when `-d` startup failed).
+    exit_code: i32,
 }
 
 /// What the master starts with.
@@ -151,6 +160,8 @@ impl Master {
             announced: false,
             started: Instant::now(),
             last_error: String::new(),
+            interactive: std::io::stdin().is_terminal() || std::io::stderr().is_terminal(),
+            exit_code: exitcode::OK,
         }
     }
 
@@ -215,7 +226,7 @@ impl Master {
                 }
             }
         }
-        exitcode::OK
+        self.exit_code
     }
 
     fn listen_list(&self) -> String {
@@ -276,30 +287,36 @@ impl Master {
                     delay.as_millis()
                 );
                 notify::status(&self.summary());
+                if !self.announced && self.backoff.crashes >= DAEMON_GIVE_UP {
+                    if let Some(r) = self.reporter.as_mut() {
+                        // `-d` is still waiting: tell it, and stop rather than
+                        // leave a daemon the command said had failed.
+                        r.failed(&format!("workers keep crashing ({how}); see the log"));
+                        self.exit_code = exitcode::FAILURE;
+                        self.begin_stop(false, now);
+                    }
+                }
             } else {
                 log::info!("worker={} pid={pid} {how}", w.slot);
             }
         }
     }
 
+    /// Takes what workers changed from the scoreboard (the inbox only
+    /// wakes us): a worker that accepts is ready; one draining on its own
+    /// (max_requests_per_worker) no longer fills its slot.
     fn read_inbox(&mut self) {
-        let Some(inbox) = &self.inbox else { return };
-        for message in inbox.drain() {
-            let (pid, ready) = match message {
-                Message::Ready(pid) => (pid, true),
-                Message::Retiring(pid) => (pid, false),
-            };
-            if let Some(w) = self
-                .workers
-                .iter_mut()
-                .find(|w| w.pid.as_raw() as u32 == pid)
-            {
-                if ready {
-                    w.ready = true;
-                } else if !w.retiring {
-                    log::info!("worker={} pid={pid} retiring on its own", w.slot);
+        if let Some(inbox) = &self.inbox {
+            inbox.drain();
+        }
+        for w in self.workers.iter_mut() {
+            match self.scoreboard.slot(w.board).state.load(Relaxed) {
+                s if s == WorkerState::Accepting as u32 => w.ready = true,
+                s if s == WorkerState::Draining as u32 && !w.retiring => {
+                    log::info!("worker={} pid={} retiring on its own", w.slot, w.pid);
                     w.retiring = true;
                 }
+                _ => {}
             }
         }
     }
@@ -311,9 +328,29 @@ impl Master {
             Command::GracefulStop => self.begin_stop(true, now),
             Command::Reload => self.reload(),
             Command::Upgrade => self.start_upgrade(),
+            // Job-control signals come from a terminal too (resizing it
+            // sends WINCH): as in nginx and unicorn they act only when the
+            // master is not attached to one.
+            Command::StopWorkers | Command::AddWorker | Command::RemoveWorker
+                if self.interactive =>
+            {
+                log::warn!(
+                    "master command={} ignored: attached to a terminal",
+                    command.name()
+                );
+            }
             Command::StopWorkers => self.target = 0,
+            Command::AddWorker if self.target >= scoreboard::MAX_WORKERS => {
+                log::warn!(
+                    "master command=add-worker ignored: already {} workers",
+                    self.target
+                );
+            }
             Command::AddWorker => self.target += 1,
-            Command::RemoveWorker => self.target = self.target.saturating_sub(1).max(1),
+            // Never fewer than one, and nothing to do while stopped by WINCH.
+            Command::RemoveWorker => {
+                self.target = self.target.saturating_sub(1).max(self.target.min(1))
+            }
             Command::ReopenLogs => {
                 crate::log::reopen();
                 self.signal_each_worker(Signal::SIGUSR1);
@@ -535,7 +572,7 @@ impl Master {
             self.publish();
             notify::ready(&self.summary());
         }
-        if let Some(old) = self.replaces.take() {
+        if let Some(old) = self.replaces.take_if(|_| self.target > 0) {
             // Become the service's main process before the old one goes.
             notify::ready_as_main(&self.summary());
             self.announced = true;
@@ -737,8 +774,9 @@ impl Master {
         {
             next = next.min(kill_at);
         }
-        if self.phase == Phase::Running {
-            next = next.min(self.backoff.not_before.map_or(next, |t| t.max(now)));
+        if let Some(t) = self.backoff.not_before.filter(|t| *t > now) {
+            // A backoff that has passed is no deadline (it would spin).
+            next = next.min(t);
         }
         next
     }

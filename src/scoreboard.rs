@@ -42,6 +42,9 @@ pub struct Slot {
 
 /// The most slots (and so workers, counting old and new during a reload).
 pub const CAPACITY: usize = 2048;
+/// The most workers one configuration may ask for: a reload runs the old
+/// and the new set side by side.
+pub const MAX_WORKERS: usize = CAPACITY / 2;
 
 /// CLOCK_MONOTONIC in milliseconds: unlike `Instant`, the same clock in
 /// every process, so the master can compare it with a worker's.

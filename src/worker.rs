@@ -20,7 +20,7 @@ use crate::config::{Config, Credentials};
 use crate::conn::{Buffers, Conn, Ctx, Interest, Timeouts};
 use crate::exitcode;
 use crate::http::Limits;
-use crate::inbox::{Message, Sender};
+use crate::inbox::Sender;
 use crate::listener::Listener;
 use crate::response::{http_date, Responses};
 use crate::scoreboard::{self, Slot, WorkerState};
@@ -225,7 +225,7 @@ impl Worker {
         w.refresh_date();
         w.start_listening()?;
         board.state.store(WorkerState::Accepting as u32, Relaxed);
-        w.tell_master(Message::Ready(std::process::id()));
+        w.tell_master();
         Ok(w)
     }
 
@@ -268,9 +268,10 @@ impl Worker {
                 && self.served >= self.max_requests
                 && self.drain_deadline.is_none()
             {
-                // Recycle: the master starts our replacement as soon as it reads this.
-                self.tell_master(Message::Retiring(std::process::id()));
+                // Recycle: the master starts our replacement as soon as it
+                // sees us draining.
                 self.start_drain();
+                self.tell_master();
             }
             if self.now >= self.next_sweep {
                 self.sweep();
@@ -287,9 +288,10 @@ impl Worker {
         }
     }
 
-    fn tell_master(&self, m: Message) {
+    /// Wakes the master to look at our scoreboard slot.
+    fn tell_master(&self) {
         if let Some(inbox) = &self.inbox {
-            inbox.send(m);
+            inbox.ring();
         }
     }
 
@@ -523,6 +525,8 @@ impl Worker {
             .state
             .store(WorkerState::Draining as u32, Relaxed);
         self.stop_listening();
+        // Draining from here on: every answer closes its connection.
+        self.drain_deadline = Some(self.now + self.shutdown_timeout);
         // A connection may have come in between our last epoll_wait and
         // leaving the epoll set; the kernel woke us (EPOLLEXCLUSIVE) and
         // not another worker, so take what is queued now or it waits for
@@ -531,7 +535,6 @@ impl Worker {
             self.accept(i);
         }
         self.listeners.clear();
-        self.drain_deadline = Some(self.now + self.shutdown_timeout);
         let ctx = ctx!(self);
         for entry in self.conns.iter_mut().flatten() {
             entry.conn.start_drain(&ctx);
