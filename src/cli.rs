@@ -57,6 +57,35 @@ pub struct Args {
     pub help: bool,
 }
 
+impl Args {
+    /// The serving options as arguments again, for the new master of an
+    /// upgrade: not `-d` (it is detached already), nor the one-shot modes.
+    pub fn to_argv(&self) -> Vec<OsString> {
+        let mut out: Vec<OsString> = Vec::new();
+        if let Some(c) = &self.config {
+            out.extend(["-c".into(), c.clone().into_os_string()]);
+        }
+        for l in &self.listen {
+            out.extend(["-l".into(), l.to_string().into()]);
+        }
+        if let Some(w) = self.workers {
+            out.extend(["-w".into(), w.to_string().into()]);
+        }
+        if let Some(p) = &self.pid_file {
+            out.extend(["-p".into(), p.clone().into_os_string()]);
+        }
+        if let Some(t) = self.log_target {
+            let name = match t {
+                LogTarget::Syslog => "syslog",
+                LogTarget::Stderr => "stderr",
+                LogTarget::Both => "both",
+            };
+            out.extend(["--log-target".into(), name.into()]);
+        }
+        out
+    }
+}
+
 /// Parses the arguments after the program name; the error is one line.
 pub fn parse<I>(argv: I) -> Result<Args, String>
 where
@@ -168,6 +197,28 @@ mod tests {
         let a = p(&["-s", "reload", "--wait", "5"]).unwrap();
         assert_eq!(a.signal, Some(Action::Reload));
         assert_eq!(a.wait, Some(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn serving_options_round_trip_without_daemon() {
+        let a = p(&[
+            "-d",
+            "-c",
+            "/etc/p.toml",
+            "-l",
+            "127.0.0.1:1",
+            "-l",
+            "[::1]:2",
+            "-w",
+            "3",
+            "-p",
+            "/run/p.pid",
+            "--log-target",
+            "both",
+        ])
+        .unwrap();
+        let again = parse(a.to_argv()).unwrap();
+        assert_eq!(again, Args { daemon: false, ..a });
     }
 
     #[test]

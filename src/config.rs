@@ -195,7 +195,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
         &mut c.max_requests_per_worker,
         raw.max_requests_per_worker.map(|n| n.0),
     );
-    c.pid_file = raw.pid_file;
+    // Relative paths in a file mean relative to that file, wherever the
+    // process runs (`-d` moves to /, an upgraded master may start there).
+    let base = path.parent().unwrap_or(Path::new("."));
+    c.pid_file = raw.pid_file.map(|p| base.join(p));
     set(&mut c.worker_timeout, raw.worker_timeout.map(|d| d.0));
     c.user =
         credentials(raw.user, raw.group).map_err(|(span, m)| span_error(text, path, span, m))?;
@@ -220,7 +223,7 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
             }
             (Some(body), None) => c.response.body = body.into_bytes(),
             (None, Some(file)) => {
-                let file_path = path.parent().unwrap_or(Path::new(".")).join(file.get_ref());
+                let file_path = base.join(file.get_ref());
                 c.response.body = std::fs::read(&file_path).map_err(|e| {
                     span_error(
                         text,
@@ -241,7 +244,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
         set(&mut c.log.facility, l.facility.map(|f| f.0));
         set(&mut c.log.ident, l.ident);
         set(&mut c.log.level, l.level.map(|l| l.0));
-        set(&mut c.log.syslog_socket, l.syslog_socket);
+        set(
+            &mut c.log.syslog_socket,
+            l.syslog_socket.map(|p| base.join(p)),
+        );
     }
     Ok(c)
 }

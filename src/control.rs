@@ -120,7 +120,9 @@ pub fn find_pid_file(explicit: Option<&Path>, config: Option<&Path>) -> anyhow::
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    pid_file_key(&text).ok_or_else(|| {
+    // Relative to the config file, as the master reads it.
+    let base = path.parent().unwrap_or(Path::new("."));
+    pid_file_key(&text).map(|p| base.join(p)).ok_or_else(|| {
         anyhow!(
             "no pid file: {} sets no pid_file; give -p PIDFILE",
             path.display()

@@ -64,6 +64,31 @@ fn set_nodelay(fd: &OwnedFd) -> anyhow::Result<()> {
     socket::setsockopt(fd, sockopt::TcpNoDelay, &true).context("TCP_NODELAY")
 }
 
+/// The addresses of `wanted` that no socket in `have` is bound to.
+pub fn missing(have: &[Listener], wanted: &[SocketAddr]) -> Vec<SocketAddr> {
+    wanted
+        .iter()
+        .filter(|a| !have.iter().any(|l| l.addr == **a))
+        .copied()
+        .collect()
+}
+
+/// A reload's listener change: the sockets for `wanted`, in its order.
+/// Sockets we have for those addresses are kept (never closed, so no
+/// connection is refused), missing ones bound, the rest dropped; if any
+/// bind fails, `have` is left as it was.
+pub fn reconcile(
+    have: &mut Vec<Listener>,
+    wanted: &[SocketAddr],
+    backlog: i32,
+) -> anyhow::Result<()> {
+    let mut fresh = bind_all(&missing(have, wanted), backlog)?;
+    have.retain(|l| wanted.contains(&l.addr));
+    have.append(&mut fresh);
+    have.sort_by_key(|l| wanted.iter().position(|a| *a == l.addr));
+    Ok(())
+}
+
 /// Binds every address, or says which one failed and why, in one line.
 pub fn bind_all(addrs: &[SocketAddr], backlog: i32) -> anyhow::Result<Vec<Listener>> {
     addrs
@@ -74,7 +99,8 @@ pub fn bind_all(addrs: &[SocketAddr], backlog: i32) -> anyhow::Result<Vec<Listen
 
 /// Sockets passed by systemd (or by an old master on upgrade): fds 3 and up,
 /// `LISTEN_FDS=n`, for us only if `LISTEN_PID` is our pid. The variables are
-/// removed so that workers and later children do not see them.
+/// removed so that workers and later children do not see them. Call it
+/// before anything opens a descriptor, or the numbers may be ours already.
 pub fn inherited() -> anyhow::Result<Vec<Listener>> {
     let pid = std::env::var("LISTEN_PID").ok();
     let fds = std::env::var("LISTEN_FDS").ok();
@@ -92,7 +118,7 @@ pub fn inherited() -> anyhow::Result<Vec<Listener>> {
         .ok()
         .filter(|n| (0..=1024).contains(n))
         .with_context(|| format!("invalid LISTEN_FDS={fds}"))?;
-    let fds = sys::take_listen_fds(n).context("LISTEN_FDS names a descriptor that is not open")?;
+    let fds = sys::take_listen_fds(n).context("LISTEN_FDS")?;
     let mut out = Vec::new();
     for fd in fds {
         let raw = fd.as_raw_fd();
@@ -101,12 +127,9 @@ pub fn inherited() -> anyhow::Result<Vec<Listener>> {
     Ok(out)
 }
 
-/// Checks that an inherited fd is a listening TCP socket and prepares it.
+/// Prepares an inherited listening socket (`sys` checked it listens).
 fn adopt(fd: OwnedFd) -> anyhow::Result<Listener> {
     let raw = fd.as_raw_fd();
-    if !socket::getsockopt(&fd, sockopt::AcceptConn).context("not a socket")? {
-        bail!("fd {raw} is not a listening socket");
-    }
     let addr: SockaddrStorage = socket::getsockname(raw).context("getsockname")?;
     let addr = if let Some(v4) = addr.as_sockaddr_in() {
         SocketAddr::from((v4.ip(), v4.port()))
@@ -125,4 +148,47 @@ fn adopt(fd: OwnedFd) -> anyhow::Result<Listener> {
     )
     .context("FD_CLOEXEC")?;
     Ok(Listener { addr, socket })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loopback() -> Listener {
+        bind("127.0.0.1:0".parse().unwrap(), 16)
+            .map(|mut l| {
+                l.addr = l.socket.local_addr().unwrap();
+                l
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn reconcile_keeps_orders_and_drops() {
+        let (a, b) = (loopback(), loopback());
+        let (a_addr, b_addr) = (a.addr, b.addr);
+        let b_fd = b.socket.as_raw_fd();
+        let mut have = vec![a, b];
+        reconcile(&mut have, &[b_addr], 16).unwrap();
+        assert_eq!(have.len(), 1);
+        assert_eq!(have[0].addr, b_addr);
+        assert_eq!(
+            have[0].socket.as_raw_fd(),
+            b_fd,
+            "a kept socket is the same socket"
+        );
+        assert_eq!(missing(&have, &[a_addr, b_addr]), vec![a_addr]);
+    }
+
+    #[test]
+    fn reconcile_changes_nothing_when_a_bind_fails() {
+        let a = loopback();
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let busy = taken.local_addr().unwrap();
+        let a_addr = a.addr;
+        let mut have = vec![a];
+        assert!(reconcile(&mut have, &[busy], 16).is_err());
+        assert_eq!(have.len(), 1);
+        assert_eq!(have[0].addr, a_addr);
+    }
 }

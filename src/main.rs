@@ -62,19 +62,23 @@ fn run() -> i32 {
 
 /// Runs the master: detaches first with `-d`, and reports a startup
 /// failure to the waiting parent as well as to the log.
-fn serve(mut config: config::Config, mut args: cli::Args) -> anyhow::Result<i32> {
+fn serve(config: config::Config, mut args: cli::Args) -> anyhow::Result<i32> {
+    // Paths from the command line stay valid after `-d` moves to / and for
+    // the new master of an upgrade, which gets these arguments again.
+    let cwd = std::env::current_dir().context("current directory")?;
+    args.config = config.path.as_ref().map(|p| cwd.join(p));
+    args.pid_file = args.pid_file.as_ref().map(|p| cwd.join(p));
+    let mut config = config;
+    config.pid_file = config.pid_file.as_ref().map(|p| cwd.join(p));
+    let exec = upgrade::Exec::current()?;
     let mut reporter = None;
     if args.daemon {
-        let Some(pid_file) = &config.pid_file else {
+        if config.pid_file.is_none() {
             anyhow::bail!("-d needs a pid file: give -p PIDFILE or set pid_file");
-        };
-        // The daemon runs in /: keep what we will reopen reachable.
-        let cwd = std::env::current_dir().context("current directory")?;
-        config.pid_file = Some(cwd.join(pid_file));
-        args.config = config.path.as_ref().map(|p| cwd.join(p));
+        }
         reporter = Some(daemon::detach()?);
     }
-    match start(config, args, &mut reporter) {
+    match start(config, args, exec, &mut reporter) {
         Ok(mut master) => Ok(master.run()),
         Err(e) => {
             if let Some(r) = reporter.as_mut() {
@@ -85,18 +89,20 @@ fn serve(mut config: config::Config, mut args: cli::Args) -> anyhow::Result<i32>
     }
 }
 
-/// Startup in the order that makes failures clean: logs, sockets, pid file
-/// (after bind, so it never names a master that could not listen), signal
-/// handlers, the scoreboard; the master forks the workers when it runs.
+/// Startup in the order that makes failures clean: passed sockets before
+/// anything opens a descriptor, logs, our own sockets, signal handlers
+/// (before the pid file, so a reload sent as soon as it exists is not
+/// fatal), the pid file (after bind, so it never names a master that could
+/// not listen), the scoreboard; the master forks the workers when it runs.
 fn start(
     mut config: config::Config,
     args: cli::Args,
+    exec: upgrade::Exec,
     reporter: &mut Option<daemon::Reporter>,
 ) -> anyhow::Result<master::Master> {
-    log::init(&config.log);
-    let exec = upgrade::Exec::current()?;
-    let replaces = upgrade::old_master();
     let mut listeners = listener::inherited()?;
+    log::init(&config.log);
+    let replaces = upgrade::old_master();
     for l in &listeners {
         if config.listen_given && !config.listen.contains(&l.addr) {
             ::log::info!(
@@ -108,12 +114,7 @@ fn start(
     if listeners.is_empty() || config.listen_given {
         // Inherited sockets stand for the addresses they are bound to;
         // bind only what the config names beyond them.
-        let missing: Vec<_> = config
-            .listen
-            .iter()
-            .filter(|a| !listeners.iter().any(|l| l.addr == **a))
-            .copied()
-            .collect();
+        let missing = listener::missing(&listeners, &config.listen);
         listeners.extend(listener::bind_all(&missing, config.backlog)?);
     } else {
         // Socket activation with no listen configured: the inherited
@@ -126,17 +127,6 @@ fn start(
             nix::unistd::geteuid()
         );
     }
-    let pid_file = match &config.pid_file {
-        Some(path) => Some(pidfile::PidFile::write(path, std::process::id())?),
-        None => None,
-    };
-    let status_socket = match &pid_file {
-        Some(p) => Some(
-            control::StatusSocket::bind(p.path_original())
-                .context("binding the status socket beside the pid file")?,
-        ),
-        None => None,
-    };
     // A parent may have blocked signals (the mask survives exec): clear it,
     // or a blocked HUP or CHLD would never reach the master.
     nix::sys::signal::SigSet::empty()
@@ -145,6 +135,22 @@ fn start(
     let signals = signals::Signals::install().context("installing signal handlers")?;
     let inbox = inbox::Inbox::new().context("creating the worker pipe")?;
     let board = sys::map_scoreboard(scoreboard::CAPACITY).context("mapping the scoreboard")?;
+    let pid_file = match &config.pid_file {
+        Some(path) => Some(pidfile::PidFile::write(path, std::process::id())?),
+        None => None,
+    };
+    // The new master of an upgrade takes the status socket over only once
+    // it serves (the old one keeps answering `-s status` until then).
+    let status_socket = match &pid_file {
+        Some(p) if replaces.is_none() => match control::StatusSocket::bind(p.path_original()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                p.remove();
+                return Err(e).context("binding the status socket beside the pid file");
+            }
+        },
+        _ => None,
+    };
     Ok(master::Master::new(master::Startup {
         args,
         config,

@@ -399,22 +399,9 @@ impl Master {
             // Sockets we were handed (systemd, upgrade) stay what we listen on.
             config.listen = self.listeners.iter().map(|l| l.addr).collect();
         }
-        let added: Vec<_> = config
-            .listen
-            .iter()
-            .filter(|a| !self.listeners.iter().any(|l| l.addr == **a))
-            .copied()
-            .collect();
-        let mut fresh = listener::bind_all(&added, config.backlog)?;
-        // Old workers keep their own copies of removed listeners until they
+        // Old workers keep their own copies of dropped listeners until they
         // drain; the master's copies go now, so new workers never get them.
-        let mut kept: Vec<Listener> = std::mem::take(&mut self.listeners)
-            .into_iter()
-            .filter(|l| config.listen.contains(&l.addr))
-            .collect();
-        kept.append(&mut fresh);
-        kept.sort_by_key(|l| config.listen.iter().position(|a| *a == l.addr));
-        self.listeners = kept;
+        listener::reconcile(&mut self.listeners, &config.listen, config.backlog)?;
         crate::log::init(&config.log);
         self.config = config;
         Ok(())
@@ -441,7 +428,7 @@ impl Master {
         let blocked = Signals::set();
         let mut old_mask = SigSet::empty();
         let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut old_mask));
-        let result = upgrade::spawn_new_master(&self.exec, &self.listeners, self.pid);
+        let result = upgrade::spawn_new_master(&self.exec, &self.args, &self.listeners, self.pid);
         let _ = old_mask.thread_set_mask();
         match result {
             Ok(pid) => {
@@ -576,6 +563,12 @@ impl Master {
             // Become the service's main process before the old one goes.
             notify::ready_as_main(&self.summary());
             self.announced = true;
+            if let Some(p) = &self.pid_file {
+                match StatusSocket::bind(p.path_original()) {
+                    Ok(s) => self.status_socket = Some(s),
+                    Err(e) => log::warn!("cannot take over the status socket: {e}"),
+                }
+            }
             log::info!("upgrade: telling old master pid={old} to drain");
             let _ = kill(old, Signal::SIGQUIT);
             self.state.upgrade = format!("from={old}");

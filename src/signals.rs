@@ -64,7 +64,7 @@ pub struct Signals {
     ids: Vec<SigId>,
     wake_rx: OwnedFd,
     // Written by the handlers; kept open as long as they are registered.
-    wake_tx: OwnedFd,
+    _wake_tx: OwnedFd,
     /// Counts already turned into commands.
     taken: [usize; TABLE.len()],
 }
@@ -95,7 +95,7 @@ impl Signals {
         Ok(Signals {
             ids,
             wake_rx,
-            wake_tx,
+            _wake_tx: wake_tx,
             taken: [0; TABLE.len()],
         })
     }
@@ -139,11 +139,16 @@ impl Signals {
     /// pipe. Unregistered signals are then ignored (signal-hook keeps its
     /// handler installed) until the worker registers its own.
     pub fn forget_in_child(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Signals {
+    /// The actions write to `wake_tx`: unregister them before it closes.
+    fn drop(&mut self) {
         for id in &self.ids {
             signal_hook::low_level::unregister(*id);
         }
-        drop(self.wake_tx);
-        drop(self.wake_rx);
     }
 }
 

@@ -12,8 +12,8 @@ use signal_hook::SigId;
 
 use crate::exitcode;
 
-/// Forks a worker. The child runs `body` and exits with its code; it never
-/// returns from here, so no master destructor (pid file, listeners) ever runs
+/// Forks a child (a worker, or the new master of an upgrade, which execs).
+/// The child runs `body` and exits with its code; it never returns from here, so no master destructor (pid file, listeners) ever runs
 /// in a worker, and a panic in the worker ends only the worker.
 pub fn fork_worker(body: impl FnOnce() -> i32) -> nix::Result<Pid> {
     debug_assert_eq!(thread_count(), 1, "fork with more than one thread");
@@ -64,33 +64,90 @@ pub fn count_signal(
     unsafe { signal_hook::low_level::register(signal, action) }
 }
 
-/// Takes ownership of the `n` file descriptors from 3 up that the parent
-/// process passed (`LISTEN_FDS`). Call once, at startup, and only after
-/// `LISTEN_PID` named this process: then these descriptors were passed for
-/// us to own, and nothing else in the process refers to them.
+/// Takes ownership of the `n` descriptors from 3 up that the parent process
+/// passed (`LISTEN_FDS`, after the caller checked that `LISTEN_PID` names
+/// us). Each must be an open, listening socket. Works once per process.
+///
+/// Sound because nothing else can own them: they were handed to us, we take
+/// them once (enforced), and only listening sockets, which preforkd creates
+/// itself only after this runs at startup.
 pub fn take_listen_fds(n: i32) -> std::io::Result<Vec<OwnedFd>> {
+    use std::sync::atomic::AtomicBool;
+    static TAKEN: AtomicBool = AtomicBool::new(false);
+    if TAKEN.swap(true, Ordering::SeqCst) {
+        return Err(std::io::Error::other(
+            "the passed sockets were taken already",
+        ));
+    }
     let mut fds = Vec::new();
     for fd in 3..3 + n {
-        // Refuse a descriptor that is not open rather than own a stranger's number.
-        nix::fcntl::fcntl(
-            // SAFETY: F_GETFD on any number is harmless; the borrow ends here.
-            unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) },
-            nix::fcntl::FcntlArg::F_GETFD,
-        )?;
-        // SAFETY: see the function's contract: the fd is open and ours alone.
+        let mut listening: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt on a bare number only reads kernel state and
+        // writes into our two locals, whose sizes it is given; it fails
+        // (EBADF, ENOTSOCK) for anything that is not an open socket.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ACCEPTCONN,
+                std::ptr::from_mut(&mut listening).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            return Err(std::io::Error::other(format!(
+                "fd {fd}: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        if listening == 0 {
+            return Err(std::io::Error::other(format!(
+                "fd {fd} is not a listening socket"
+            )));
+        }
+        // SAFETY: an open listening socket passed to us, taken once (above).
         fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
     }
     Ok(fds)
 }
 
-/// In a freshly forked child: places `fds` at 3, 4, … (without CLOEXEC),
-/// sets `LISTEN_FDS`/`LISTEN_PID` (this process's pid, which exec keeps)
-/// in `env`, and execs `exe`. Returns only if exec failed.
-pub fn exec_with_listen_fds(
+/// Forks a child that execs `exe` with `fds` passed the systemd way (see
+/// `exec_with_listen_fds`); returns its pid. In the child nothing runs but
+/// the descriptor moves and exec (and a message and `_exit` if exec fails).
+pub fn spawn_with_listen_fds(
+    exe: &std::ffi::CStr,
+    argv: &[std::ffi::CString],
+    env: Vec<std::ffi::CString>,
+    fds: &[RawFd],
+    watchdog: bool,
+) -> nix::Result<nix::unistd::Pid> {
+    fork_worker(move || {
+        // Signals were blocked around fork; exec keeps the mask, so clear it.
+        let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
+        // SAFETY: this is the freshly forked child, about to exec.
+        let err = unsafe { exec_with_listen_fds(exe, argv, env, fds, watchdog) };
+        eprintln!(
+            "preforkd: upgrade: cannot exec {}: {err}",
+            exe.to_string_lossy()
+        );
+        127
+    })
+}
+
+/// Places `fds` at 3, 4, … (without CLOEXEC), adds `LISTEN_PID` (and
+/// `WATCHDOG_PID` if `watchdog`) naming this process, whose pid exec keeps,
+/// to `env`, and execs `exe`. Returns only if exec failed.
+///
+/// # Safety
+/// Only in a freshly forked child about to exec: it overwrites whatever
+/// descriptors sit at 3 and up.
+unsafe fn exec_with_listen_fds(
     exe: &std::ffi::CStr,
     argv: &[std::ffi::CString],
     mut env: Vec<std::ffi::CString>,
     fds: &[RawFd],
+    watchdog: bool,
 ) -> nix::errno::Errno {
     use nix::errno::Errno;
     // First move every fd above the target range so that placing one at
@@ -111,10 +168,18 @@ pub fn exec_with_listen_fds(
             return Errno::last();
         }
     }
-    let Ok(pid) = std::ffi::CString::new(format!("LISTEN_PID={}", std::process::id())) else {
-        return Errno::EINVAL;
-    };
-    env.push(pid);
+    let pid = std::process::id();
+    let mut ours = vec![format!("LISTEN_PID={pid}")];
+    if watchdog {
+        // systemd expects WATCHDOG=1 from the main process, which we become.
+        ours.push(format!("WATCHDOG_PID={pid}"));
+    }
+    for var in ours {
+        let Ok(var) = std::ffi::CString::new(var) else {
+            return Errno::EINVAL;
+        };
+        env.push(var);
+    }
     match nix::unistd::execve(exe, argv, &env) {
         Err(e) => e,
         Ok(never) => match never {},

@@ -3,9 +3,9 @@
 //! `LISTEN_PID`, `LISTEN_FDNAMES`), so that socket activation and upgrade are
 //! one code path. `PREFORKD_UPGRADE_FROM` tells the new master whom to QUIT
 //! once its workers serve. When to upgrade and what to do with the pid file
-//! is the master's decision.
+//! is the master's decision; the fork and exec themselves are `sys.rs`'s.
 
-use std::ffi::{CString, OsString};
+use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -13,41 +13,55 @@ use std::path::PathBuf;
 use anyhow::Context;
 use nix::unistd::Pid;
 
+use crate::cli::Args;
 use crate::listener::Listener;
 use crate::sys;
 
 /// Names the old master's pid in the new master's environment.
 pub const FROM_VAR: &str = "PREFORKD_UPGRADE_FROM";
 
-/// How this process was started, recorded at startup: later, /proc/self/exe
-/// names the old (possibly deleted) inode, not the file now at that path.
+/// The executable to start on USR2, recorded at startup.
 #[derive(Clone, Debug)]
 pub struct Exec {
     pub exe: PathBuf,
-    pub argv: Vec<OsString>,
 }
 
 impl Exec {
+    /// The path we were started by (argv[0], made absolute), so that a
+    /// symlink moved to a new version is followed; `/proc/self/exe` only
+    /// when argv[0] was a bare name looked up in PATH. (Later, that link
+    /// names the old, possibly deleted inode, not the file at the path.)
     pub fn current() -> anyhow::Result<Exec> {
-        let argv: Vec<OsString> = std::env::args_os().collect();
-        let exe = std::env::current_exe().context("locating our own executable")?;
-        Ok(Exec { exe, argv })
+        let argv0 = std::env::args_os().next().map(PathBuf::from);
+        let exe = match argv0 {
+            Some(p) if p.as_os_str().as_bytes().contains(&b'/') => std::env::current_dir()
+                .context("current directory")?
+                .join(p),
+            _ => std::env::current_exe().context("locating our own executable")?,
+        };
+        Ok(Exec { exe })
     }
 }
 
-/// Forks and execs the new master; returns its pid.
-pub fn spawn_new_master(exec: &Exec, listeners: &[Listener], old: Pid) -> anyhow::Result<Pid> {
+/// Forks and execs the new master with the same command line (without
+/// `-d`: it is detached already) and our sockets; returns its pid.
+pub fn spawn_new_master(
+    exec: &Exec,
+    args: &Args,
+    listeners: &[Listener],
+    old: Pid,
+) -> anyhow::Result<Pid> {
     let cstr = |s: &[u8]| CString::new(s).context("NUL byte in an argument or variable");
     let exe = cstr(exec.exe.as_os_str().as_bytes())?;
-    let argv = exec
-        .argv
-        .iter()
+    let argv = std::iter::once(exec.exe.clone().into_os_string())
+        .chain(args.to_argv())
         .map(|a| cstr(a.as_bytes()))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let watchdog = std::env::var_os("WATCHDOG_USEC").is_some();
     let mut env = Vec::new();
     for (k, v) in std::env::vars_os() {
         let k = k.as_bytes();
-        if k.starts_with(b"LISTEN_") || k == FROM_VAR.as_bytes() {
+        if k.starts_with(b"LISTEN_") || k == b"WATCHDOG_PID" || k == FROM_VAR.as_bytes() {
             continue;
         }
         env.push(cstr(&[k, b"=", v.as_bytes()].concat())?);
@@ -63,18 +77,7 @@ pub fn spawn_new_master(exec: &Exec, listeners: &[Listener], old: Pid) -> anyhow
     )?);
     env.push(cstr(format!("{FROM_VAR}={old}").as_bytes())?);
     let fds: Vec<i32> = listeners.iter().map(|l| l.socket.as_raw_fd()).collect();
-    let pid = sys::fork_worker(move || {
-        // Signals were blocked around fork; exec keeps the mask, so clear it.
-        let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
-        let err = sys::exec_with_listen_fds(&exe, &argv, env, &fds);
-        eprintln!(
-            "preforkd: upgrade: cannot exec {}: {err}",
-            exe.to_string_lossy()
-        );
-        127
-    })
-    .context("fork for the new master")?;
-    Ok(pid)
+    sys::spawn_with_listen_fds(&exe, &argv, env, &fds, watchdog).context("fork for the new master")
 }
 
 /// The old master to QUIT once we serve, if we are the result of an upgrade.

@@ -133,7 +133,7 @@ fn test_config_unknown_key() {
 #[test]
 fn test_config_zero_workers() {
     let m = rejected("\nworkers = 0\n", 2, 11, "workers");
-    assert!(m.contains(">= 1"), "{m}");
+    assert!(m.contains("from 1 to 1024"), "{m}");
 }
 
 #[test]

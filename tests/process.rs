@@ -841,3 +841,44 @@ fn unreachable_syslog_socket_falls_back_to_stderr() {
     }
     assert!(server.log_lines().is_empty(), "{:#?}", server.log_lines());
 }
+
+// After a worker crash the master waits out its backoff asleep: it must not
+// spin (a passed backoff deadline once made every poll return at once).
+#[test]
+fn master_does_not_spin_after_a_worker_crash() {
+    let server = Server::start("workers = 1\n");
+    let master = server.pid().as_raw();
+    let first = server.wait_workers(1)[0];
+    // Younger than a second: a crash, with a 100 ms backoff.
+    let _ = kill(Pid::from_raw(first), Signal::SIGKILL);
+    server.wait_for_log("crashed, respawn in");
+    wait_until(WAIT, "a new worker", || {
+        server
+            .worker_pids()
+            .iter()
+            .any(|p| *p != first)
+            .then_some(())
+    });
+    let cpu = |pid: i32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let f: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+    };
+    let before = cpu(master);
+    // The window being measured: the master should sleep through it.
+    std::thread::sleep(Duration::from_secs(1));
+    let ticks = cpu(master) - before;
+    assert!(
+        ticks <= 5,
+        "the master used {ticks} clock ticks in a second while idle"
+    );
+    // finish() would refuse the (expected) crash line.
+    let mut server = server;
+    server.signal(Signal::SIGQUIT);
+    assert!(server.wait_exit().success());
+}

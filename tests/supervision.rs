@@ -602,6 +602,57 @@ fn daemon_returns_once_serving_and_stops() {
     eprintln!("daemon ready after {took:?}");
 }
 
+// A daemon started with relative paths can be upgraded: the new master gets
+// absolute paths and no `-d` (it is detached already), the pid file (relative
+// to the config file) names it, and the old master goes.
+#[test]
+fn a_daemon_with_relative_paths_can_be_upgraded() {
+    let dir = TempDir::new();
+    let sock = dir.path().join("log.sock");
+    let mut log = LogSink::bind(&sock);
+    let config = write_file(
+        &dir,
+        "d.toml",
+        &format!("workers = 1\npid_file = \"d.pid\"\n{}", log_table(&sock)),
+    );
+    let pid_file = dir.path().join("d.pid");
+    let _guard = ConfigProcs(config.clone());
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut cmd = bin_command(&dir.path().join("stderr"));
+    cmd.current_dir(dir.path())
+        .args(["-d", "-c", "d.toml", "-l", &addr.to_string()]);
+    let (code, err) = run_to_exit(cmd, &dir.path().join("stderr"));
+    assert_eq!(code, 0, "-d failed: {err:?}");
+    let old = pidfile_pid(&pid_file);
+    log.wait_for(&format!("master ready pid={old}"));
+
+    let (code, out, err) = run_bin(&["-s", "upgrade", "-c", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "-s upgrade: {out:?} {err:?}");
+    let new = pidfile_pid(&pid_file);
+    assert_ne!(new, old, "the pid file names the new master");
+    wait_until(WAIT, "the old master to exit", || {
+        (!alive(old)).then_some(())
+    });
+    assert_serves(addr);
+    let argv = std::fs::read(format!("/proc/{new}/cmdline")).unwrap();
+    let argv: Vec<&[u8]> = argv.split(|b| *b == 0).collect();
+    assert!(
+        !argv.contains(&&b"-d"[..]),
+        "the new master was not told to detach again"
+    );
+    assert!(
+        argv.contains(&config.as_os_str().as_encoded_bytes()),
+        "an absolute -c"
+    );
+
+    let (code, out, err) = run_bin(&["-s", "stop", "-c", config.to_str().unwrap()]);
+    assert_eq!(code, 0, "-s stop: {out:?} {err:?}");
+    wait_until(WAIT, "the new master to exit", || {
+        (!alive(new)).then_some(())
+    });
+    assert!(!pid_file.exists(), "the pid file is removed on exit");
+}
+
 fn pidfile_pid(path: &Path) -> i32 {
     let text = std::fs::read_to_string(path)
         .unwrap_or_else(|e| panic!("cannot read pid file {}: {e}", path.display()));
