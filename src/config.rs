@@ -511,9 +511,9 @@ impl<'de> Deserialize<'de> for Status {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let n = i64::deserialize(d)?;
         match u16::try_from(n) {
-            Ok(s @ 200..=599) if s != 204 && s != 304 => Ok(Status(s)),
+            Ok(s @ 200..=599) if s != 204 && s != 205 && s != 304 => Ok(Status(s)),
             _ => Err(de::Error::custom(format!(
-                "status {n} is not allowed: expected 200 to 599, except 204 and 304 (they carry no body)"
+                "status {n} is not allowed: expected 200 to 599, except 204, 205 and 304 (they carry no body)"
             ))),
         }
     }

@@ -373,7 +373,9 @@ impl<S: Transport> Conn<S> {
                                 true
                             }
                             Err(reject) => {
-                                ctx.responses.reject(out, reject, false);
+                                // A HEAD answer carries no body, an error one included.
+                                ctx.responses
+                                    .reject(out, reject, request.method == Method::Head);
                                 return (input.len(), Verdict::Close { linger: true });
                             }
                         },

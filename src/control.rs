@@ -229,8 +229,7 @@ pub fn socket_path(pid_file: &Path) -> PathBuf {
 }
 
 /// The master's status socket: `-s status` connects, the master writes one
-/// report and closes. Non-blocking, so a client that connects and never
-/// reads cannot stall the master (the report fits in the socket buffer).
+/// report and closes.
 pub struct StatusSocket {
     listener: UnixListener,
     path: PathBuf,
@@ -250,10 +249,13 @@ impl StatusSocket {
         self.listener.as_fd()
     }
 
-    /// Answers every waiting client with `report()`.
+    /// Answers every waiting client with `report()`. A report larger than
+    /// the socket buffer (hundreds of workers) may block: for a moment
+    /// only, so that a client that never reads cannot stall the master.
     pub fn serve(&self, report: impl Fn() -> String) {
         while let Ok((mut stream, _)) = self.listener.accept() {
-            let _ = stream.set_nonblocking(true);
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
             let _ = stream.write_all(report().as_bytes());
         }
     }

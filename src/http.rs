@@ -119,7 +119,9 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Parsed, Reject> {
         .windows(2)
         .position(|w| w == b"\r\n")
         .expect("a complete head contains CRLF");
-    if head_len > limits.max_header_bytes {
+    // Leading empty lines count, as they do while the head is partial, so
+    // the answer does not depend on how the bytes arrived.
+    if start + head_len > limits.max_header_bytes {
         return Err(if line_end > limits.max_header_bytes {
             Reject::UriTooLong
         } else {
@@ -404,7 +406,9 @@ fn check_headers(
         (TransferCoding::Chunked, None) => Body::Chunked,
         (TransferCoding::UnknownBeforeChunked, None) => return Err(Reject::NotImplemented),
         // Final coding not chunked: the length cannot be known (6.3 item 4).
-        (TransferCoding::NotChunkedLast, None) => return Err(Reject::BadRequest),
+        (TransferCoding::NotChunkedLast | TransferCoding::AfterChunked, None) => {
+            return Err(Reject::BadRequest)
+        }
     };
     if request.body == Body::None || line.http10 {
         // Nothing will follow, so there is nothing to continue; and an
@@ -422,8 +426,11 @@ enum TransferCoding {
     Chunked,
     /// Codings we do not implement, then chunked last.
     UnknownBeforeChunked,
-    /// The last coding so far is not chunked.
+    /// The last coding so far is not chunked, and none was.
     NotChunkedLast,
+    /// chunked came, then another coding: chunked is not last, and may not
+    /// come again.
+    AfterChunked,
 }
 
 impl TransferCoding {
@@ -448,13 +455,24 @@ impl TransferCoding {
             }
             self = match (self, is_chunked) {
                 // chunked applied twice (RFC 9112 6.1: MUST NOT).
-                (TransferCoding::Chunked | TransferCoding::UnknownBeforeChunked, true) => {
-                    return Err(Reject::BadRequest)
-                }
+                (
+                    TransferCoding::Chunked
+                    | TransferCoding::UnknownBeforeChunked
+                    | TransferCoding::AfterChunked,
+                    true,
+                ) => return Err(Reject::BadRequest),
                 (TransferCoding::Absent, true) => TransferCoding::Chunked,
                 (TransferCoding::NotChunkedLast, true) => TransferCoding::UnknownBeforeChunked,
                 // A coding after chunked: chunked is no longer last.
-                (_, false) => TransferCoding::NotChunkedLast,
+                (
+                    TransferCoding::Chunked
+                    | TransferCoding::UnknownBeforeChunked
+                    | TransferCoding::AfterChunked,
+                    false,
+                ) => TransferCoding::AfterChunked,
+                (TransferCoding::Absent | TransferCoding::NotChunkedLast, false) => {
+                    TransferCoding::NotChunkedLast
+                }
             };
             // Unknown codings before chunked are tracked so that a later
             // chunked maps to 501; chunked followed by another is a 400.
@@ -481,28 +499,13 @@ fn check_parameters(params: &[u8]) -> Result<(), Reject> {
         if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) || value.is_empty() {
             return Err(Reject::BadRequest);
         }
-        if !(value.iter().all(|&b| is_tchar(b)) || is_quoted_string(value)) {
+        // A quoted-string value never gets here: list_elements refuses
+        // quotes (a comma inside one would split the list wrongly).
+        if !value.iter().all(|&b| is_tchar(b)) {
             return Err(Reject::BadRequest);
         }
     }
     Ok(())
-}
-
-fn is_quoted_string(s: &[u8]) -> bool {
-    if s.len() < 2 || s[0] != b'"' || s[s.len() - 1] != b'"' {
-        return false;
-    }
-    let mut escaped = false;
-    for &b in &s[1..s.len() - 1] {
-        if escaped {
-            escaped = false;
-        } else if b == b'\\' {
-            escaped = true;
-        } else if b == b'"' {
-            return false;
-        }
-    }
-    !escaped
 }
 
 /// The elements of a comma-separated list (RFC 9110 5.6.1), with OWS
@@ -864,6 +867,17 @@ mod tests {
         assert_eq!(
             rejected(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"),
             501
+        );
+        assert_eq!(
+            rejected(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip;q=1, chunked\r\n\r\n"),
+            501
+        );
+        // chunked twice is a 400 even with another coding between.
+        assert_eq!(
+            rejected(
+                b"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip, chunked\r\n\r\n"
+            ),
+            400
         );
         assert_eq!(rejected(b"GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
         assert_eq!(

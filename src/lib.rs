@@ -37,7 +37,8 @@ pub mod signals;
 /// A simulated client driving `conn.rs`, for property tests and fuzzing.
 #[cfg(any(test, fuzzing))]
 pub mod sim;
-/// Every `unsafe` block: fork, signal actions, fd adoption.
+/// Every `unsafe` block: fork, exec with passed fds, signal actions, fd
+/// adoption, the scoreboard mapping, TCP_DEFER_ACCEPT.
 #[allow(unsafe_code)] // the one module allowed to; each block says why it is sound
 pub mod sys;
 /// USR2: exec the new binary with the listening sockets.

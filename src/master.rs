@@ -592,7 +592,7 @@ impl Master {
             log::error!("sigprocmask failed: {e}");
             return;
         }
-        let Some(board) = self.scoreboard.claim(self.generation) else {
+        let Some(board) = self.scoreboard.claim() else {
             let _ = old_mask.thread_set_mask();
             log::error!(
                 "worker={slot} not started: all {} scoreboard slots in use",

@@ -27,12 +27,14 @@ impl WorkerState {
     }
 }
 
-#[repr(C)]
+/// One worker's slot. Each is written by one worker alone (plain stores of
+/// its own counters) and read by the master; 128-byte alignment keeps two
+/// workers' slots off the same cache line.
+#[repr(C, align(128))]
 #[derive(Debug, Default)]
 pub struct Slot {
     pub pid: AtomicU32,
     pub state: AtomicU32,
-    pub generation: AtomicU64,
     /// CLOCK_MONOTONIC milliseconds of the worker's last loop turn.
     pub heartbeat: AtomicU64,
     pub accepted: AtomicU64,
@@ -65,14 +67,13 @@ impl Scoreboard {
 
     /// Claims a free slot for a worker about to be forked; the heartbeat
     /// starts now so a slow start is not mistaken for a hang.
-    pub fn claim(&self, generation: u64) -> Option<usize> {
+    pub fn claim(&self) -> Option<usize> {
         let i = self
             .slots
             .iter()
             .position(|s| s.pid.load(Relaxed) == 0 && s.heartbeat.load(Relaxed) == 0)?;
         let s = &self.slots[i];
         s.state.store(WorkerState::Starting as u32, Relaxed);
-        s.generation.store(generation, Relaxed);
         s.heartbeat.store(monotonic_ms(), Relaxed);
         for c in [&s.accepted, &s.requests, &s.open] {
             c.store(0, Relaxed);
@@ -107,12 +108,12 @@ mod tests {
                 .into_boxed_slice(),
         );
         let sb = Scoreboard::new(slots);
-        let a = sb.claim(1).unwrap();
-        let b = sb.claim(1).unwrap();
+        let a = sb.claim().unwrap();
+        let b = sb.claim().unwrap();
         assert_ne!(a, b);
-        assert_eq!(sb.claim(1), None, "full");
+        assert_eq!(sb.claim(), None, "full");
         assert!(sb.slot(a).heartbeat.load(Relaxed) > 0);
         sb.release(a);
-        assert_eq!(sb.claim(2), Some(a));
+        assert_eq!(sb.claim(), Some(a));
     }
 }

@@ -100,7 +100,9 @@ pub fn run(
 }
 
 /// setgroups (the user's supplementary groups, via initgroups) → setgid →
-/// setuid, each checked, then verified: nginx's order. Only as root; a
+/// setuid, each checked, then verified: groups first, while we may still
+/// set them, the uid last, after which nothing can be changed back (nginx
+/// sets the gid before initgroups, to the same effect). Only as root; a
 /// non-root master warned at startup that it cannot switch.
 fn drop_privileges(creds: &Credentials) -> Result<(), String> {
     use nix::unistd::{getegid, geteuid, getgid, getuid, setgid, setgroups, setuid};
@@ -169,6 +171,8 @@ struct Worker {
     drain_deadline: Option<Instant>,
     /// Connections accepted since the listeners were last registered.
     since_rearm: u64,
+    /// Connections accepted in all (published in the scoreboard).
+    accepted: u64,
     /// Requests answered, against `max_requests` (0: no limit).
     served: u64,
     max_requests: u64,
@@ -218,6 +222,7 @@ impl Worker {
             next_sweep: now + SWEEP_EVERY,
             drain_deadline: None,
             since_rearm: 0,
+            accepted: 0,
             served: 0,
             max_requests: config.max_requests_per_worker,
             inbox,
@@ -384,7 +389,8 @@ impl Worker {
                     }
                     // TCP_NODELAY comes from the listener (Linux copies it
                     // to accepted sockets): no setsockopt per connection.
-                    self.board.accepted.fetch_add(1, Relaxed);
+                    self.accepted += 1;
+                    self.board.accepted.store(self.accepted, Relaxed);
                     self.add_conn(TcpStream::from(fd));
                     self.since_rearm += 1;
                     if self.since_rearm >= REARM_EVERY {
@@ -464,7 +470,7 @@ impl Worker {
         let answered = entry.conn.requests - before;
         if answered > 0 {
             self.served += answered;
-            self.board.requests.fetch_add(answered, Relaxed);
+            self.board.requests.store(self.served, Relaxed);
         }
     }
 
