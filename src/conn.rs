@@ -317,6 +317,13 @@ impl<S: Transport> Conn<S> {
                             ctx.responses.reject(out, reject, false);
                             return (input.len(), Verdict::Close { linger: true });
                         }
+                        // Empty lines between requests are not a request
+                        // yet: the connection stays idle (keepalive_timeout).
+                        Ok(Parsed::Partial)
+                            if input[pos..].iter().all(|&b| b == b'\r' || b == b'\n') =>
+                        {
+                            break
+                        }
                         Ok(Parsed::Partial) => {
                             if matches!(self.phase, Phase::Idle) {
                                 self.phase = Phase::Head;

@@ -604,8 +604,10 @@ enum ExtState {
     Token,
     Quoted,
     QuotedEscape,
-    /// After a value.
+    /// Right after a quoted value.
     AfterValue,
+    /// Whitespace after a value: only ";" may follow.
+    ValueWs,
 }
 
 /// What a decoder step found.
@@ -743,14 +745,15 @@ fn next_ext(state: ExtState, b: u8) -> Result<Option<ExtState>, Reject> {
         (Quoted | QuotedEscape, _) => return Err(Reject::BadRequest),
         (BeforeName, _) if ws => BeforeName,
         (BeforeName | Name, _) if is_tchar(b) => Name,
+        // BWS is allowed before "=" and ";", never before the CR.
         (Name | AfterName, _) if ws => AfterName,
         (Name | AfterName, b'=') => BeforeValue,
         (BeforeValue, _) if ws => BeforeValue,
         (BeforeValue, b'"') => Quoted,
         (BeforeValue | Token, _) if is_tchar(b) => Token,
-        (Token | AfterValue, _) if ws => AfterValue,
-        (Name | AfterName | Token | AfterValue, b';') => BeforeName,
-        (Name | AfterName | Token | AfterValue, b'\r') => return Ok(None),
+        (Token | AfterValue | ValueWs, _) if ws => ValueWs,
+        (Name | AfterName | Token | AfterValue | ValueWs, b';') => BeforeName,
+        (Name | Token | AfterValue, b'\r') => return Ok(None),
         _ => return Err(Reject::BadRequest),
     }))
 }
@@ -948,6 +951,10 @@ mod tests {
             b"0\r\n bad\r\n\r\n",
             b"0\r\n: v\r\n\r\n",
             b"5;\"a\"\r\n",
+            b"5;a=b \r\n",
+            b"5;a \r\n",
+            b"5;a=\"q\" \r\n",
+            b"0;a\t\r\n",
             b"-5\r\n",
         ] {
             assert!(

@@ -855,7 +855,6 @@ fn nothing_is_answered_after_a_400() {
 // already refuses `5 \r\n` (see the table). Today `5;a=b \r\n`, `5;a \r\n`,
 // `5;a="q" \r\n`, `5;a=b\t\r\n` and `0;a \r\n` are accepted (405, open).
 #[test]
-#[ignore = "server bug: whitespace after a chunk extension, before the CRLF of the chunk-size line, is accepted (`5;a=b \\r\\n` gets 405 and keeps the connection), while `5 \\r\\n` is refused"]
 fn whitespace_after_a_chunk_extension_is_refused() {
     quiet_sigchld();
     let server = start("workers = 1\nheader_timeout = \"30s\"\nkeepalive_timeout = \"30s\"\n");
@@ -1406,4 +1405,26 @@ fn read_one_after(s: &mut TcpStream) -> String {
     let answer = read_one(s, ANSWER).unwrap();
     assert_eq!(redact_dates(&answer), ok(false));
     answer
+}
+
+// Empty lines after a request (RFC 9112 2.2 lets a server ignore them) are
+// no new request: the connection stays idle and is closed silently after
+// keepalive_timeout, not answered 408 after header_timeout.
+#[test]
+fn empty_lines_after_a_request_keep_the_connection_idle() {
+    quiet_sigchld();
+    let server = start("workers = 1\nkeepalive_timeout = \"1s\"\nheader_timeout = \"30s\"\n");
+    let mut s = open(server.addr);
+    send(&mut s, &cat(&[GET, b"\r\n\r\n"]));
+    let first = read_one(&mut s, ANSWER).unwrap();
+    assert_eq!(redact_dates(&first), ok(false));
+    let started = Instant::now();
+    let rest = read_to_eof(&mut s, Duration::from_secs(4)).unwrap();
+    assert_eq!(rest, "", "no answer to empty lines");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "closed after {took:?}, not keepalive_timeout"
+    );
+    server.finish();
 }
