@@ -172,7 +172,9 @@ fn is_preforkd(pid: u32) -> bool {
                 .map(|(_, r)| r.split_whitespace().next() != Some("Z"))
         })
         .unwrap_or(false);
-    comm.trim() == "preforkd" && state_ok
+    // The name of the executable file, cut to 15 bytes: "preforkd", or a
+    // copy named after it ("preforkd.new", "preforkd-2.1").
+    comm.starts_with("preforkd") && state_ok
 }
 
 /// Runs `-s ACTION`; the returned text is printed on success.
