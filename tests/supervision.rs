@@ -1068,3 +1068,65 @@ fn a_stalled_syslog_reader_does_not_stall_the_server() {
     let commands = sink.count("master command=") + text.matches("master command=").count();
     assert_eq!(commands, 7, "syslog {:#?}\nstderr {text}", sink.lines());
 }
+
+// After a USR2 upgrade the new master tells systemd it is the main process
+// (MAINPID= with READY=1) before the old one goes, and the old master, which
+// is being replaced, does not say STOPPING.
+#[test]
+fn sd_notify_mainpid_after_an_upgrade() {
+    let dir = TempDir::new();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let stderr = dir.path().join("stderr");
+    let pid_file = dir.path().join("u.pid");
+    let config = write_file(
+        &dir,
+        "u.toml",
+        &format!(
+            "workers = 1\npid_file = \"{}\"\n[log]\ntarget = \"stderr\"\n",
+            pid_file.display()
+        ),
+    );
+    let _guard = ConfigProcs(config.clone());
+    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut cmd = bin_command(&stderr);
+    cmd.arg("-c")
+        .arg(&config)
+        .arg("-l")
+        .arg(addr.to_string())
+        .env("NOTIFY_SOCKET", &notify_path);
+    let mut old = Proc::spawn(cmd);
+    recv_notify_until(&notify, "READY=1", |m| m.lines().any(|l| l == "READY=1"));
+    let old_pid = old.pid();
+
+    old.signal(Signal::SIGUSR2);
+    let got = recv_notify_until(&notify, "MAINPID= from the new master", |m| {
+        m.lines().any(|l| l.starts_with("MAINPID="))
+    });
+    let msg = got.last().unwrap();
+    let main_pid: i32 = msg
+        .lines()
+        .find_map(|l| l.strip_prefix("MAINPID="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_ne!(main_pid, old_pid, "MAINPID names the new master");
+    assert!(msg.lines().any(|l| l == "READY=1"), "{msg:?}");
+    let status = old.wait_exit();
+    assert!(status.success(), "old master exit status {status}");
+    // Everything the old master said on its way out: no STOPPING.
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = notify.recv(&mut buf) {
+        let m = String::from_utf8_lossy(&buf[..n]);
+        assert!(!m.contains("STOPPING=1"), "the replaced master said {m:?}");
+    }
+    assert_serves(addr);
+    assert_eq!(pidfile_pid(&pid_file), main_pid);
+    let _ = kill(Pid::from_raw(main_pid), Signal::SIGTERM);
+    wait_until(WAIT, "the new master to exit", || {
+        (!alive(main_pid)).then_some(())
+    });
+}
