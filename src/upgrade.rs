@@ -27,9 +27,9 @@ pub struct Exec {
 }
 
 impl Exec {
-    /// The path we were started by (argv[0], made absolute), so that a
+    /// The path we were started by (`argv[0]`, made absolute), so that a
     /// symlink moved to a new version is followed; `/proc/self/exe` only
-    /// when argv[0] was a bare name looked up in PATH. (Later, that link
+    /// when `argv[0]` was a bare name looked up in PATH. (Later, that link
     /// names the old, possibly deleted inode, not the file at the path.)
     pub fn current() -> anyhow::Result<Exec> {
         let argv0 = std::env::args_os().next().map(PathBuf::from);
