@@ -41,20 +41,21 @@ if [ ! -x "$root/lib/systemd/systemd" ]; then
   fi
 fi
 
-cp "$deb" "$root/root/preforkd.deb"
-rm -f "$root/root/result" "$root/root/check.log"
-cat > "$root/root/check.sh" <<'INSIDE'
+mkdir -p "$root/opt/preforkd-check"
+cp "$deb" "$root/opt/preforkd-check/preforkd.deb"
+rm -f "$root/opt/preforkd-check/result" "$root/opt/preforkd-check/check.log"
+cat > "$root/opt/preforkd-check/check.sh" <<'INSIDE'
 #!/bin/bash
 # Runs inside the container, under systemd.
 set -euo pipefail
-exec > /root/check.log 2>&1
-fail() { echo "FAIL: $*"; systemctl status preforkd --no-pager || true; journalctl -u preforkd --no-pager | tail -n 30 || true; echo "FAIL: $*" > /root/result; exit 1; }
+exec > /opt/preforkd-check/check.log 2>&1
+fail() { echo "FAIL: $*"; systemctl status preforkd --no-pager || true; journalctl -u preforkd --no-pager | tail -n 30 || true; echo "FAIL: $*" > /opt/preforkd-check/result; exit 1; }
 get() { curl -sS --max-time 5 http://127.0.0.1:8888/; }
 wait_for() { for _ in $(seq 100); do if eval "$1"; then return 0; fi; sleep 0.1; done; return 1; }
 main_pid() { systemctl show -p MainPID --value preforkd; }
 
 echo "== install"
-dpkg -i /root/preforkd.deb
+dpkg -i /opt/preforkd-check/preforkd.deb
 wait_for 'systemctl is-active --quiet preforkd' || fail "not active after install"
 systemctl status preforkd --no-pager | grep -q 'active (running)' || fail "not active (running)"
 workers=$(ps -o user= --ppid "$(main_pid)" | sort -u)
@@ -100,9 +101,9 @@ systemctl restart preforkd
 
 echo "== security"
 systemd-analyze security preforkd --no-pager | tail -n 1
-echo OK > /root/result
+echo OK > /opt/preforkd-check/result
 INSIDE
-chmod +x "$root/root/check.sh"
+chmod +x "$root/opt/preforkd-check/check.sh"
 cat > "$root/etc/systemd/system/preforkd-check.service" <<'UNIT'
 [Unit]
 Description=preforkd package checks
@@ -112,7 +113,7 @@ FailureAction=poweroff-force
 
 [Service]
 Type=oneshot
-ExecStart=/root/check.sh
+ExecStart=/opt/preforkd-check/check.sh
 TimeoutStartSec=300
 
 [Install]
@@ -128,13 +129,13 @@ timeout 600 systemd-nspawn --quiet --private-network --register=no --keep-unit -
   >"$work/boot.log" 2>&1
 status=$?
 set -e
-if [ ! -f "$root/root/check.log" ]; then
+if [ ! -f "$root/opt/preforkd-check/check.log" ]; then
   say "SKIPPED: this machine cannot boot a systemd-nspawn container (exit $status): $(grep -m1 -iE 'fail|error|denied|not supported|permission' "$work/boot.log" || tail -n 1 "$work/boot.log")"
   exit 0
 fi
-cat "$root/root/check.log"
-if [ "$(cat "$root/root/result" 2>/dev/null)" != OK ]; then
-  say "FAIL: $(cat "$root/root/result" 2>/dev/null || echo 'no result')"
+cat "$root/opt/preforkd-check/check.log"
+if [ "$(cat "$root/opt/preforkd-check/result" 2>/dev/null)" != OK ]; then
+  say "FAIL: $(cat "$root/opt/preforkd-check/result" 2>/dev/null || echo 'no result')"
   exit 1
 fi
 say "ok"
