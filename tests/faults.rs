@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use nix::sys::signal::{kill, killpg, pthread_sigmask, SigSet, SigmaskHow, Signal};
+use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
 const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -39,27 +39,10 @@ const USER_HZ: f64 = 100.0;
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn sigchld() -> SigSet {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGCHLD);
-    set
-}
-
-/// Blocks SIGCHLD in this test thread and the threads it starts, so that a
-/// child's exit or stop (a SIGSTOPped master, a killed worker's master…)
-/// never fails a socket read with EINTR here (tests/lifecycle.rs
-/// `quiet_sigchld` explains it in full).
-fn quiet_sigchld() {
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&sigchld()), None).unwrap();
-}
-
 /// `Server::spawn` with SIGCHLD unblocked around it (the master inherits a
 /// clean mask); does not wait for readiness.
 fn spawn(opts: Options) -> Server {
-    pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&sigchld()), None).unwrap();
-    let server = Server::spawn(opts);
-    quiet_sigchld();
-    server
+    unblocked_sigchld(|| Server::spawn(opts))
 }
 
 fn start(opts: Options) -> Server {

@@ -27,7 +27,6 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
-use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
 use nix::sys::socket::{setsockopt, sockopt};
 
 // ---------------------------------------------------------------------------
@@ -102,29 +101,15 @@ fn rejection(status: u16) -> String {
 /// The longest a single expected answer may take.
 const ANSWER: Duration = Duration::from_secs(5);
 
-fn sigchld() -> SigSet {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGCHLD);
-    set
-}
-
-/// Blocks SIGCHLD in this test thread and the threads it starts: a server
-/// spawned by a parallel test makes the kernel deliver SIGCHLD to some
-/// thread of this process, and a socket read with a timeout there fails
-/// with EINTR (tests/lifecycle.rs `quiet_sigchld` explains it in full).
-fn quiet_sigchld() {
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&sigchld()), None).unwrap();
-}
-
 /// Starts a server with SIGCHLD unblocked around the spawn (the master gets
 /// a clean mask), then quiets it again.
 fn start(toml: &str) -> Server {
-    pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&sigchld()), None).unwrap();
-    let server = Server::spawn(Options {
-        toml: toml.to_owned(),
-        ..Options::default()
+    let server = unblocked_sigchld(|| {
+        Server::spawn(Options {
+            toml: toml.to_owned(),
+            ..Options::default()
+        })
     });
-    quiet_sigchld();
     server.wait_for_log("master ready");
     server
 }

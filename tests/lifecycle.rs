@@ -373,38 +373,6 @@ fn read_one_response(s: &mut TcpStream) -> Result<Response, String> {
 // Helpers
 // ---------------------------------------------------------------------------
 
-fn sigchld() -> SigSet {
-    let mut set = SigSet::empty();
-    set.add(Signal::SIGCHLD);
-    set
-}
-
-/// Blocks SIGCHLD in the calling test thread, and so in the load and
-/// helper threads it starts (they inherit the mask). Why: SIGCHLD is
-/// normally discarded at once (default action: ignore), but when the
-/// thread a child belongs to has it blocked at that moment (glibc's
-/// posix_spawn blocks every signal around its clone), the kernel queues it
-/// and wakes another thread of this process; a `recv`/`read` with a timeout
-/// (SO_RCVTIMEO) there then fails with EINTR. The harness' syslog reader
-/// panics on EINTR, and its `read_until_close` takes it for the end of the
-/// response. With SIGCHLD blocked in every test thread, only libtest's main
-/// thread (a futex wait that just loops) is ever woken by it. Nothing here
-/// needs SIGCHLD: `wait` uses waitpid. A spawned process inherits the mask
-/// (`Command` does not reset it), so servers are started with SIGCHLD
-/// unblocked: see `unblocked_sigchld`.
-fn quiet_sigchld() {
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&sigchld()), None).unwrap();
-}
-
-/// Runs `f`, which starts a server, with SIGCHLD unblocked in this thread,
-/// so that the master inherits a clean signal mask.
-fn unblocked_sigchld<T>(f: impl FnOnce() -> T) -> T {
-    pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&sigchld()), None).unwrap();
-    let out = f();
-    quiet_sigchld();
-    out
-}
-
 /// The signals `pid` blocks, from /proc.
 fn blocked_signals(pid: i32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -491,27 +459,12 @@ fn get(addr: SocketAddr) -> (u16, String) {
     let mut s = connect(addr);
     s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         .unwrap();
-    let response = read_to_close(&mut s);
+    let response = read_until_close(&mut s);
     let body = response
         .split_once("\r\n\r\n")
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status(&response), body)
-}
-
-/// The harness' `read_until_close`, but a signal (EINTR) does not end it.
-fn read_to_close(s: &mut TcpStream) -> String {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => break,
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Replaces the part of the harness' config before its `[log]` table.
@@ -1236,7 +1189,7 @@ fn ttin_ttou_winch_and_hup_scale_workers() {
     server.signal(Signal::SIGHUP);
     server.wait_for_log("reload done generation=2");
     workers(&server, 2);
-    let answer = read_to_close(&mut queued);
+    let answer = read_until_close(&mut queued);
     assert_eq!(status(&answer), 200, "{answer:?}");
     let load = Load::start(&server, server.addr);
     load.wait_more(&server, 40);
@@ -1476,7 +1429,7 @@ fn s_quit_stops_gracefully() {
     server.wait_for_log("master stopping mode=graceful");
     server.wait_for_log("draining");
     s.write_all(b"\r\n").unwrap();
-    let answer = read_to_close(&mut s);
+    let answer = read_until_close(&mut s);
     assert_eq!(status(&answer), 200, "{answer:?}");
     assert!(answer.contains("Connection: close\r\n"), "{answer:?}");
     let status = server.wait_exit();

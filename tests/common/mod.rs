@@ -506,3 +506,44 @@ pub fn listening_inodes(port: u16) -> std::collections::HashSet<u64> {
     }
     out
 }
+
+/// SIGCHLD alone.
+pub fn sigchld() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    set.add(Signal::SIGCHLD);
+    set
+}
+
+/// Blocks SIGCHLD in the calling test thread, and so in the load and
+/// helper threads it starts (they inherit the mask). Why: SIGCHLD is
+/// normally discarded at once (default action: ignore), but when the
+/// thread a child belongs to has it blocked at that moment (glibc's
+/// posix_spawn blocks every signal around its clone), the kernel queues it
+/// and wakes another thread of this process; a `recv`/`read` with a timeout
+/// (SO_RCVTIMEO) there then fails with EINTR. With SIGCHLD blocked in every
+/// test thread, only libtest's main thread (a futex wait that just loops)
+/// is ever woken by it. Nothing here needs SIGCHLD: `wait` uses waitpid. A
+/// spawned process inherits the mask (`Command` does not reset it), so
+/// servers are started with SIGCHLD unblocked: see `unblocked_sigchld`.
+pub fn quiet_sigchld() {
+    nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_BLOCK,
+        Some(&sigchld()),
+        None,
+    )
+    .unwrap();
+}
+
+/// Runs `f`, which starts a process, with SIGCHLD unblocked in this thread,
+/// so that the process inherits a clean signal mask.
+pub fn unblocked_sigchld<T>(f: impl FnOnce() -> T) -> T {
+    nix::sys::signal::pthread_sigmask(
+        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
+        Some(&sigchld()),
+        None,
+    )
+    .unwrap();
+    let out = f();
+    quiet_sigchld();
+    out
+}
