@@ -14,7 +14,7 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -39,18 +39,6 @@ const USER_HZ: f64 = 100.0;
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// `Server::spawn` with SIGCHLD unblocked around it (the master inherits a
-/// clean mask); does not wait for readiness.
-fn spawn(opts: Options) -> Server {
-    unblocked_sigchld(|| Server::spawn(opts))
-}
-
-fn start(opts: Options) -> Server {
-    let server = spawn(opts);
-    server.wait_for_log("master ready");
-    server
-}
-
 fn toml(text: &str) -> Options {
     Options {
         toml: text.to_owned(),
@@ -65,63 +53,20 @@ fn open(addr: SocketAddr) -> TcpStream {
     s
 }
 
-/// Reads one response (head, then Content-Length bytes) from `s`.
-fn read_response_from(s: &mut TcpStream) -> Result<(String, bool), String> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 4096];
-    let mut fill = |buf: &mut Vec<u8>| -> Result<(), String> {
-        loop {
-            return match s.read(&mut chunk) {
-                Ok(0) => Err(format!("EOF after {} bytes", buf.len())),
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    Ok(())
-                }
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => Err(format!("read after {} bytes: {e}", buf.len())),
-            };
-        }
-    };
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        fill(&mut buf)?;
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let mut len = None;
-    let mut close = false;
-    for line in head.lines().skip(1) {
-        if let Some((k, v)) = line.split_once(':') {
-            match k.trim().to_ascii_lowercase().as_str() {
-                "content-length" => len = v.trim().parse::<usize>().ok(),
-                "connection" => close = v.trim().eq_ignore_ascii_case("close"),
-                _ => {}
-            }
-        }
-    }
-    let len = len.ok_or_else(|| format!("no Content-Length in {head:?}"))?;
-    while buf.len() < head_end + len {
-        fill(&mut buf)?;
-    }
-    if buf.len() != head_end + len {
-        return Err(format!(
-            "{} bytes after the body",
-            buf.len() - head_end - len
-        ));
-    }
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    if text.starts_with("HTTP/1.1 200 OK\r\n") && text.ends_with(HELLO) {
-        Ok((text, close))
+/// Reads one response from `s`: Ok only for the configured 200.
+fn read_response_from(s: &mut TcpStream) -> Result<(), String> {
+    let r = try_read_response(s)?;
+    if r.text.starts_with("HTTP/1.1 200 OK\r\n") && r.body == HELLO {
+        Ok(())
     } else {
-        Err(format!("not the configured 200: {text:?}"))
+        Err(format!("not the configured 200: {:?}", r.text))
     }
 }
 
 /// A GET on a kept-alive connection: Ok for a complete 200.
 fn get_on(s: &mut TcpStream) -> Result<(), String> {
     s.write_all(GET).map_err(|e| format!("write: {e}"))?;
-    read_response_from(s).map(|_| ())
+    read_response_from(s)
 }
 
 /// One GET with `Connection: close` on a new connection; Ok for a
@@ -132,7 +77,7 @@ fn get_ok(addr: SocketAddr) -> Result<(), String> {
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
     s.write_all(GET_CLOSE).map_err(|e| format!("write: {e}"))?;
-    read_response_from(&mut s).map(|_| ())
+    read_response_from(&mut s)
 }
 
 /// Fields of /proc/PID/stat after the command name: [0] is the state,
@@ -227,7 +172,7 @@ fn finish_with(mut server: Server, expected: &[&str]) -> (Vec<String>, String) {
 fn emfile_is_logged_once_does_not_spin_and_recovers() {
     quiet_sigchld();
     const NOFILE: usize = 64;
-    let server = start(Options {
+    let server = Server::start_with(Options {
         toml: "workers = 1\nworker_connections = 1000\nheader_timeout = \"60s\"\n\
                keepalive_timeout = \"60s\"\n"
             .to_owned(),
@@ -422,7 +367,7 @@ fn chaos_random_worker_kills_under_load() {
     const W: usize = 3;
     const THREADS: u64 = 4;
     const RUN: Duration = Duration::from_secs(30);
-    let server = start(toml("workers = 3\nkeepalive_timeout = \"30s\"\n"));
+    let server = Server::start_with(toml("workers = 3\nkeepalive_timeout = \"30s\"\n"));
     server.wait_workers(W);
     let addr = server.addr;
     let stop = AtomicBool::new(false);
@@ -524,7 +469,7 @@ fn unwritable_pid_file_directory_exits_1_with_one_clear_line() {
         std::path::PathBuf::from("/proc/preforkd-test/x.pid"),
         missing,
     ] {
-        let mut server = spawn(toml(&format!(
+        let mut server = Server::spawn(toml(&format!(
             "workers = 1\npid_file = \"{}\"\n",
             path.display()
         )));
@@ -573,7 +518,7 @@ fn unwritable_pid_file_directory_exits_1_with_one_clear_line() {
 #[test]
 fn stopped_master_kills_no_worker_after_sigcont() {
     quiet_sigchld();
-    let server = start(toml("workers = 2\nworker_timeout = \"2s\"\n"));
+    let server = Server::start_with(toml("workers = 2\nworker_timeout = \"2s\"\n"));
     let workers = server.wait_workers(2);
     let master = server.pid().as_raw();
     let stop = AtomicBool::new(false);

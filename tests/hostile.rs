@@ -101,19 +101,6 @@ fn rejection(status: u16) -> String {
 /// The longest a single expected answer may take.
 const ANSWER: Duration = Duration::from_secs(5);
 
-/// Starts a server with SIGCHLD unblocked around the spawn (the master gets
-/// a clean mask), then quiets it again.
-fn start(toml: &str) -> Server {
-    let server = unblocked_sigchld(|| {
-        Server::spawn(Options {
-            toml: toml.to_owned(),
-            ..Options::default()
-        })
-    });
-    server.wait_for_log("master ready");
-    server
-}
-
 /// A new connection to `server`, reads bounded by [`ANSWER`].
 fn open(addr: SocketAddr) -> TcpStream {
     let s = connect(addr);
@@ -769,7 +756,8 @@ fn edge_cases() -> Vec<Case> {
 #[test]
 fn rfc_edge_cases_get_exact_answers_and_persistence() {
     quiet_sigchld();
-    let server = start("workers = 1\nheader_timeout = \"30s\"\nkeepalive_timeout = \"30s\"\n");
+    let server =
+        Server::start("workers = 1\nheader_timeout = \"30s\"\nkeepalive_timeout = \"30s\"\n");
     let pids = server.wait_workers(1);
     let cases = edge_cases();
     let mut failures = Vec::new();
@@ -815,7 +803,8 @@ fn rfc_edge_cases_get_exact_answers_and_persistence() {
 #[test]
 fn nothing_is_answered_after_a_400() {
     quiet_sigchld();
-    let server = start("workers = 1\nheader_timeout = \"30s\"\nkeepalive_timeout = \"30s\"\n");
+    let server =
+        Server::start("workers = 1\nheader_timeout = \"30s\"\nkeepalive_timeout = \"30s\"\n");
     let mut s = open(server.addr);
     send(&mut s, b"GET / HTTP/1.1\r\nHost: t\r\nX(y): z\r\n\r\n");
     let first = read_one(&mut s, ANSWER).unwrap();
@@ -842,7 +831,8 @@ fn nothing_is_answered_after_a_400() {
 #[test]
 fn whitespace_after_a_chunk_extension_is_refused() {
     quiet_sigchld();
-    let server = start("workers = 1\nheader_timeout = \"30s\"\nkeepalive_timeout = \"30s\"\n");
+    let server =
+        Server::start("workers = 1\nheader_timeout = \"30s\"\nkeepalive_timeout = \"30s\"\n");
     let mut failures = Vec::new();
     for body in [
         &b"5;a=b \r\nhello\r\n0\r\n\r\n"[..],
@@ -873,7 +863,8 @@ fn whitespace_after_a_chunk_extension_is_refused() {
 #[test]
 fn body_dripped_slower_than_header_timeout_gets_408() {
     quiet_sigchld();
-    let server = start("workers = 1\nheader_timeout = \"1s\"\nkeepalive_timeout = \"30s\"\n");
+    let server =
+        Server::start("workers = 1\nheader_timeout = \"1s\"\nkeepalive_timeout = \"30s\"\n");
     let mut s = open(server.addr);
     s.set_nodelay(true).unwrap();
     let head_sent = Instant::now();
@@ -924,7 +915,8 @@ fn body_dripped_slower_than_header_timeout_gets_408() {
 fn greedy_pipeliner_is_throttled_and_dropped() {
     quiet_sigchld();
     const TIMEOUT: Duration = Duration::from_secs(4);
-    let server = start("workers = 1\nheader_timeout = \"4s\"\nkeepalive_timeout = \"30s\"\n");
+    let server =
+        Server::start("workers = 1\nheader_timeout = \"4s\"\nkeepalive_timeout = \"30s\"\n");
     let worker = server.wait_workers(1)[0];
     // Warm up (buffers allocated, pages touched), then measure.
     for _ in 0..3 {
@@ -1055,7 +1047,7 @@ fn greedy_pipeliner_is_throttled_and_dropped() {
 fn ten_thousand_idle_connections_do_not_starve_a_client() {
     quiet_sigchld();
     const IDLE: usize = 10_000;
-    let server = start(
+    let server = Server::start(
         "workers = 1\nworker_connections = 20000\nheader_timeout = \"120s\"\n\
          keepalive_timeout = \"120s\"\n",
     );
@@ -1187,7 +1179,7 @@ fn ten_thousand_idle_connections_do_not_starve_a_client() {
 fn connect_then_close_flood() {
     quiet_sigchld();
     const N: usize = 5_000;
-    let server = start(
+    let server = Server::start(
         "workers = 1\nworker_connections = 20000\nheader_timeout = \"60s\"\n\
          keepalive_timeout = \"60s\"\n",
     );
@@ -1244,7 +1236,8 @@ fn connect_then_close_flood() {
 #[test]
 fn clients_resetting_mid_response() {
     quiet_sigchld();
-    let server = start("workers = 1\nheader_timeout = \"30s\"\nkeepalive_timeout = \"30s\"\n");
+    let server =
+        Server::start("workers = 1\nheader_timeout = \"30s\"\nkeepalive_timeout = \"30s\"\n");
     let worker = server.wait_workers(1)[0];
     let sockets = socket_count(worker);
     let pipeline = GET.repeat(3000);
@@ -1349,7 +1342,8 @@ fn memory_stays_flat_over_a_million_requests() {
     const CONNS: usize = 2;
     const WARM_UP: usize = 100_000;
     const TOTAL: usize = 1_000_000;
-    let server = start("workers = 1\nheader_timeout = \"30s\"\nkeepalive_timeout = \"30s\"\n");
+    let server =
+        Server::start("workers = 1\nheader_timeout = \"30s\"\nkeepalive_timeout = \"30s\"\n");
     let worker = server.wait_workers(1)[0];
     let mut conns: Vec<TcpStream> = (0..CONNS).map(|_| open(server.addr)).collect();
     // Every answer has the same length (the Date is fixed-width).
@@ -1398,7 +1392,8 @@ fn read_one_after(s: &mut TcpStream) -> String {
 #[test]
 fn empty_lines_after_a_request_keep_the_connection_idle() {
     quiet_sigchld();
-    let server = start("workers = 1\nkeepalive_timeout = \"1s\"\nheader_timeout = \"30s\"\n");
+    let server =
+        Server::start("workers = 1\nkeepalive_timeout = \"1s\"\nheader_timeout = \"30s\"\n");
     let mut s = open(server.addr);
     send(&mut s, &cat(&[GET, b"\r\n\r\n"]));
     let first = read_one(&mut s, ANSWER).unwrap();

@@ -18,7 +18,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram;
@@ -269,7 +269,7 @@ fn load_request(
     let on = if reused { "reused conn" } else { "new conn" };
     s.write_all(request)
         .map_err(|e| format!("write ({on}): {e}"))?;
-    let r = read_one_response(&mut s).map_err(|e| format!("{e} ({on})"))?;
+    let r = try_read_response(&mut s).map_err(|e| format!("{e} ({on})"))?;
     if r.status != 200 {
         return Err(format!("status {} ({on})", r.status));
     }
@@ -306,69 +306,6 @@ fn idle_state(s: &TcpStream) -> Idle {
     }
 }
 
-struct Response {
-    status: u16,
-    close: bool,
-    body: String,
-}
-
-/// Reads one complete response (head, then Content-Length bytes).
-fn read_one_response(s: &mut TcpStream) -> Result<Response, String> {
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 4096];
-    let mut fill = |buf: &mut Vec<u8>, what: &str| -> Result<(), String> {
-        loop {
-            return match s.read(&mut chunk) {
-                Ok(0) => Err(format!("EOF {what} after {} bytes", buf.len())),
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    Ok(())
-                }
-                // A signal, not the server: read again.
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => Err(format!("read {what} after {} bytes: {e}", buf.len())),
-            };
-        }
-    };
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        fill(&mut buf, "before a complete head")?;
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
-    let status = head
-        .get(9..12)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("bad status line in {head:?}"))?;
-    let mut len = None;
-    let mut close = false;
-    for line in head.lines().skip(1) {
-        if let Some((k, v)) = line.split_once(':') {
-            match k.trim().to_ascii_lowercase().as_str() {
-                "content-length" => len = v.trim().parse::<usize>().ok(),
-                "connection" => close = v.trim().eq_ignore_ascii_case("close"),
-                _ => {}
-            }
-        }
-    }
-    let len = len.ok_or_else(|| format!("no Content-Length in {head:?}"))?;
-    while buf.len() < head_end + len {
-        fill(&mut buf, "before the end of the body")?;
-    }
-    if buf.len() > head_end + len {
-        return Err(format!(
-            "{} bytes after the body",
-            buf.len() - head_end - len
-        ));
-    }
-    Ok(Response {
-        status,
-        close,
-        body: String::from_utf8_lossy(&buf[head_end..]).into_owned(),
-    })
-}
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
@@ -391,13 +328,7 @@ fn assert_clean_mask(master: i32) {
 
 /// `Server::start`, with the master's signal mask kept clean.
 fn start(toml: &str) -> Server {
-    let server = unblocked_sigchld(|| {
-        Server::spawn(Options {
-            toml: toml.to_owned(),
-            ..Options::default()
-        })
-    });
-    server.wait_for_log("master ready");
+    let server = Server::start(toml);
     assert_clean_mask(server.pid().as_raw());
     server
 }

@@ -176,7 +176,9 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
-        let child = cmd.spawn().expect("spawn preforkd");
+        // The server inherits this thread's signal mask: spawn it with
+        // SIGCHLD unblocked even from a thread that quieted it.
+        let child = unblocked_sigchld(|| cmd.spawn()).expect("spawn preforkd");
         let addr = match &listener {
             Some(l) => l.local_addr().unwrap(),
             None => "127.0.0.1:0".parse().unwrap(),
@@ -535,15 +537,82 @@ pub fn quiet_sigchld() {
 }
 
 /// Runs `f`, which starts a process, with SIGCHLD unblocked in this thread,
-/// so that the process inherits a clean signal mask.
+/// so that the process inherits a clean signal mask; then puts the
+/// thread's mask back as it was.
 pub fn unblocked_sigchld<T>(f: impl FnOnce() -> T) -> T {
-    nix::sys::signal::pthread_sigmask(
-        nix::sys::signal::SigmaskHow::SIG_UNBLOCK,
-        Some(&sigchld()),
-        None,
-    )
-    .unwrap();
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow};
+    let mut old = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&sigchld()), Some(&mut old)).unwrap();
     let out = f();
-    quiet_sigchld();
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None).unwrap();
     out
+}
+
+/// One response as read by [`try_read_response`].
+pub struct Response {
+    pub status: u16,
+    pub close: bool,
+    /// The whole response, head and body.
+    pub text: String,
+    pub body: String,
+}
+
+/// Reads one complete response (head, then Content-Length bytes), within
+/// the socket's read timeout; a signal (EINTR) is read through, anything
+/// else (EOF, reset, timeout, no Content-Length, bytes after the body) is
+/// an error saying how far it got.
+pub fn try_read_response(s: &mut TcpStream) -> Result<Response, String> {
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    let mut fill = |buf: &mut Vec<u8>, what: &str| -> Result<(), String> {
+        loop {
+            return match s.read(&mut chunk) {
+                Ok(0) => Err(format!("EOF {what} after {} bytes", buf.len())),
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    Ok(())
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => Err(format!("read {what} after {} bytes: {e}", buf.len())),
+            };
+        }
+    };
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        fill(&mut buf, "before a complete head")?;
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let status = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("bad status line in {head:?}"))?;
+    let mut len = None;
+    let mut close = false;
+    for line in head.lines().skip(1) {
+        if let Some((k, v)) = line.split_once(':') {
+            match k.trim().to_ascii_lowercase().as_str() {
+                "content-length" => len = v.trim().parse::<usize>().ok(),
+                "connection" => close = v.trim().eq_ignore_ascii_case("close"),
+                _ => {}
+            }
+        }
+    }
+    let len = len.ok_or_else(|| format!("no Content-Length in {head:?}"))?;
+    while buf.len() < head_end + len {
+        fill(&mut buf, "before the end of the body")?;
+    }
+    if buf.len() > head_end + len {
+        return Err(format!(
+            "{} bytes after the body",
+            buf.len() - head_end - len
+        ));
+    }
+    Ok(Response {
+        status,
+        close,
+        body: String::from_utf8_lossy(&buf[head_end..]).into_owned(),
+        text: String::from_utf8_lossy(&buf).into_owned(),
+    })
 }
