@@ -16,7 +16,7 @@ use nix::unistd::Pid;
 
 use crate::cli::Args;
 use crate::config::{self, Config};
-use crate::control::{self, State, StatusSocket};
+use crate::control::{self, Outcome, State, StatusSocket};
 use crate::daemon::Reporter;
 use crate::inbox::Inbox;
 use crate::listener::{self, Listener};
@@ -140,9 +140,9 @@ impl Master {
             state: State {
                 pid: pid.as_raw() as u32,
                 reloads: 0,
-                reload: "none".into(),
+                reload: Outcome::None,
                 upgrades: 0,
-                upgrade: "none".into(),
+                upgrade: Outcome::None,
             },
             exec: s.exec,
             workers: Vec::new(),
@@ -383,7 +383,7 @@ impl Master {
             Err(e) => {
                 let reason = format!("{e:#}");
                 log::error!("reload failed: {reason}");
-                self.state.reload = format!("failed: {reason}");
+                self.state.reload = Outcome::failed(&reason);
                 self.last_error = format!("reload failed: {reason}");
                 self.publish();
                 // Still serving the old config: systemd must see us ready again.
@@ -394,7 +394,7 @@ impl Master {
 
     /// Loads the config and rebinds; changes nothing unless all of it works.
     fn prepare_reload(&mut self) -> anyhow::Result<()> {
-        let mut config = config::load(&self.args)?;
+        let mut config = config::load(self.args.config.as_deref(), &self.args.overrides)?;
         if !config.listen_given {
             // Sockets we were handed (systemd, upgrade) stay what we listen on.
             config.listen = self.listeners.iter().map(|l| l.addr).collect();
@@ -437,7 +437,9 @@ impl Master {
                     self.exec.exe.display()
                 );
                 self.upgrade = Some(pid);
-                self.state.upgrade = format!("started new={pid}");
+                self.state.upgrade = Outcome::Started {
+                    new: pid.as_raw() as u32,
+                };
                 self.publish();
             }
             Err(e) => self.upgrade_failed(&format!("{e:#}")),
@@ -458,7 +460,7 @@ impl Master {
                 log::error!("cannot take the pid file back: {e:#}");
             }
         }
-        self.state.upgrade = format!("failed: {why}");
+        self.state.upgrade = Outcome::failed(why);
         self.publish();
     }
 
@@ -555,7 +557,7 @@ impl Master {
         if self.reload_pending {
             self.reload_pending = false;
             log::info!("reload done generation={generation}");
-            self.state.reload = "ok".into();
+            self.state.reload = Outcome::Ok;
             self.publish();
             notify::ready(&self.summary());
         }
@@ -571,7 +573,9 @@ impl Master {
             }
             log::info!("upgrade: telling old master pid={old} to drain");
             let _ = kill(old, Signal::SIGQUIT);
-            self.state.upgrade = format!("from={old}");
+            self.state.upgrade = Outcome::From {
+                old: old.as_raw() as u32,
+            };
             self.publish();
         }
         if !self.announced {
