@@ -253,6 +253,23 @@ impl Signals {
         set
     }
 
+    /// Runs `f` (a fork) with the master's signals blocked, so that none is
+    /// handled in the child before it replaces the master's handlers (a
+    /// worker) or execs (a new master); the mask is restored after. Fails,
+    /// without running `f`, only if the mask cannot be changed.
+    pub fn blocked<T>(f: impl FnOnce() -> T) -> nix::Result<T> {
+        let mut old = SigSet::empty();
+        nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_BLOCK,
+            Some(&Signals::set()),
+            Some(&mut old),
+        )?;
+        let out = f();
+        // Restoring a mask we just read cannot fail (EINVAL is for a bad `how`).
+        let _ = old.thread_set_mask();
+        Ok(out)
+    }
+
     /// The next queued command, in priority order.
     pub fn next_command(&mut self) -> Option<Command> {
         for (i, row) in TABLE.iter().enumerate() {
