@@ -99,8 +99,7 @@ impl Master {
         }
         log::error!("upgrade failed: {why}; the old master carries on");
         if let Some(p) = self.pid_file.as_mut() {
-            let original = p.path_original().to_owned();
-            if let Err(e) = p.restore(&original) {
+            if let Err(e) = p.restore() {
                 log::error!("cannot take the pid file back: {e:#}");
             }
         }
