@@ -142,6 +142,8 @@ fn a_worker_that_fails_before_accepting_backs_off() {
 }
 
 /// User plus system CPU clock ticks a process has used, from /proc.
+/// Boilerplate: the same as `cpu_ticks` in tests/faults.rs, until the
+/// harness (tests/common) offers it to both.
 fn cpu_ticks(pid: i32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
     let fields: Vec<&str> = stat
