@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use serde::{de, Deserialize, Deserializer};
 
-use crate::cli::Args;
 use crate::log::{LogConfig, LogTarget};
 use crate::response::ResponseSpec;
 
@@ -118,22 +117,37 @@ fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(crate::scoreboard::MAX_WORKERS))
 }
 
-/// Loads the config the command line asks for: `-c FILE`, else the default
-/// path if it exists, else the built-in defaults; then applies the overrides.
-pub fn load(args: &Args) -> Result<Config, Error> {
-    let path = match &args.config {
-        Some(p) => Some(p.clone()),
+/// What the command line sets over the config file (`cli.rs` fills it;
+/// this file applies it, so the config never needs the command line's types).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Overrides {
+    /// `-l`: replaces the file's listen list.
+    pub listen: Vec<SocketAddr>,
+    /// `-w`.
+    pub workers: Option<usize>,
+    /// `-p`.
+    pub pid_file: Option<PathBuf>,
+    /// `--log-target`.
+    pub log_target: Option<LogTarget>,
+}
+
+/// Loads the config the command line asks for: `-c FILE` (`path`), else
+/// the default path if it exists, else the built-in defaults; then applies
+/// the overrides.
+pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Error> {
+    let path = match path {
+        Some(p) => Some(p.to_owned()),
         None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()),
     };
     let mut config = match &path {
         Some(p) => from_file(p)?,
         None => Config::default(),
     };
-    apply_overrides(&mut config, args);
+    apply_overrides(&mut config, overrides);
     Ok(config)
 }
 
-fn apply_overrides(config: &mut Config, args: &Args) {
+fn apply_overrides(config: &mut Config, args: &Overrides) {
     if !args.listen.is_empty() {
         config.listen.clone_from(&args.listen);
         config.listen_given = true;
@@ -438,7 +452,12 @@ impl<'de> Deserialize<'de> for Workers {
             N(i64),
             S(String),
         }
-        let bad = || de::Error::custom("workers must be \"auto\" or an integer from 1 to 1024");
+        let bad = || {
+            de::Error::custom(format!(
+                "workers must be \"auto\" or an integer from 1 to {}",
+                crate::scoreboard::MAX_WORKERS
+            ))
+        };
         match W::deserialize(d).map_err(|_: D::Error| bad())? {
             W::N(n) if (1..=crate::scoreboard::MAX_WORKERS as i64).contains(&n) => {
                 Ok(Workers(n as usize))
@@ -755,12 +774,11 @@ syslog_socket = "/tmp/log.sock"
     #[test]
     fn overrides_win() {
         let mut c = parse_str("workers = 2\nlisten = [\"127.0.0.1:1\"]\n").unwrap();
-        let args = Args {
+        let args = Overrides {
             listen: vec!["127.0.0.1:9".parse().unwrap()],
             workers: Some(5),
             pid_file: Some("/tmp/p".into()),
             log_target: Some(LogTarget::Stderr),
-            ..Args::default()
         };
         apply_overrides(&mut c, &args);
         assert_eq!(c.listen, vec!["127.0.0.1:9".parse().unwrap()]);
