@@ -22,7 +22,7 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -33,15 +33,12 @@ use nix::sys::socket::{setsockopt, sockopt};
 // Requests and expected answers
 // ---------------------------------------------------------------------------
 
-const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 /// Sent behind every edge case in the same write: answered only if the
 /// connection stayed open and the case's framing ended where it should.
 const PROBE: &[u8] = b"GET /probe HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 
 const TEXT: &str = "text/plain; charset=utf-8";
 const ALLOW: &str = "Allow: GET, HEAD, OPTIONS\r\n";
-const HELLO: &str = "Hello, World!\n";
 
 fn cat(parts: &[&[u8]]) -> Vec<u8> {
     parts.concat()
@@ -98,149 +95,6 @@ fn rejection(status: u16) -> String {
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// The longest a single expected answer may take.
-const ANSWER: Duration = Duration::from_secs(5);
-
-/// A new connection to `server`, reads bounded by [`ANSWER`].
-fn open(addr: SocketAddr) -> TcpStream {
-    let s = connect(addr);
-    s.set_read_timeout(Some(ANSWER)).unwrap();
-    s
-}
-
-fn send(s: &mut TcpStream, bytes: &[u8]) {
-    s.write_all(bytes).expect("send to the server");
-}
-
-/// Replaces the value of every `Date` header by `D`, after checking that it
-/// is 29 bytes long (an IMF-fixdate).
-fn redact_dates(raw: &str) -> String {
-    const KEY: &str = "\r\nDate: ";
-    let mut out = String::new();
-    let mut rest = raw;
-    while let Some(i) = rest.find(KEY) {
-        let start = i + KEY.len();
-        out.push_str(&rest[..start]);
-        out.push('D');
-        rest = rest.get(start + 29..).unwrap_or("<short Date>");
-        assert!(rest.starts_with("\r\n"), "a 29-byte Date in {raw:?}");
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Everything until the server closes, which must be a clean close (EOF,
-/// not a reset) within `within`. Raw bytes, as text.
-fn read_to_eof(s: &mut TcpStream, within: Duration) -> Result<String, String> {
-    let deadline = Instant::now() + within;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!(
-                "not closed within {within:?}; got {:?}",
-                String::from_utf8_lossy(&out)
-            ));
-        }
-        s.set_read_timeout(Some(left)).unwrap();
-        match s.read(&mut buf) {
-            Ok(0) => return Ok(String::from_utf8_lossy(&out).into_owned()),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
-            Err(e) => {
-                return Err(format!(
-                    "{e} instead of a clean close; got {:?}",
-                    String::from_utf8_lossy(&out)
-                ))
-            }
-        }
-    }
-}
-
-/// Reads exactly one response (head, then Content-Length bytes unless the
-/// status has no body) within `within`; raw.
-fn read_one(s: &mut TcpStream, within: Duration) -> Result<String, String> {
-    let deadline = Instant::now() + within;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 1];
-    let mut need: Option<usize> = None;
-    loop {
-        if let Some(n) = need {
-            if out.len() == n {
-                return Ok(String::from_utf8_lossy(&out).into_owned());
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!(
-                "no complete response within {within:?}; got {:?}",
-                String::from_utf8_lossy(&out)
-            ));
-        }
-        s.set_read_timeout(Some(left)).unwrap();
-        match s.read(&mut buf) {
-            Ok(0) => {
-                return Err(format!(
-                    "EOF mid-response after {:?}",
-                    String::from_utf8_lossy(&out)
-                ))
-            }
-            Ok(_) => out.push(buf[0]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Err(format!("{e} after {:?}", String::from_utf8_lossy(&out))),
-        }
-        if need.is_none() && out.ends_with(b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&out).into_owned();
-            let len = head
-                .split("\r\n")
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().unwrap())
-                })
-                .unwrap_or(0);
-            let bodiless = head.starts_with("HTTP/1.1 1") || head.starts_with("HTTP/1.1 204");
-            need = Some(out.len() + if bodiless { 0 } else { len });
-        }
-    }
-}
-
-/// One GET with `Connection: close` on a new connection: Ok(how long it
-/// took) for a complete 200 and a clean close.
-fn get_ok(addr: SocketAddr) -> Result<Duration, String> {
-    let start = Instant::now();
-    let mut s = TcpStream::connect_timeout(&addr, ANSWER).map_err(|e| format!("connect: {e}"))?;
-    s.set_write_timeout(Some(ANSWER)).unwrap();
-    s.write_all(GET_CLOSE).map_err(|e| format!("write: {e}"))?;
-    let answer = read_to_eof(&mut s, ANSWER)?;
-    if redact_dates(&answer) == ok(true) {
-        Ok(start.elapsed())
-    } else {
-        Err(format!("bad answer {answer:?}"))
-    }
-}
-
-/// A GET on a kept-alive connection is answered 200 within `within`.
-fn get_on(s: &mut TcpStream, within: Duration) -> Result<Duration, String> {
-    let start = Instant::now();
-    s.write_all(GET).map_err(|e| format!("write: {e}"))?;
-    let answer = read_one(s, within)?;
-    if redact_dates(&answer) == ok(false) {
-        Ok(start.elapsed())
-    } else {
-        Err(format!("bad answer {answer:?}"))
-    }
-}
-
 /// A `key:` value in kB from /proc/PID/status.
 fn proc_status_kib(pid: i32, key: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -269,10 +123,9 @@ fn socket_count(pid: i32) -> usize {
         .count()
 }
 
-/// Waits until the worker holds exactly `n` sockets (log kept drained).
-fn wait_sockets(server: &Server, worker: i32, n: usize, within: Duration, what: &str) {
+/// Waits until the worker holds exactly `n` sockets.
+fn wait_sockets(worker: i32, n: usize, within: Duration, what: &str) {
     wait_until(within, what, || {
-        server.log_lines();
         let now = socket_count(worker);
         (now == n).then_some(())
     });
@@ -319,25 +172,6 @@ fn server_rx_queue(server_port: u16, client_port: u16) -> Option<u64> {
             None
         }
     })
-}
-
-/// Sets the flag when dropped: threads of a scope stop even when the test
-/// panics (the scope joins them before the panic goes on).
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-/// Error-level lines (facility daemon: <27> err, <26> crit, <25> alert).
-fn error_lines(server: &Server) -> Vec<String> {
-    server
-        .log_lines()
-        .into_iter()
-        .filter(|l| l.starts_with("<27>") || l.starts_with("<26>") || l.starts_with("<25>"))
-        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -999,7 +833,6 @@ fn greedy_pipeliner_is_throttled_and_dropped() {
     // Dropped once header_timeout passes without progress: the worker is
     // back to its own sockets.
     wait_sockets(
-        &server,
         worker,
         sockets,
         TIMEOUT + Duration::from_secs(3),
@@ -1097,9 +930,6 @@ fn ten_thousand_idle_connections_do_not_starve_a_client() {
                 set_linger0(&s);
             }
             idle.push(s);
-            if i % 500 == 0 {
-                server.log_lines();
-            }
             pace(i);
         }
         let opened = started.elapsed();
@@ -1107,10 +937,7 @@ fn ten_thousand_idle_connections_do_not_starve_a_client() {
         wait_until(
             Duration::from_secs(30),
             "the worker to hold them all",
-            || {
-                server.log_lines();
-                (socket_count(worker) >= sockets + IDLE).then_some(())
-            },
+            || (socket_count(worker) >= sockets + IDLE).then_some(()),
         );
         eprintln!(
             "idle: {IDLE} connections opened in {opened:?}, all held after {:?}; worker VmRSS {} KiB",
@@ -1120,7 +947,6 @@ fn ten_thousand_idle_connections_do_not_starve_a_client() {
         // Served while the worker holds them all.
         let so_far = served.load(Ordering::SeqCst);
         wait_until(WAIT, "20 more answers beside the idle connections", || {
-            server.log_lines();
             (served.load(Ordering::SeqCst) >= so_far + 20).then_some(())
         });
         assert!(
@@ -1156,7 +982,6 @@ fn ten_thousand_idle_connections_do_not_starve_a_client() {
     let closing = Instant::now();
     drop(idle);
     wait_sockets(
-        &server,
         worker,
         sockets,
         Duration::from_secs(20),
@@ -1199,15 +1024,11 @@ fn connect_then_close_flood() {
             _ => (&s).write_all(GET).unwrap(),
         }
         conns.push(s);
-        if i % 500 == 0 {
-            server.log_lines();
-        }
         pace(i);
     }
     // All at once.
     drop(conns);
     wait_sockets(
-        &server,
         worker,
         sockets,
         Duration::from_secs(20),
@@ -1221,7 +1042,7 @@ fn connect_then_close_flood() {
     for _ in 0..3 {
         get_ok(server.addr).unwrap();
     }
-    assert_eq!(error_lines(&server), Vec::<String>::new());
+    assert_eq!(server.error_lines(), Vec::<String>::new());
     server.finish();
 }
 
@@ -1267,12 +1088,8 @@ fn clients_resetting_mid_response() {
         }
         set_linger0(&s);
         drop(s);
-        if round % 5 == 0 {
-            server.log_lines();
-        }
     }
     wait_sockets(
-        &server,
         worker,
         sockets,
         Duration::from_secs(10),
@@ -1284,7 +1101,7 @@ fn clients_resetting_mid_response() {
         "the worker was replaced"
     );
     get_ok(server.addr).unwrap();
-    assert_eq!(error_lines(&server), Vec::<String>::new());
+    assert_eq!(server.error_lines(), Vec::<String>::new());
     server.finish();
 }
 
