@@ -114,8 +114,12 @@ fn emfile_is_logged_once_does_not_spin_and_recovers() {
         since.elapsed(),
         share * 100.0
     );
+    // A worker that sleeps between arrivals uses a few percent; one that
+    // spins on EMFILE never sleeps and takes what a CPU it can get. Half a
+    // CPU leaves room for a loaded 2-CPU machine (CPU time is not inflated
+    // by load, but tick accounting is coarse) and still catches the spin.
     assert!(
-        share < 0.3,
+        share < 0.5,
         "the worker spun: {:.0}% of a CPU",
         share * 100.0
     );
@@ -314,8 +318,10 @@ fn chaos_random_worker_kills_under_load() {
         failed <= kills * THREADS,
         "{failed} failures for {kills} kills of {THREADS} threads' requests"
     );
+    // A stopped service shows as a gap of many seconds (the rest of the
+    // run); 4 s leaves room for a loaded machine's respawns.
     assert!(
-        longest_gap < Duration::from_secs(2),
+        longest_gap < Duration::from_secs(4),
         "no request succeeded for {longest_gap:?}"
     );
     let pids = wait_until(WAIT, "W workers", || {

@@ -760,11 +760,11 @@ const SHORT_HEADER_TIMEOUT: &str =
     "workers = 1\nheader_timeout = \"1s\"\nkeepalive_timeout = \"30s\"\n";
 
 /// Asserts that `elapsed` fits a 1 s timeout checked every 250 ms, with
-/// room for a loaded machine.
+/// room for a loaded 2-CPU machine (the other timeout is 30 s).
 fn assert_about_one_second(elapsed: Duration, what: &str) {
     assert!(
-        elapsed >= Duration::from_millis(900) && elapsed <= Duration::from_secs(3),
-        "{what} after {elapsed:?}, expected ~1 s (0.9 s to 3 s)"
+        elapsed >= Duration::from_millis(900) && elapsed <= Duration::from_secs(5),
+        "{what} after {elapsed:?}, expected ~1 s (0.9 s to 5 s)"
     );
 }
 
@@ -782,8 +782,8 @@ fn slow_head_gets_408() {
     let mut first = [0u8; 4096];
     let n = loop {
         assert!(
-            start.elapsed() < Duration::from_secs(4),
-            "no answer to a head dripped for 4 s"
+            start.elapsed() < Duration::from_secs(6),
+            "no answer to a head dripped for 6 s"
         );
         match s.read(&mut first) {
             Ok(n) => break n,
@@ -967,7 +967,7 @@ fn date_is_a_current_imf_fixdate() {
     let now = SystemTime::now();
     let skew = now.duration_since(t).unwrap_or_else(|e| e.duration());
     assert!(
-        skew <= Duration::from_secs(3),
+        skew <= Duration::from_secs(5),
         "Date {date:?} is {skew:?} away from now"
     );
     server.finish();

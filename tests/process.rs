@@ -160,9 +160,10 @@ fn stop_with(sig: Signal, mode: &str) {
     let asked = Instant::now();
     server.signal(sig);
     assert_clean_exit(&mut server);
-    // The fast stop's grace is 2 s and nothing is in flight here.
+    // The fast stop's grace is 2 s and nothing is in flight here; a hang
+    // would last shutdown_timeout (20 s). 8 s is room for a loaded machine.
     assert!(
-        asked.elapsed() < Duration::from_secs(5),
+        asked.elapsed() < Duration::from_secs(8),
         "{sig} took {:?}",
         asked.elapsed()
     );
@@ -387,14 +388,15 @@ fn graceful_stop_closes_idle_keepalive_connections_after_the_grace() {
         closed >= Duration::from_millis(800),
         "idle connections closed after {closed:?}, before the 1s grace"
     );
+    // Not closed, they would last until shutdown_timeout (20 s).
     assert!(
-        closed < Duration::from_secs(4),
+        closed < Duration::from_secs(7),
         "idle connections closed after {closed:?}"
     );
     assert_clean_exit(&mut server);
     let exited = asked.elapsed();
     assert!(
-        exited < Duration::from_secs(5),
+        exited < Duration::from_secs(10),
         "master exited {exited:?} after QUIT; shutdown_timeout is 20s"
     );
 }
@@ -849,12 +851,17 @@ fn master_does_not_spin_after_a_worker_crash() {
         f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
     };
     let before = cpu(master);
+    let since = Instant::now();
     // The window being measured: the master should sleep through it.
     std::thread::sleep(Duration::from_secs(1));
     let ticks = cpu(master) - before;
+    let window = since.elapsed();
+    // Ticks are 10 ms (USER_HZ 100): a spinning master takes most of a
+    // CPU (100 a second), an idle one ~0. A tenth of the measured window
+    // leaves room for coarse accounting on a loaded machine.
     assert!(
-        ticks <= 5,
-        "the master used {ticks} clock ticks in a second while idle"
+        (ticks as f64) <= 10.0 * window.as_secs_f64(),
+        "the master used {ticks} clock ticks in {window:?} while idle"
     );
     // finish() would refuse the (expected) crash line.
     let mut server = server;
