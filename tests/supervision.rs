@@ -14,7 +14,6 @@ mod common;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -325,36 +324,27 @@ fn test_config_rejects_unknown_user_and_group() {
 // `-s stop` ends it, its workers and its pid file.
 #[test]
 fn daemon_returns_once_serving_and_stops() {
-    let dir = TempDir::new();
-    let sock = dir.path().join("log.sock");
-    let log = LogSink::bind(&sock);
-    let pid_file = dir.path().join("d.pid");
-    let config = write_file(
-        &dir,
-        "d.toml",
-        &format!(
-            "workers = 2\npid_file = \"{}\"\n{}",
-            pid_file.display(),
-            log_table(&sock)
-        ),
-    );
-    let _guard = ConfigProcs(config.clone());
     // A test of binding itself (-d forks before it adopts any socket): the
     // port stays ours until just before preforkd binds it.
     let (held, addr) = loopback_listener();
-    let mut cmd = bin_command(&dir.path().join("stderr"));
-    cmd.arg("-d")
-        .arg("-c")
-        .arg(&config)
-        .arg("-l")
-        .arg(addr.to_string());
     let started = Instant::now();
     drop(held);
-    let (code, err) = run_to_exit(cmd, &dir.path().join("stderr"));
-    assert_eq!(code, 0, "-d failed: {err:?}");
+    let mut server = Server::spawn(Options {
+        daemon: true,
+        socket: false,
+        args: vec!["-l".into(), addr.to_string()],
+        ..Options::toml("workers = 2\n")
+    });
+    let status = server.wait_exit();
+    assert!(
+        status.success(),
+        "-d failed: {status}: {:?}",
+        server.stderr()
+    );
     // Right away, no retry: it serves.
     assert_serves(addr);
     let took = started.elapsed();
+    let (pid_file, config) = (server.pid_file.clone(), server.config_path.clone());
 
     let pid = pidfile_pid(&pid_file);
     assert!(alive(pid), "pid file names a dead process {pid}");
@@ -372,7 +362,7 @@ fn daemon_returns_once_serving_and_stops() {
     assert_eq!(tty, 0, "has a controlling terminal");
     let workers = children_of(pid);
     assert_eq!(workers.len(), 2, "workers {workers:?}");
-    log.wait_for(&format!("master ready pid={pid}"));
+    server.wait_for_log(&format!("master ready pid={pid}"));
 
     let (code, out, err) = run_bin(&["-s", "stop", "-p", pid_file.to_str().unwrap()]);
     assert_eq!(code, 0, "-s stop: {out:?} {err:?}");
@@ -383,7 +373,7 @@ fn daemon_returns_once_serving_and_stops() {
     wait_until(WAIT, "the pid file to go", || {
         (!pid_file.exists()).then_some(())
     });
-    log.wait_for("master exiting");
+    server.wait_for_log("master exiting");
     assert!(procs_with_arg(&config).is_empty());
     eprintln!("daemon ready after {took:?}");
 }
@@ -507,25 +497,12 @@ fn daemon_needs_a_pid_file() {
 // TERM gives STOPPING=1; exit 0.
 #[test]
 fn sd_notify_ready_reloading_stopping() {
-    let dir = TempDir::new();
-    let notify_path = dir.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    // Logs to stderr (a file): this test reads only the notify socket.
-    let stderr = dir.path().join("stderr");
-    let config = write_file(
-        &dir,
-        "n.toml",
-        "workers = 2\n[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n",
-    );
-    let (listener, addr) = loopback_listener();
-    let mut cmd = bin_command_on(&stderr, &listener);
-    cmd.arg("-c")
-        .arg(&config)
-        .env("NOTIFY_SOCKET", &notify_path);
-    let mut server = Proc::spawn(cmd);
+    let mut server = Server::spawn(Options {
+        notify: true,
+        ..Options::toml("workers = 2\n")
+    });
+    let addr = server.addr;
+    let notify = server.notify.take().unwrap();
 
     let got = recv_notify_until(&notify, "READY=1", |m| m.lines().any(|l| l == "READY=1"));
     let ready = got.last().unwrap();
@@ -567,7 +544,7 @@ fn sd_notify_ready_reloading_stopping() {
             .contains("STATUS=workers=2 generation=2"),
         "{got:?}"
     );
-    wait_file_contains(&stderr, "reload done generation=2");
+    server.wait_for_log("reload done generation=2");
     assert_serves(addr);
 
     server.signal(Signal::SIGTERM);
@@ -865,31 +842,15 @@ fn a_stalled_syslog_reader_does_not_stall_the_server() {
 // is being replaced, does not say STOPPING.
 #[test]
 fn sd_notify_mainpid_after_an_upgrade() {
-    let dir = TempDir::new();
-    let notify_path = dir.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let stderr = dir.path().join("stderr");
-    let pid_file = dir.path().join("u.pid");
-    let config = write_file(
-        &dir,
-        "u.toml",
-        &format!(
-            "workers = 1\npid_file = \"{}\"\n[log]\ntarget = \"stderr\"\n",
-            pid_file.display()
-        ),
-    );
-    let _guard = ConfigProcs(config.clone());
-    let (listener, addr) = loopback_listener();
-    let mut cmd = bin_command_on(&stderr, &listener);
-    cmd.arg("-c")
-        .arg(&config)
-        .env("NOTIFY_SOCKET", &notify_path);
-    let mut old = Proc::spawn(cmd);
+    let mut old = Server::spawn(Options {
+        notify: true,
+        pid_file: true,
+        ..Options::toml("workers = 1\n")
+    });
+    let (addr, pid_file) = (old.addr, old.pid_file.clone());
+    let notify = old.notify.take().unwrap();
     recv_notify_until(&notify, "READY=1", |m| m.lines().any(|l| l == "READY=1"));
-    let old_pid = old.pid();
+    let old_pid = old.pid().as_raw();
 
     old.signal(Signal::SIGUSR2);
     let got = recv_notify_until(&notify, "MAINPID= from the new master", |m| {
