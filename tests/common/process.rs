@@ -549,12 +549,11 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let child = spawn(&mut cmd);
-        drop(cmd); // nothing else of the listener stays in this process...
-        let addr = match listener {
-            // ...once this copy goes: the server holds the only one.
-            Some((_, addr)) => addr,
-            None => "127.0.0.1:0".parse().unwrap(),
-        };
+        let addr = listener
+            .as_ref()
+            .map_or_else(|| "127.0.0.1:0".parse().unwrap(), |(_, addr)| *addr);
+        // The server holds the socket now; this process keeps no copy.
+        drop(listener);
         Server {
             child,
             dir,
