@@ -32,12 +32,6 @@ const USER_HZ: f64 = 100.0;
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// CPU time `pid` has used, in USER_HZ ticks (utime + stime).
-fn cpu_ticks(pid: i32) -> u64 {
-    let f = stat_fields(pid);
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
-
 /// Open file descriptors of `pid` numbered below `limit` (RLIMIT_NOFILE
 /// bounds the numbers of new descriptors; one inherited above it, such as
 /// cargo's jobserver pipe, does not count against it).

@@ -840,21 +840,11 @@ fn master_does_not_spin_after_a_worker_crash() {
             .any(|p| *p != first)
             .then_some(())
     });
-    let cpu = |pid: i32| -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let f: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-    };
-    let before = cpu(master);
+    let before = cpu_ticks(master);
     let since = Instant::now();
     // The window being measured: the master should sleep through it.
     std::thread::sleep(Duration::from_secs(1));
-    let ticks = cpu(master) - before;
+    let ticks = cpu_ticks(master) - before;
     let window = since.elapsed();
     // Ticks are 10 ms (USER_HZ 100): a spinning master takes most of a
     // CPU (100 a second), an idle one ~0. A tenth of the measured window

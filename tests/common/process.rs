@@ -827,6 +827,13 @@ pub fn stat_fields(pid: i32) -> Vec<String> {
     rest.split_whitespace().map(str::to_owned).collect()
 }
 
+/// CPU time `pid` has used, in USER_HZ ticks (utime + stime; USER_HZ is
+/// 100 on Linux, an ABI constant).
+pub fn cpu_ticks(pid: i32) -> u64 {
+    let f = stat_fields(pid);
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
 /// Live (non-zombie) children of `pid`, from /proc.
 pub fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
