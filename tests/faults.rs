@@ -14,7 +14,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -167,20 +166,6 @@ struct Tally {
     failures: Mutex<Vec<String>>,
 }
 
-/// A kept-alive connection between two requests: still open, or closed by
-/// the server (a killed worker's connections are closed by the kernel).
-fn closed_while_idle(s: &TcpStream) -> bool {
-    s.set_nonblocking(true).unwrap();
-    let mut b = [0u8; 1];
-    let r = s.peek(&mut b);
-    s.set_nonblocking(false).unwrap();
-    match r {
-        Err(e) if e.kind() == ErrorKind::WouldBlock => false,
-        // EOF, a reset, or bytes nobody asked for: start over.
-        _ => true,
-    }
-}
-
 /// One load thread: GETs until `stop`, on a kept-alive connection
 /// (reopened whenever the server closed it) or a new one per request.
 fn load(addr: SocketAddr, keep_alive: bool, stop: &AtomicBool, tally: &Tally, t0: Instant) {
@@ -188,7 +173,10 @@ fn load(addr: SocketAddr, keep_alive: bool, stop: &AtomicBool, tally: &Tally, t0
     let mut conn: Option<TcpStream> = None;
     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
         let result = if keep_alive {
-            if conn.as_ref().is_some_and(closed_while_idle) {
+            if conn
+                .as_ref()
+                .is_some_and(|s| !matches!(idle_state(s), Idle::Open))
+            {
                 conn = None;
             }
             let s = match conn.take() {

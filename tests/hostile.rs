@@ -37,60 +37,6 @@ use nix::sys::socket::{setsockopt, sockopt};
 /// connection stayed open and the case's framing ended where it should.
 const PROBE: &[u8] = b"GET /probe HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 
-const TEXT: &str = "text/plain; charset=utf-8";
-const ALLOW: &str = "Allow: GET, HEAD, OPTIONS\r\n";
-
-fn cat(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
-}
-
-/// A response as the server lays it out, with `Date: D`.
-fn response(status: &str, extra: &str, body: &str, close: bool) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\nDate: D\r\nServer: preforkd\r\nContent-Type: {TEXT}\r\n\
-         Content-Length: {}\r\n{extra}{}\r\n{body}",
-        body.len(),
-        if close { "Connection: close\r\n" } else { "" }
-    )
-}
-
-/// The configured (default) response to GET.
-fn ok(close: bool) -> String {
-    response("200 OK", "", HELLO, close)
-}
-
-/// 405 to any method but GET, HEAD and OPTIONS.
-fn not_allowed() -> String {
-    response(
-        "405 Method Not Allowed",
-        ALLOW,
-        "Method Not Allowed\n",
-        false,
-    )
-}
-
-/// 204 to OPTIONS.
-fn no_content() -> String {
-    format!("HTTP/1.1 204 No Content\r\nDate: D\r\nServer: preforkd\r\n{ALLOW}\r\n")
-}
-
-/// An error answer: always `Connection: close`.
-fn rejection(status: u16) -> String {
-    let reason = match status {
-        400 => "Bad Request",
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        501 => "Not Implemented",
-        _ => panic!("no error status {status} in this file"),
-    };
-    response(
-        &format!("{status} {reason}"),
-        "",
-        &format!("{reason}\n"),
-        true,
-    )
-}
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
@@ -249,7 +195,7 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "content-length with leading zeros",
             b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 005\r\n\r\nhello".as_slice(),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         // --- Transfer-Encoding (RFC 9112 6.1, 6.3) ------------------------
         // chunked applied twice: MUST NOT (6.1), as a list in one field.
@@ -290,12 +236,12 @@ fn edge_cases() -> Vec<Case> {
             "transfer-encoding with empty list elements",
             b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: , chunked,\r\n\r\n0\r\n\r\n"
                 .as_slice(),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "transfer-encoding CHUNKED",
             b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: CHUNKED\r\n\r\n0\r\n\r\n".as_slice(),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         // --- chunk-size (RFC 9112 7.1) -------------------------------------
         // The largest u64: past any body limit, refused before the data.
@@ -335,44 +281,44 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "chunk size in upper-case hex",
             chunked(b"A\r\n0123456789\r\n0\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         // last-chunk = 1*("0"): several zeros end the body too.
         open_case(
             "last chunk written 000",
             chunked(b"5\r\nhello\r\n000\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         // --- chunk extensions (RFC 9112 7.1.1) ------------------------------
         open_case(
             "chunk extension token",
             chunked(b"5;a=b\r\nhello\r\n0\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "chunk extension quoted",
             chunked(b"5;a=\"q\"\r\nhello\r\n0\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "chunk extension quoted with an escape",
             chunked(b"5;a=\"q\\\"x\"\r\nhello\r\n0\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "chunk extension name only, twice",
             chunked(b"5;a;b\r\nhello\r\n0\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "chunk extension with BWS around ; and =",
             chunked(b"5 ; a = b\r\nhello\r\n0\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "chunk extension on the last chunk",
             chunked(b"5\r\nhello\r\n0;a=b\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         closed_case(
             "chunk extension quoted name",
@@ -393,12 +339,12 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "trailer fields",
             chunked(b"5\r\nhello\r\n0\r\nX-T: v\r\nX-U:w\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "trailer field with an empty value",
             chunked(b"5\r\nhello\r\n0\r\nX-T:\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         closed_case(
             "trailer field name with a space",
@@ -447,7 +393,7 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "obs-text in a value",
             get_with(b"X-A: caf\xc3\xa9\r\n"),
-            ok(false),
+            ok(Persist::KeepAlive),
         ),
         // --- methods (RFC 9110 9.1: a case-sensitive token) -----------------
         closed_case(
@@ -464,19 +410,19 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "lower-case get",
             b"get / HTTP/1.1\r\nHost: t\r\n\r\n".as_slice(),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         // --- request targets (RFC 9112 3.2) ----------------------------------
         open_case(
             "absolute-form",
             b"GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n".as_slice(),
-            ok(false),
+            ok(Persist::KeepAlive),
         ),
         // 3.2.2: with absolute-form the server MUST ignore Host.
         open_case(
             "absolute-form with another Host",
             b"GET http://a/b HTTP/1.1\r\nHost: other\r\n\r\n".as_slice(),
-            ok(false),
+            ok(Persist::KeepAlive),
         ),
         // 3.2: an HTTP/1.1 request without Host is 400, whatever the form.
         closed_case(
@@ -493,7 +439,7 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "asterisk-form OPTIONS",
             b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n".as_slice(),
-            no_content(),
+            no_content(Persist::KeepAlive),
         ),
         // asterisk-form is only for OPTIONS (3.2.4).
         closed_case(
@@ -510,7 +456,7 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "authority-form CONNECT",
             b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n".as_slice(),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         // --- Host (RFC 9112 3.2, RFC 9110 7.2) -------------------------------
         closed_case(
@@ -528,7 +474,7 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "empty Host",
             b"GET / HTTP/1.1\r\nHost:\r\n\r\n".as_slice(),
-            ok(false),
+            ok(Persist::KeepAlive),
         ),
         // --- HTTP-version (RFC 9112 2.3: case-sensitive, one digit each) ----
         closed_case(
@@ -579,7 +525,7 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "empty lines before the request line",
             b"\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n".as_slice(),
-            ok(false),
+            ok(Persist::KeepAlive),
         ),
     ]
 }
@@ -599,7 +545,7 @@ fn rfc_edge_cases_get_exact_answers_and_persistence() {
         let mut s = open(server.addr);
         send(&mut s, &cat(&[&case.bytes, PROBE]));
         let expected = match &case.expect {
-            Expect::Open(answer) => format!("{answer}{}", ok(true)),
+            Expect::Open(answer) => format!("{answer}{}", ok(Persist::Close)),
             Expect::Closed(status) => rejection(*status),
         };
         match read_to_eof(&mut s, ANSWER) {
@@ -1206,7 +1152,7 @@ fn memory_stays_flat_over_a_million_requests() {
 fn read_one_after(s: &mut TcpStream) -> String {
     send(s, GET);
     let answer = read_one(s, ANSWER).unwrap();
-    assert_eq!(redact_dates(&answer), ok(false));
+    assert_eq!(redact_dates(&answer), ok(Persist::KeepAlive));
     answer
 }
 
@@ -1221,7 +1167,7 @@ fn empty_lines_after_a_request_keep_the_connection_idle() {
     let mut s = open(server.addr);
     send(&mut s, &cat(&[GET, b"\r\n\r\n"]));
     let first = read_one(&mut s, ANSWER).unwrap();
-    assert_eq!(redact_dates(&first), ok(false));
+    assert_eq!(redact_dates(&first), ok(Persist::KeepAlive));
     let started = Instant::now();
     let rest = read_to_eof(&mut s, Duration::from_secs(8)).unwrap();
     assert_eq!(rest, "", "no answer to empty lines");

@@ -282,29 +282,6 @@ fn load_request(
     })
 }
 
-enum Idle {
-    Open,
-    /// The peer closed (or reset) it.
-    Closed,
-    /// The peer sent something nobody asked for.
-    Unsolicited,
-}
-
-/// What became of a kept-alive connection between two requests: a
-/// non-blocking peek.
-fn idle_state(s: &TcpStream) -> Idle {
-    s.set_nonblocking(true).unwrap();
-    let mut b = [0u8; 1];
-    let r = s.peek(&mut b);
-    s.set_nonblocking(false).unwrap();
-    match r {
-        Ok(0) => Idle::Closed,
-        Ok(_) => Idle::Unsolicited,
-        Err(e) if e.kind() == ErrorKind::WouldBlock => Idle::Open,
-        Err(_) => Idle::Closed,
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------

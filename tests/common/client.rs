@@ -86,6 +86,29 @@ pub fn read_until_close(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// What became of a kept-alive connection between two requests.
+pub enum Idle {
+    Open,
+    /// The peer closed (or reset) it.
+    Closed,
+    /// The peer sent something nobody asked for.
+    Unsolicited,
+}
+
+/// [`Idle`] of `s`, by a non-blocking peek.
+pub fn idle_state(s: &TcpStream) -> Idle {
+    s.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 1];
+    let r = s.peek(&mut b);
+    s.set_nonblocking(false).unwrap();
+    match r {
+        Ok(0) => Idle::Closed,
+        Ok(_) => Idle::Unsolicited,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => Idle::Open,
+        Err(_) => Idle::Closed,
+    }
+}
+
 /// Sets the read timeout to what is left until `deadline`; `None` once it
 /// has passed.
 fn until(s: &TcpStream, deadline: Instant) -> Option<()> {
@@ -205,14 +228,107 @@ pub fn answers_to_eof(s: &mut TcpStream, within: Duration) -> String {
     redact_dates(&read_to_eof(s, within).unwrap_or_else(|e| panic!("{e}")))
 }
 
-/// The default configured response to GET as the server lays it out, with
-/// `Date: D`.
-pub fn ok_response(close: bool) -> String {
+// ---------------------------------------------------------------------------
+// Expected responses, as the server lays them out (with `Date: D`)
+
+/// The parts, one after the other.
+pub fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}
+
+pub const TEXT: &str = "text/plain; charset=utf-8";
+pub const ALLOW: &str = "Allow: GET, HEAD, OPTIONS\r\n";
+
+/// How a response says whether the connection stays open.
+#[derive(Clone, Copy, Debug)]
+pub enum Persist {
+    /// HTTP/1.1 default: no `Connection` header.
+    KeepAlive,
+    /// HTTP/1.0 keep-alive.
+    KeepAlive10,
+    Close,
+}
+
+impl Persist {
+    pub fn header(self) -> &'static str {
+        match self {
+            Persist::KeepAlive => "",
+            Persist::KeepAlive10 => "Connection: keep-alive\r\n",
+            Persist::Close => "Connection: close\r\n",
+        }
+    }
+}
+
+/// A response with a body, as the server lays it out.
+pub fn response(status: &str, content_type: &str, extra: &str, body: &str, p: Persist) -> String {
     format!(
-        "HTTP/1.1 200 OK\r\nDate: D\r\nServer: preforkd\r\n\
-         Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{}\r\n{HELLO}",
-        HELLO.len(),
-        if close { "Connection: close\r\n" } else { "" }
+        "{}{body}",
+        response_head(status, content_type, extra, body.len(), p)
+    )
+}
+
+pub fn response_head(
+    status: &str,
+    content_type: &str,
+    extra: &str,
+    len: usize,
+    p: Persist,
+) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nDate: D\r\nServer: preforkd\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {len}\r\n{extra}{}\r\n",
+        p.header()
+    )
+}
+
+/// The default configured response.
+pub fn ok(p: Persist) -> String {
+    response("200 OK", TEXT, "", HELLO, p)
+}
+
+/// The default configured response to HEAD: the same head, no body.
+pub fn ok_head(p: Persist) -> String {
+    response_head("200 OK", TEXT, "", HELLO.len(), p)
+}
+
+/// 204 to OPTIONS: no body, no Content-Length.
+pub fn no_content(p: Persist) -> String {
+    format!(
+        "HTTP/1.1 204 No Content\r\nDate: D\r\nServer: preforkd\r\n{ALLOW}{}\r\n",
+        p.header()
+    )
+}
+
+/// 405 to any method but GET, HEAD and OPTIONS.
+pub fn not_allowed(p: Persist) -> String {
+    response(
+        "405 Method Not Allowed",
+        TEXT,
+        ALLOW,
+        "Method Not Allowed\n",
+        p,
+    )
+}
+
+/// An error answer: always `Connection: close`, the reason as body.
+pub fn rejection(status: u16) -> String {
+    let reason = match status {
+        400 => "Bad Request",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        417 => "Expectation Failed",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        505 => "HTTP Version Not Supported",
+        _ => panic!("no error status {status}"),
+    };
+    response(
+        &format!("{status} {reason}"),
+        TEXT,
+        "",
+        &format!("{reason}\n"),
+        Persist::Close,
     )
 }
 
@@ -224,7 +340,7 @@ pub fn get_ok(addr: SocketAddr) -> Result<Duration, String> {
     s.set_write_timeout(Some(ANSWER)).unwrap();
     s.write_all(GET_CLOSE).map_err(|e| format!("write: {e}"))?;
     let answer = read_to_eof(&mut s, ANSWER)?;
-    if redact_dates(&answer) == ok_response(true) {
+    if redact_dates(&answer) == ok(Persist::Close) {
         Ok(start.elapsed())
     } else {
         Err(format!("bad answer {answer:?}"))
@@ -237,7 +353,7 @@ pub fn get_on(s: &mut TcpStream, within: Duration) -> Result<Duration, String> {
     let start = Instant::now();
     s.write_all(GET).map_err(|e| format!("write: {e}"))?;
     let answer = read_one(s, within)?;
-    if redact_dates(&answer) == ok_response(false) {
+    if redact_dates(&answer) == ok(Persist::KeepAlive) {
         Ok(start.elapsed())
     } else {
         Err(format!("bad answer {answer:?}"))
