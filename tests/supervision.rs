@@ -797,19 +797,13 @@ fn usr1_reconnects_master_and_workers_to_the_rebound_socket() {
 fn a_stalled_syslog_reader_does_not_stall_the_server() {
     let dir = TempDir::new();
     let sock = dir.path().join("log.sock");
-    let stderr = dir.path().join("stderr");
     // Bound, never read until the server is gone: a hung syslog daemon.
     let sink = LogSink::bind(&sock);
-    let config = write_file(
-        &dir,
-        "s.toml",
-        &format!("workers = 1\n{}", log_table(&sock)),
-    );
-    let (listener, addr) = loopback_listener();
-    let mut cmd = bin_command_on(&stderr, &listener);
-    cmd.arg("-c").arg(&config);
-    let mut server = Proc::spawn(cmd);
-    let master = server.pid();
+    let mut server = Server::spawn(Options {
+        syslog: false,
+        ..Options::toml(&format!("workers = 1\n{}", log_table(&sock)))
+    });
+    let (master, addr) = (server.pid().as_raw(), server.addr);
     wait_until(WAIT, "worker 0", || {
         (children_of(master).len() == 1).then_some(())
     });
@@ -832,7 +826,7 @@ fn a_stalled_syslog_reader_does_not_stall_the_server() {
     let status = server.wait_exit();
     assert!(status.success(), "exit status {status}");
     // 3 TTIN + 3 TTOU + QUIT, each logged once, to syslog or to stderr.
-    let text = std::fs::read_to_string(&stderr).unwrap();
+    let text = server.stderr();
     let commands = sink.count("master command=") + text.matches("master command=").count();
     assert_eq!(commands, 7, "syslog {:#?}\nstderr {text}", sink.lines());
 }
