@@ -19,30 +19,7 @@ use common::*;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
-const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-const GET_KEEP: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-
 // ---------------------------------------------------------------- helpers
-
-/// One GET on a fresh connection with short timeouts; Ok only for a full
-/// 200 answer ending in EOF.
-fn try_get(addr: SocketAddr) -> Result<(), String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(GET_CLOSE).map_err(|e| format!("write: {e}"))?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).map_err(|e| format!("read: {e}"))?;
-    let text = String::from_utf8_lossy(&out);
-    if text.starts_with("HTTP/1.1 200 ") && text.ends_with("\r\n\r\nHello, World!\n") {
-        Ok(())
-    } else {
-        Err(format!("bad answer {text:?}"))
-    }
-}
 
 /// The master has exited with status 0 and its process group is empty
 /// (it reaps every worker before it exits, so no wait is needed here).
@@ -183,9 +160,10 @@ fn stop_with(sig: Signal, mode: &str) {
     let asked = Instant::now();
     server.signal(sig);
     assert_clean_exit(&mut server);
-    // The fast stop's grace is 2 s and nothing is in flight here.
+    // The fast stop's grace is 2 s and nothing is in flight here; a hang
+    // would last shutdown_timeout (20 s). 8 s is room for a loaded machine.
     assert!(
-        asked.elapsed() < Duration::from_secs(5),
+        asked.elapsed() < Duration::from_secs(8),
         "{sig} took {:?}",
         asked.elapsed()
     );
@@ -256,8 +234,8 @@ fn killed_worker_is_replaced_and_at_most_one_request_fails() {
                 if stop.load(Ordering::SeqCst) || Instant::now() > deadline {
                     break;
                 }
-                match try_get(addr) {
-                    Ok(()) => {
+                match get_ok(addr) {
+                    Ok(_) => {
                         ok.fetch_add(1, Ordering::SeqCst);
                     }
                     Err(e) => failures.lock().expect("lock").push(e),
@@ -349,7 +327,7 @@ fn graceful_stop_finishes_an_in_flight_request() {
         "workers = 1\ndrain_idle_grace = \"1s\"\nshutdown_timeout = \"20s\"\nkeepalive_timeout = \"30s\"\n",
     );
     let mut s = server.connect();
-    s.write_all(GET_KEEP).expect("write GET");
+    s.write_all(GET).expect("write GET");
     let first = read_response(&mut s);
     assert_eq!(status(&first), 200, "{first}");
     assert!(!first.contains("Connection: close"), "{first}");
@@ -388,7 +366,7 @@ fn graceful_stop_closes_idle_keepalive_connections_after_the_grace() {
     let mut conns: Vec<TcpStream> = (0..2)
         .map(|_| {
             let mut s = server.connect();
-            s.write_all(GET_KEEP).expect("write GET");
+            s.write_all(GET).expect("write GET");
             let r = read_response(&mut s);
             assert_eq!(status(&r), 200, "{r}");
             assert!(!r.contains("Connection: close"), "{r}");
@@ -410,14 +388,15 @@ fn graceful_stop_closes_idle_keepalive_connections_after_the_grace() {
         closed >= Duration::from_millis(800),
         "idle connections closed after {closed:?}, before the 1s grace"
     );
+    // Not closed, they would last until shutdown_timeout (20 s).
     assert!(
-        closed < Duration::from_secs(4),
+        closed < Duration::from_secs(7),
         "idle connections closed after {closed:?}"
     );
     assert_clean_exit(&mut server);
     let exited = asked.elapsed();
     assert!(
-        exited < Duration::from_secs(5),
+        exited < Duration::from_secs(10),
         "master exited {exited:?} after QUIT; shutdown_timeout is 20s"
     );
 }
@@ -668,11 +647,13 @@ fn pid_file_key_holds_the_master_pid_and_is_removed() {
     assert!(!path.exists(), "the pid file is removed on exit");
 }
 
-/// Starts a server on `-l 127.0.0.1:PORT` with a port from `free_port()`,
-/// trying another port if a parallel test took that one meanwhile.
+/// Starts a server on `-l 127.0.0.1:PORT` (a test of binding itself): the
+/// port is held by this process until just before the server starts, and
+/// another is tried if a parallel test took it in that moment.
 fn start_on_free_port(toml: &str, extra: &[&str]) -> (Server, SocketAddr) {
     for _ in 0..3 {
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let (held, addr) = loopback_listener();
+        drop(held);
         let mut args = vec!["-l".to_owned(), addr.to_string()];
         args.extend(extra.iter().map(|a| (*a).to_owned()));
         let mut server = Server::spawn(Options {
@@ -859,23 +840,18 @@ fn master_does_not_spin_after_a_worker_crash() {
             .any(|p| *p != first)
             .then_some(())
     });
-    let cpu = |pid: i32| -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let f: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-    };
-    let before = cpu(master);
+    let before = cpu_ticks(master);
+    let since = Instant::now();
     // The window being measured: the master should sleep through it.
     std::thread::sleep(Duration::from_secs(1));
-    let ticks = cpu(master) - before;
+    let ticks = cpu_ticks(master) - before;
+    let window = since.elapsed();
+    // Ticks are 10 ms (USER_HZ 100): a spinning master takes most of a
+    // CPU (100 a second), an idle one ~0. A tenth of the measured window
+    // leaves room for coarse accounting on a loaded machine.
     assert!(
-        ticks <= 5,
-        "the master used {ticks} clock ticks in a second while idle"
+        (ticks as f64) <= 10.0 * window.as_secs_f64(),
+        "the master used {ticks} clock ticks in {window:?} while idle"
     );
     // finish() would refuse the (expected) crash line.
     let mut server = server;
