@@ -3,7 +3,9 @@
 # loopback only: --private-network) and checks the service the way an
 # operator uses it: systemctl start/reload/stop/restart, journalctl, the
 # workers' user, a binary upgrade with the unit's main PID following it,
-# and systemd-analyze security. The checks run inside the container as a
+# the optional socket unit (a kill -9 of the master under load refuses no
+# connection: they wait in the socket's backlog while systemd restarts the
+# service), and systemd-analyze security. The checks run inside the container as a
 # oneshot unit that powers the container off when done; the host reads the
 # result from the container's tree.
 #
@@ -98,6 +100,56 @@ wait_for 'systemctl is-active --quiet preforkd' || fail "not active after restar
 [ "$(get)" = "Reloaded" ] || fail "after restart: $(get)"
 systemctl restart preforkd
 [ "$(get)" = "Reloaded" ] || fail "after a second restart: $(get)"
+
+echo "== socket unit: installed, not enabled"
+[ -f /usr/lib/systemd/system/preforkd.socket ] || fail "preforkd.socket is not installed"
+[ "$(systemctl is-enabled preforkd.socket || true)" = disabled ] || fail "preforkd.socket is enabled by default"
+if systemctl is-active --quiet preforkd.socket; then fail "preforkd.socket is active by default"; fi
+
+echo "== switch to the socket unit (as preforkd(8) says)"
+systemctl stop preforkd.service
+systemctl enable --now preforkd.socket || fail "systemctl enable --now preforkd.socket"
+systemctl start preforkd.service || fail "start preforkd.service with the socket unit"
+[ "$(get)" = "Reloaded" ] || fail "with the socket unit: $(get)"
+# systemd holds the socket: with the service stopped a connection starts it.
+systemctl stop preforkd.service
+[ "$(get)" = "Reloaded" ] || fail "socket activation after stop: $(get)"
+wait_for 'systemctl is-active --quiet preforkd.service' || fail "the socket did not start the service"
+
+echo "== kill -9 of the master under Connection: close load"
+old=$(main_pid)
+restarts=$(systemctl show -p NRestarts --value preforkd)
+load=/opt/preforkd-check/load.out
+: > "$load"
+# Bounded: 1500 requests, each given 5 s; one line per request.
+( for _ in $(seq 1500); do
+    curl -sS -o /dev/null -w '%{http_code}\n' --max-time 5 -H 'Connection: close' \
+      http://127.0.0.1:8888/ 2>/dev/null || echo "curl-exit-$?"
+  done >> "$load" ) &
+loader=$!
+wait_for '[ "$(wc -l < "$load")" -ge 200 ]' || { kill "$loader"; fail "the request loop did not get going"; }
+kill -9 "$old"
+echo "killed master $old after $(wc -l < "$load") requests"
+wait_for '[ "$(main_pid)" != "$old" ] && [ "$(main_pid)" != 0 ] && systemctl is-active --quiet preforkd' \
+  || { kill "$loader"; fail "the service was not restarted after kill -9 of the master"; }
+echo "restarted: MainPID $(main_pid) at $(wc -l < "$load") requests"
+for _ in $(seq 1200); do kill -0 "$loader" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$loader" 2>/dev/null; then kill "$loader"; fail "the request loop did not end within 120 s"; fi
+total=$(wc -l < "$load")
+errors=$(grep -vcx 200 "$load" || true)
+echo "requests: $total, not 200: $errors $(grep -vx 200 "$load" | sort | uniq -c | tr '\n' ' ')"
+[ "$total" = 1500 ] || fail "the request loop made $total requests, not 1500"
+[ "$errors" = 0 ] || fail "$errors requests failed across the master's kill -9: $(grep -vx 200 "$load" | sort | uniq -c | tr '\n' ' ')"
+[ "$(systemctl show -p NRestarts --value preforkd)" = $((restarts + 1)) ] || fail "NRestarts did not count the restart"
+journalctl -u preforkd --no-pager | grep -q 'status=9/KILL' || fail "the journal does not show the SIGKILL"
+[ "$(get)" = "Reloaded" ] || fail "after the restart: $(get)"
+workers=$(ps -o user= --ppid "$(main_pid)" | sort -u)
+[ "$workers" = preforkd ] || fail "after the restart workers run as: $workers"
+
+echo "== back to the service alone"
+systemctl disable --now preforkd.socket
+systemctl restart preforkd.service
+[ "$(get)" = "Reloaded" ] || fail "without the socket unit: $(get)"
 
 echo "== security"
 systemd-analyze security preforkd --no-pager | tail -n 1
