@@ -51,7 +51,7 @@ cat > "$root/opt/preforkd-check/check.sh" <<'INSIDE'
 # Runs inside the container, under systemd.
 set -euo pipefail
 exec > /opt/preforkd-check/check.log 2>&1
-fail() { echo "FAIL: $*"; systemctl status preforkd --no-pager || true; journalctl -u preforkd --no-pager | tail -n 30 || true; echo "FAIL: $*" > /opt/preforkd-check/result; exit 1; }
+fail() { echo "FAIL: $*"; systemctl status preforkd --no-pager || true; journalctl -b -u preforkd --no-pager | tail -n 30 || true; echo "FAIL: $*" > /opt/preforkd-check/result; exit 1; }
 get() { curl -sS --max-time 5 http://127.0.0.1:8888/; }
 wait_for() { for _ in $(seq 100); do if eval "$1"; then return 0; fi; sleep 0.1; done; return 1; }
 main_pid() { systemctl show -p MainPID --value preforkd; }
@@ -63,8 +63,8 @@ systemctl status preforkd --no-pager | grep -q 'active (running)' || fail "not a
 workers=$(ps -o user= --ppid "$(main_pid)" | sort -u)
 [ "$workers" = preforkd ] || fail "workers run as: $workers"
 [ "$(get)" = "Hello, World!" ] || fail "GET: $(get)"
-wait_for 'journalctl -u preforkd --no-pager | grep -q "master ready"' || fail "no master lines in the journal"
-echo "journal: $(journalctl -u preforkd --no-pager | grep 'master ready' | tail -n 1)"
+wait_for 'journalctl -b -u preforkd --no-pager | grep -q "master ready"' || fail "no master lines in the journal"
+echo "journal: $(journalctl -b -u preforkd --no-pager | grep 'master ready' | tail -n 1)"
 
 echo "== reload with a changed body"
 master=$(main_pid)
@@ -78,7 +78,7 @@ echo 'wokers = 2' >> /etc/preforkd/preforkd.toml
 if systemctl reload preforkd; then fail "reload of a broken config succeeded"; fi
 systemctl is-active --quiet preforkd || fail "inactive after a failed reload"
 [ "$(get)" = "Reloaded" ] || fail "after a failed reload: $(get)"
-journalctl -u preforkd --no-pager | grep -q 'wokers' || fail "the journal does not name the bad key"
+journalctl -b -u preforkd --no-pager | grep -q 'wokers' || fail "the journal does not name the bad key"
 sed -i '/^wokers/d' /etc/preforkd/preforkd.toml
 
 echo "== upgrade (USR2)"
@@ -145,7 +145,9 @@ echo "requests: $total, not 200: $errors $(grep -vx 200 "$load" | sort | uniq -c
 [ "$total" = 1500 ] || fail "the request loop made $total requests, not 1500"
 [ "$errors" = 0 ] || fail "$errors requests failed across the master's kill -9: $(grep -vx 200 "$load" | sort | uniq -c | tr '\n' ' ')"
 [ "$(systemctl show -p NRestarts --value preforkd)" = $((restarts + 1)) ] || fail "NRestarts did not count the restart"
-journalctl -u preforkd --no-pager | grep -q 'status=9/KILL' || fail "the journal does not show the SIGKILL"
+journalctl -b -u preforkd --no-pager | grep -q 'status=9/KILL' || fail "the journal does not show the SIGKILL"
+# What became of the old workers, and when the new master served.
+journalctl -b -u preforkd --no-pager -o short-precise | sed -n '/status=9\/KILL/,/master ready/p' | tail -n 20
 [ "$(get)" = "Reloaded" ] || fail "after the restart: $(get)"
 workers=$(ps -o user= --ppid "$(main_pid)" | sort -u)
 [ "$workers" = preforkd ] || fail "after the restart workers run as: $workers"
