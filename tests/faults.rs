@@ -224,9 +224,9 @@ fn load(addr: SocketAddr, keep_alive: bool, stop: &AtomicBool, tally: &Tally, t0
 // per client thread per kill), no kill counts as a crash, and the worker
 // count is back to W at the end.
 //
-// Only workers older than 1.5 s are killed: the master counts a worker dying
-// younger than 1 s as a crash and backs off before replacing it, which is
-// crash-loop protection (tested in tests/process.rs), not this test.
+// Only workers alive for 1.5 s (long enough to have served) are killed: a
+// worker dying before it is ready counts as a crash and backs off, which is
+// crash-loop protection (tested in tests/respawn.rs), not this test.
 #[test]
 fn chaos_random_worker_kills_under_load() {
     quiet_sigchld();

@@ -141,20 +141,6 @@ fn a_worker_that_fails_before_accepting_backs_off() {
     assert!(server.wait_exit().success());
 }
 
-/// User plus system CPU clock ticks a process has used, from /proc.
-/// Boilerplate: the same as `cpu_ticks` in tests/faults.rs, until the
-/// harness (tests/common) offers it to both.
-fn cpu_ticks(pid: i32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc stat");
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .expect("comm in stat")
-        .1
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
-}
-
 // Proves: while a slot backs off (here 800 ms and more after four crashes)
 // the master sleeps: a passed backoff deadline once made every poll return
 // at once. A spinning master uses about 100 ticks a second; the bound leaves
