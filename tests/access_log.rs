@@ -611,7 +611,35 @@ fn buffered_lines_survive_reload_ttou_upgrade_and_stop() {
         (read_lines(&path).len() == 1).then_some(())
     });
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
-    stop(&mut server);
+    // A request answered while draining (after the drain's own write) is
+    // written at exit.
+    let mut late = server.connect();
+    late.write_all(b"GET /late HTTP/1.1\r\nHost: t\r\n")
+        .unwrap();
+    server.signal(Signal::SIGQUIT);
+    server.wait_for_log("draining");
+    late.write_all(b"\r\n").unwrap();
+    let r = read_response(&mut late);
+    assert!(r.contains("Connection: close"), "{r}");
+    assert!(server.wait_exit().success());
+    let lines = read_lines(&path);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(
+        lines[1].contains("\"GET /late HTTP/1.1\" 200 14"),
+        "{}",
+        lines[1]
+    );
+
+    // A fast stop (TERM) loses no line either.
+    let mut server =
+        Server::start("workers = 2\n[access_log]\npath = \"access.log\"\nflush = \"1h\"\n");
+    let path = server.dir.path().join("access.log");
+    for _ in 0..6 {
+        server.get();
+    }
+    server.signal(Signal::SIGTERM);
+    server.wait_exit();
+    assert_eq!(read_lines(&path).len(), 6);
 }
 
 // Proves: `-s reopen` (USR1 to the master, passed on to every worker) makes
