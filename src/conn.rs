@@ -9,7 +9,7 @@
 //! never buffered. Leaves the event loop, epoll and processes to `worker.rs`.
 //!
 //! Every answer (and a request cut short by its client) is told to the
-//! worker's [`Observer`], if any (the access log), with the request head as
+//! worker's [`Observer`](crate::conn::Observer), if any (the access log), with the request head as
 //! read; the observer decides what to make of it.
 
 use std::io::{self, Read, Write};
