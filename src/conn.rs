@@ -9,8 +9,8 @@
 //! never buffered. Leaves the event loop, epoll and processes to `worker.rs`.
 //!
 //! Every answer (and a request cut short by its client) is told to the
-//! worker's [`Observer`](crate::conn::Observer), if any (the access log), with the request head as
-//! read; the observer decides what to make of it.
+//! worker's [`Observer`](crate::conn::Observer), if any (the access log),
+//! with the request head as read; the observer decides what to make of it.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, TcpStream};
