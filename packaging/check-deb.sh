@@ -50,6 +50,14 @@ shell=$(echo "$user" | cut -d: -f7)
 home=$(echo "$user" | cut -d: -f6)
 case "$shell" in */nologin|/bin/false) ;; *) fail "preforkd user has login shell $shell" ;; esac
 [ ! -e "$home" ] || fail "preforkd user has an existing home $home"
+[ "$(stat -c '%U:%G %a' /var/log/preforkd)" = "preforkd:adm 750" ] \
+  || fail "/var/log/preforkd is not preforkd:adm 0750"
+[ "$(stat -c %a /etc/logrotate.d/preforkd)" = 644 ] || fail "/etc/logrotate.d/preforkd is not installed 0644"
+dpkg-query -W -f='${Conffiles}\n' preforkd | grep -q '/etc/logrotate.d/preforkd' \
+  || fail "/etc/logrotate.d/preforkd is not a conffile"
+if command -v logrotate >/dev/null; then
+  logrotate -d /etc/logrotate.d/preforkd >/dev/null 2>&1 || fail "logrotate -d /etc/logrotate.d/preforkd"
+fi
 man -w preforkd >/dev/null || fail "man preforkd finds no page"
 man -w 5 preforkd.toml >/dev/null || fail "man 5 preforkd.toml finds no page"
 
@@ -105,6 +113,14 @@ try:
     if code != 0:
         sys.exit(f"check-deb: FAIL: exit status {code} after TERM: {server.stderr.read().decode()}")
     print("TERM: exit 0")
+    log = open("/var/log/preforkd/access.log", "rb").read()
+    if b'"GET / HTTP/1.1" 200 14 "-" "-"\n' not in log:
+        sys.exit(f"check-deb: FAIL: no access log line for the GET: {log!r}")
+    st = os.stat("/var/log/preforkd/access.log")
+    import pwd
+    if pwd.getpwuid(st.st_uid).pw_name != "preforkd" or st.st_mode & 0o777 != 0o640:
+        sys.exit(f"check-deb: FAIL: access.log owner uid {st.st_uid} mode {oct(st.st_mode)}")
+    print("access log:", log.decode(errors="replace").splitlines()[-1])
 finally:
     if server.poll() is None:
         os.killpg(server.pid, signal.SIGKILL)
@@ -119,6 +135,7 @@ dpkg -r preforkd
 step "dpkg --purge leaves nothing"
 dpkg --purge preforkd
 [ ! -e /etc/preforkd ] || fail "purge left /etc/preforkd"
+[ ! -e /var/log/preforkd ] || fail "purge left /var/log/preforkd"
 ! getent passwd preforkd >/dev/null || fail "purge left the preforkd user"
 ! getent group preforkd >/dev/null || fail "purge left the preforkd group"
 ! pgrep -f '^/usr/sbin/preforkd' >/dev/null || fail "a /usr/sbin/preforkd process is left"

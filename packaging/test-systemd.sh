@@ -35,7 +35,7 @@ fi
 if [ ! -x "$root/lib/systemd/systemd" ]; then
   say "debootstrap bookworm into $root (about a minute)"
   rm -rf "$root"
-  if ! debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl,adduser,man-db,procps \
+  if ! debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,curl,adduser,man-db,procps,logrotate \
        bookworm "$root" >"$work/debootstrap.log" 2>&1; then
     say "SKIPPED: debootstrap failed, cannot build a container here (see $work/debootstrap.log)"
     tail -n 5 "$work/debootstrap.log"
@@ -65,6 +65,22 @@ workers=$(ps -o user= --ppid "$(main_pid)" | sort -u)
 [ "$(get)" = "Hello, World!" ] || fail "GET: $(get)"
 wait_for 'journalctl -b -u preforkd --no-pager | grep -q "master ready"' || fail "no master lines in the journal"
 echo "journal: $(journalctl -b -u preforkd --no-pager | grep 'master ready' | tail -n 1)"
+
+echo "== access log (under ProtectSystem=strict) and its rotation"
+line='"GET / HTTP/1.1" 200 14 "-" "curl/'
+wait_for 'grep -qF "$line" /var/log/preforkd/access.log 2>/dev/null' \
+  || fail "no access log line: $(ls -la /var/log/preforkd 2>&1) $(journalctl -u preforkd --no-pager | grep 'access log' | tail -n 3)"
+[ "$(stat -c '%U %a' /var/log/preforkd/access.log)" = "preforkd 640" ] \
+  || fail "access.log is $(stat -c '%U:%G %a' /var/log/preforkd/access.log)"
+if command -v logrotate >/dev/null; then
+  logrotate -f /etc/logrotate.d/preforkd || fail "logrotate -f /etc/logrotate.d/preforkd"
+  [ -f /var/log/preforkd/access.log.1 ] || fail "no access.log.1 after logrotate"
+  get >/dev/null
+  wait_for 'grep -qF "$line" /var/log/preforkd/access.log 2>/dev/null' \
+    || fail "no line in the new access.log after logrotate (reopen)"
+else
+  echo "logrotate not in this container (a cached root?): rotation not checked"
+fi
 
 echo "== reload with a changed body"
 master=$(main_pid)

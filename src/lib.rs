@@ -2,6 +2,8 @@
 //! (`main.rs`), the fuzz targets and property tests drive the same code.
 //! Each module's file says what it owns.
 
+/// The access log: line formats, per-worker buffer, flush, reopen.
+pub mod access_log;
 /// argv → `Args`.
 pub mod cli;
 /// TOML → validated `Config`, defaults, overrides, `file:line:col` errors.

@@ -40,6 +40,10 @@ pub struct Slot {
     pub accepted: AtomicU64,
     pub requests: AtomicU64,
     pub open: AtomicU64,
+    /// Access log lines lost (write failures) by every worker that used
+    /// this slot: not reset when the slot is claimed again, so the sum over
+    /// all slots is the master's total ([`Scoreboard::log_lost_total`]).
+    pub log_lost: AtomicU64,
 }
 
 /// The most slots (and so workers, counting old and new during a reload).
@@ -87,6 +91,12 @@ impl Scoreboard {
         &self.slots[i]
     }
 
+    /// Access log lines lost since the scoreboard was mapped, by live and
+    /// exited workers alike.
+    pub fn log_lost_total(&self) -> u64 {
+        self.slots.iter().map(|s| s.log_lost.load(Relaxed)).sum()
+    }
+
     /// The worker is gone: the slot may be claimed again.
     pub fn release(&self, i: usize) {
         let s = &self.slots[i];
@@ -115,5 +125,22 @@ mod tests {
         assert!(sb.slot(a).heartbeat.load(Relaxed) > 0);
         sb.release(a);
         assert_eq!(sb.claim(), Some(a));
+    }
+
+    #[test]
+    fn lost_lines_outlive_the_worker() {
+        let slots: &'static [Slot] = Box::leak(
+            (0..2)
+                .map(|_| Slot::default())
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
+        let sb = Scoreboard::new(slots);
+        let a = sb.claim().unwrap();
+        sb.slot(a).log_lost.fetch_add(3, Relaxed);
+        sb.release(a);
+        let again = sb.claim().unwrap();
+        sb.slot(again).log_lost.fetch_add(2, Relaxed);
+        assert_eq!(sb.log_lost_total(), 5);
     }
 }

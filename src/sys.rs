@@ -290,3 +290,28 @@ pub fn set_defer_accept(fd: &OwnedFd, seconds: i32) -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// The local time zone's offset from UTC at `unix_secs`, in seconds east of
+/// UTC, for the access log's `$time_local` (std knows no time zones). glibc's
+/// `localtime_r` reads TZ or /etc/localtime once per process and caches it,
+/// so this makes no syscall after the first call.
+pub fn utc_offset(unix_secs: i64) -> Option<i32> {
+    let t: libc::time_t = unix_secs;
+    let mut tm = libc::tm {
+        tm_sec: 0,
+        tm_min: 0,
+        tm_hour: 0,
+        tm_mday: 0,
+        tm_mon: 0,
+        tm_year: 0,
+        tm_wday: 0,
+        tm_yday: 0,
+        tm_isdst: 0,
+        tm_gmtoff: 0,
+        tm_zone: std::ptr::null(),
+    };
+    // SAFETY: both pointers are to live locals of the right types;
+    // localtime_r is reentrant and keeps neither pointer after it returns.
+    let r = unsafe { libc::localtime_r(&t, &mut tm) };
+    (!r.is_null()).then_some(tm.tm_gmtoff as i32)
+}

@@ -291,6 +291,11 @@ impl Master {
             }
             Command::ReopenLogs => {
                 crate::log::reopen();
+                // As root: create the access log if rotation moved it and
+                // give it to the workers' user before they reopen it.
+                if let Err(e) = crate::access_log::prepare(&self.config) {
+                    log::warn!("access log: cannot prepare the file for reopening: {e}");
+                }
                 self.signal_each_worker(Signal::SIGUSR1);
             }
         }

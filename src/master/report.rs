@@ -62,8 +62,9 @@ impl Master {
         }
         let _ = writeln!(
             out,
-            "total workers={} requests={requests} open={open} accepted={accepted}",
-            workers.len()
+            "total workers={} requests={requests} open={open} accepted={accepted} access_log_lost={}",
+            workers.len(),
+            crate::access_log::lost_lines(&self.scoreboard)
         );
         out
     }
