@@ -1,10 +1,24 @@
 //! One worker, after fork: its own epoll set over the shared listening
 //! sockets (`EPOLLEXCLUSIVE`, so one connection wakes one worker), accepting
-//! with `accept4` until `EAGAIN`, driving its connections, the timeouts
-//! sweep, and draining on QUIT. Forking, the pid file and the worker table
-//! are the master's.
+//! with `accept4`, driving its connections, the timeouts sweep, connection
+//! pressure (making room at `worker_connections`, the per-client cap, the
+//! minimum rate's 408s: decided in `pressure.rs`, carried out here), and
+//! draining on QUIT. Forking, the pid file and the master's worker table
+//! are the master's; the connection table is `table.rs`'s.
+//!
+//! EMFILE/ENFILE (or ENOBUFS/ENOMEM) from `accept4`: the worker logs one
+//! warning for the episode, stops accepting for `ACCEPT_PAUSE` at a time
+//! and serves what it holds; the kernel keeps new connections in the
+//! listen backlog meanwhile (other workers may take them), and the worker
+//! says "accepting again" when an accept succeeds. With room made at
+//! `worker_connections`, it only happens when `RLIMIT_NOFILE` is below
+//! `worker_connections` plus the worker's own descriptors.
 
-use std::net::TcpStream;
+mod pressure;
+mod setup;
+mod table;
+
+use std::net::{IpAddr, TcpStream};
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -14,17 +28,18 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::socket::{accept4, SockFlag};
 use nix::unistd::Pid;
 
-use std::sync::atomic::Ordering::Relaxed;
-
-use crate::config::{Config, Credentials};
+use crate::config::Config;
 use crate::conn::{Buffers, Conn, Ctx, Interest, Timeouts};
 use crate::exitcode;
 use crate::http::Limits;
 use crate::inbox::Sender;
 use crate::listener::Listener;
 use crate::response::{http_date, Responses};
-use crate::scoreboard::{self, Slot, WorkerState};
+use crate::scoreboard::{self, Eviction, Slot, WorkerState};
 use crate::signals::WorkerSignals;
+
+use pressure::Victim;
+use table::{Entry, Table};
 
 /// epoll tokens: connections use their slab index; these sit above.
 const WAKE: u64 = u64::MAX;
@@ -37,20 +52,13 @@ const SWEEP_EVERY: Duration = Duration::from_millis(250);
 const REARM_EVERY: u64 = 16;
 /// Events taken per epoll_wait.
 const MAX_EVENTS: usize = 512;
-
-/// What connections need to know of the worker right now; a macro so that
-/// it borrows single fields and `self.bufs` stays free to borrow mutably.
-macro_rules! ctx {
-    ($w:expr) => {
-        Ctx {
-            responses: &$w.responses,
-            limits: $w.limits,
-            timeouts: $w.timeouts,
-            now: $w.now,
-            draining: $w.drain_deadline.is_some(),
-        }
-    };
-}
+/// How long a worker holding more than its share of the open connections
+/// stays out of the listeners' wait queue, so that new arrivals wake the
+/// others (balanced accepting, issue 10).
+const YIELD: Duration = Duration::from_millis(2);
+/// A pressure episode ends (and is logged as over) after this long
+/// without an eviction.
+const PRESSURE_QUIET: Duration = Duration::from_secs(5);
 
 /// Runs a worker until it is told to stop; returns its exit status.
 pub fn run(
@@ -63,7 +71,7 @@ pub fn run(
     // Privileges first: changing credentials clears PR_SET_PDEATHSIG, so the
     // orphan guard is set up after.
     if let Some(creds) = &config.user {
-        if let Err(e) = drop_privileges(creds) {
+        if let Err(e) = setup::drop_privileges(creds) {
             log::error!(
                 "worker pid={} cannot drop privileges: {e}; exiting rather than serve as root",
                 std::process::id()
@@ -71,7 +79,7 @@ pub fn run(
             return exitcode::CONFIG;
         }
     }
-    if let Err(e) = orphan_guard(master) {
+    if let Err(e) = setup::orphan_guard(master) {
         log::error!(
             "worker pid={} cannot watch its master: {e}",
             std::process::id()
@@ -99,48 +107,45 @@ pub fn run(
     }
 }
 
-/// setgroups (the user's supplementary groups, via initgroups) → setgid →
-/// setuid, each checked, then verified: groups first, while we may still
-/// set them, the uid last, after which nothing can be changed back (nginx
-/// sets the gid before initgroups, to the same effect). Only as root; a
-/// non-root master warned at startup that it cannot switch.
-fn drop_privileges(creds: &Credentials) -> Result<(), String> {
-    use nix::unistd::{getegid, geteuid, getgid, getuid, setgid, setgroups, setuid};
-    if !geteuid().is_root() {
-        return Ok(());
-    }
-    match &creds.name {
-        Some(name) => {
-            let c = std::ffi::CString::new(name.as_str()).map_err(|e| e.to_string())?;
-            nix::unistd::initgroups(&c, creds.gid).map_err(|e| format!("initgroups: {e}"))?;
+/// What every connection of the worker shares: what `Ctx` is made of.
+struct Shared {
+    responses: Responses,
+    limits: Limits,
+    timeouts: Timeouts,
+    now: Instant,
+    /// Draining: every answer closes its connection.
+    draining: bool,
+}
+
+impl Shared {
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            responses: &self.responses,
+            limits: self.limits,
+            timeouts: self.timeouts,
+            now: self.now,
+            draining: self.draining,
         }
-        None => setgroups(&[creds.gid]).map_err(|e| format!("setgroups: {e}"))?,
     }
-    setgid(creds.gid).map_err(|e| format!("setgid: {e}"))?;
-    if let Some(uid) = creds.uid {
-        setuid(uid).map_err(|e| format!("setuid: {e}"))?;
-    }
-    let uid_ok = creds.uid.is_none_or(|u| getuid() == u && geteuid() == u);
-    if !uid_ok || getgid() != creds.gid || getegid() != creds.gid {
-        return Err("credentials did not change".into());
-    }
-    Ok(())
 }
 
-/// A worker must not outlive its master: the kernel sends SIGTERM when the
-/// master dies, and if it died before that was set, we see it in getppid.
-fn orphan_guard(master: Pid) -> nix::Result<()> {
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
-    if nix::unistd::getppid() != master {
-        return Err(Errno::ESRCH);
-    }
-    Ok(())
+/// An episode of connection pressure: logged once when each cause first
+/// shows, and once when it is over.
+struct Episode {
+    began: Instant,
+    last: Instant,
+    /// Causes already logged (bits of `Cause`).
+    logged: u8,
+    /// The eviction counts when it began.
+    before: [u64; 6],
 }
 
-struct Entry {
-    conn: Conn,
-    /// What it waits for in the epoll set; None until first registered.
-    interest: Option<Interest>,
+/// Why a worker is under pressure, as its log says.
+#[derive(Clone, Copy)]
+enum Cause {
+    Full = 1,
+    ClientCap = 2,
+    Slow = 4,
 }
 
 struct Worker {
@@ -155,16 +160,26 @@ struct Worker {
     /// In an episode of accept4 failing for want of descriptors or memory:
     /// logged once when it starts and once when it ends.
     accept_starved: bool,
-    conns: Vec<Option<Entry>>,
-    free: Vec<usize>,
-    open: usize,
-    max_conns: usize,
+    table: Table,
     bufs: Buffers,
-    responses: Responses,
-    limits: Limits,
-    timeouts: Timeouts,
+    shared: Shared,
+    max_conns: usize,
+    /// `max_connections_per_client` (0: no cap).
+    client_cap: usize,
+    /// Reused by `pressure::choose`.
+    victims: Vec<Victim>,
+    /// Evictions by kind (`Eviction as usize`), published in the slot.
+    evicted: [u64; 6],
+    pressure: Option<Episode>,
+    /// Balanced accepting is on (more than one worker configured): the
+    /// scoreboard's first `balance_span` slots are looked at.
+    balance_span: usize,
+    /// Out of the listeners' wait queue until then (over our share).
+    yield_until: Option<Instant>,
+    /// Back from a yield: take what is queued without yielding again
+    /// until the queue is empty, so no connection waits a second yield.
+    yielded: bool,
     shutdown_timeout: Duration,
-    now: Instant,
     next_date: Instant,
     next_sweep: Instant,
     /// Set once draining: the time by which the worker exits anyway.
@@ -204,20 +219,35 @@ impl Worker {
             listening: false,
             paused_until: None,
             accept_starved: false,
-            conns: Vec::new(),
-            free: Vec::new(),
-            open: 0,
-            max_conns: config.worker_connections,
+            table: Table::default(),
             bufs: Buffers::new(&limits),
-            responses: Responses::new(&config.response),
-            limits,
-            timeouts: Timeouts {
-                header: config.header_timeout,
-                keepalive: config.keepalive_timeout,
-                drain_idle: config.drain_idle_grace,
+            shared: Shared {
+                responses: Responses::new(&config.response),
+                limits,
+                timeouts: Timeouts {
+                    header: config.header_timeout,
+                    keepalive: config.keepalive_timeout,
+                    drain_idle: config.drain_idle_grace,
+                    min_rate: config.min_request_rate,
+                },
+                now,
+                draining: false,
             },
+            max_conns: config.worker_connections,
+            client_cap: config.max_connections_per_client,
+            victims: Vec::new(),
+            evicted: [0; 6],
+            pressure: None,
+            // A reload runs old and new workers side by side: twice the
+            // configured number, and a few being replaced.
+            balance_span: if config.workers > 1 {
+                2 * config.workers + 2
+            } else {
+                0
+            },
+            yield_until: None,
+            yielded: false,
             shutdown_timeout: config.shutdown_timeout,
-            now,
             next_date: now,
             next_sweep: now + SWEEP_EVERY,
             drain_deadline: None,
@@ -229,7 +259,7 @@ impl Worker {
         };
         w.refresh_date();
         w.start_listening()?;
-        board.state.store(WorkerState::Accepting as u32, Relaxed);
+        board.set_state(WorkerState::Accepting);
         w.tell_master();
         Ok(w)
     }
@@ -245,12 +275,11 @@ impl Worker {
                     return exitcode::OSERR;
                 }
             };
-            self.now = Instant::now();
-            // At least once a second (the epoll timeout), even when idle.
-            self.board
-                .heartbeat
-                .store(scoreboard::monotonic_ms(), Relaxed);
-            if self.now >= self.next_date {
+            self.shared.now = Instant::now();
+            // Every turn: at least every SWEEP_EVERY (the epoll timeout),
+            // even when idle.
+            self.board.beat();
+            if self.shared.now >= self.next_date {
                 self.refresh_date();
             }
             for ev in &events[..n] {
@@ -278,15 +307,21 @@ impl Worker {
                 self.start_drain();
                 self.tell_master();
             }
-            if self.now >= self.next_sweep {
+            if self.shared.now >= self.next_sweep {
                 self.sweep();
             }
-            if self.paused_until.is_some_and(|t| self.now >= t) {
+            let now = self.shared.now;
+            if self.paused_until.is_some_and(|t| now >= t) {
                 self.paused_until = None;
                 self.resume_listening();
             }
+            if self.yield_until.is_some_and(|t| now >= t) {
+                self.yield_until = None;
+                self.yielded = true;
+                self.resume_listening();
+            }
             if let Some(deadline) = self.drain_deadline {
-                if self.open == 0 || self.now >= deadline {
+                if self.table.open() == 0 || now >= deadline {
                     return exitcode::OK;
                 }
             }
@@ -302,7 +337,7 @@ impl Worker {
 
     fn wait_timeout(&self) -> EpollTimeout {
         let mut next = self.next_sweep;
-        if let Some(t) = self.paused_until {
+        for t in [self.paused_until, self.yield_until].into_iter().flatten() {
             next = next.min(t);
         }
         let ms = next.saturating_duration_since(Instant::now()).as_millis() + 1;
@@ -312,11 +347,12 @@ impl Worker {
     /// The `Date` of every template, refreshed at the turn of each second.
     fn refresh_date(&mut self) {
         let wall = SystemTime::now();
-        self.responses.set_date(&http_date(wall));
+        self.shared.responses.set_date(&http_date(wall));
         let into_second = wall
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        self.next_date = self.now + Duration::from_nanos(u64::from(1_000_000_000 - into_second));
+        self.next_date =
+            self.shared.now + Duration::from_nanos(u64::from(1_000_000_000 - into_second));
     }
 
     fn start_listening(&mut self) -> nix::Result<()> {
@@ -352,11 +388,12 @@ impl Worker {
         }
     }
 
-    /// Listens again if nothing holds it back (room, no pause, not draining).
+    /// Listens again if nothing holds it back (a pause or a yield, not
+    /// draining). At `worker_connections` too: room is made on accept.
     fn resume_listening(&mut self) {
         if !self.listening
             && self.paused_until.is_none()
-            && self.open < self.max_conns
+            && self.yield_until.is_none()
             && self.drain_deadline.is_none()
         {
             if let Err(e) = self.start_listening() {
@@ -370,8 +407,12 @@ impl Worker {
 
     fn accept(&mut self, index: usize) {
         loop {
-            if self.open >= self.max_conns {
-                // worker_connections reached: let other workers take them.
+            if self.table.open() >= self.max_conns && !self.make_room() {
+                // worker_connections reached and every connection is being
+                // served: leave new ones to other workers (or the backlog)
+                // until one closes.
+                self.count(Eviction::Full);
+                self.note_pressure(Cause::Full, None);
                 self.stop_listening();
                 return;
             }
@@ -390,16 +431,23 @@ impl Worker {
                     // TCP_NODELAY comes from the listener (Linux copies it
                     // to accepted sockets): no setsockopt per connection.
                     self.accepted += 1;
-                    self.board.accepted.store(self.accepted, Relaxed);
+                    self.board.set_accepted(self.accepted);
                     self.add_conn(TcpStream::from(fd));
                     self.since_rearm += 1;
+                    if self.over_share() {
+                        self.yield_accepts();
+                        return;
+                    }
                     if self.since_rearm >= REARM_EVERY {
                         // Leave the rest of the queue to whoever is woken next.
                         self.rearm_listeners();
                         return;
                     }
                 }
-                Err(Errno::EAGAIN) => return,
+                Err(Errno::EAGAIN) => {
+                    self.yielded = false;
+                    return;
+                }
                 Err(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => {}
                 Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
                     // Out of descriptors or memory: retrying at once would
@@ -413,7 +461,7 @@ impl Worker {
                         );
                     }
                     self.stop_listening();
-                    self.paused_until = Some(self.now + ACCEPT_PAUSE);
+                    self.paused_until = Some(self.shared.now + ACCEPT_PAUSE);
                     return;
                 }
                 Err(e) => {
@@ -424,17 +472,164 @@ impl Worker {
         }
     }
 
-    fn add_conn(&mut self, stream: TcpStream) {
-        let index = self.free.pop().unwrap_or_else(|| {
-            self.conns.push(None);
-            self.conns.len() - 1
+    /// Whether we hold more than our share of the accepting workers' open
+    /// connections (never with one worker configured: no scoreboard read).
+    fn over_share(&self) -> bool {
+        if self.balance_span == 0 || self.yielded || self.drain_deadline.is_some() {
+            return false;
+        }
+        scoreboard::accepting_peers(self.balance_span).is_some_and(|(workers, total)| {
+            pressure::over_share(self.table.open() as u64, workers, total)
+        })
+    }
+
+    /// Leaves the listeners' wait queue for `YIELD`, so that what arrives
+    /// meanwhile wakes another worker; what is queued now waits at most
+    /// that long (and is taken on our return, see `yielded`).
+    fn yield_accepts(&mut self) {
+        self.stop_listening();
+        self.yield_until = Some(self.shared.now + YIELD);
+    }
+
+    /// At `worker_connections`: closes a batch of connections, idle
+    /// longest first, then lingering, then the slowest heads (never one
+    /// being served). Whether there is room now.
+    fn make_room(&mut self) -> bool {
+        let want = pressure::batch(self.max_conns);
+        let mut victims = std::mem::take(&mut self.victims);
+        pressure::choose(
+            self.table.standings(),
+            self.shared.now,
+            want,
+            true,
+            &mut victims,
+        );
+        for v in &victims {
+            self.evict(v.index, v.kind);
+        }
+        let made = !victims.is_empty();
+        self.victims = victims;
+        if made {
+            self.note_pressure(Cause::Full, None);
+        }
+        made
+    }
+
+    /// A client at `max_connections_per_client` opened another: closes a
+    /// batch of its idle (or lingering) connections, idle longest first.
+    /// Whether there is room for the new one.
+    fn make_room_for(&mut self, ip: IpAddr) -> bool {
+        let want = pressure::batch(self.client_cap);
+        let mut victims = std::mem::take(&mut self.victims);
+        pressure::choose(
+            self.table.standings_of(ip),
+            self.shared.now,
+            want,
+            false,
+            &mut victims,
+        );
+        for v in &victims {
+            self.evict(v.index, Eviction::ClientCap);
+        }
+        let made = !victims.is_empty();
+        self.victims = victims;
+        self.note_pressure(Cause::ClientCap, Some(ip));
+        made
+    }
+
+    /// Closes a connection without an answer, counted as `kind`.
+    fn evict(&mut self, index: usize, kind: Eviction) {
+        if let Some(entry) = self.table.take(index) {
+            self.count(kind);
+            self.close(index, entry);
+        }
+    }
+
+    fn count(&mut self, kind: Eviction) {
+        let n = &mut self.evicted[kind as usize];
+        *n += 1;
+        self.board.set_evictions(kind, *n);
+    }
+
+    /// Records a pressure event; logs its cause the first time in an
+    /// episode (the rest is counted, not logged).
+    fn note_pressure(&mut self, cause: Cause, client: Option<IpAddr>) {
+        let now = self.shared.now;
+        let evicted = self.evicted;
+        let episode = self.pressure.get_or_insert(Episode {
+            began: now,
+            last: now,
+            logged: 0,
+            before: evicted,
         });
-        self.open += 1;
-        self.board.open.store(self.open as u64, Relaxed);
-        let ctx = ctx!(self);
+        episode.last = now;
+        if episode.logged & cause as u8 != 0 {
+            return;
+        }
+        episode.logged |= cause as u8;
+        let pid = std::process::id();
+        match cause {
+            Cause::Full => log::warn!(
+                "worker pid={pid} pressure: full at worker_connections={}; closing idle connections, then the slowest request heads, to make room",
+                self.max_conns
+            ),
+            Cause::ClientCap => log::warn!(
+                "worker pid={pid} pressure: client={} at max_connections_per_client={}; closing its idle connections, else its new ones",
+                client.map_or_else(|| "?".to_owned(), |ip| ip.to_string()),
+                self.client_cap
+            ),
+            Cause::Slow => log::warn!(
+                "worker pid={pid} pressure: requests arriving below min_request_rate={}/s; answering them 408",
+                self.shared.timeouts.min_rate
+            ),
+        }
+    }
+
+    /// Ends a pressure episode after `PRESSURE_QUIET`, logging what it cost.
+    fn end_quiet_pressure(&mut self) {
+        let Some(episode) = &self.pressure else {
+            return;
+        };
+        if self.shared.now < episode.last + PRESSURE_QUIET {
+            return;
+        }
+        let mut during = scoreboard::Evictions::default();
+        for (i, n) in during.0.iter_mut().enumerate() {
+            *n = self.evicted[i] - episode.before[i];
+        }
+        log::warn!(
+            "worker pid={} pressure over after {}s: {during}",
+            std::process::id(),
+            (episode.last - episode.began).as_secs()
+        );
+        self.pressure = None;
+    }
+
+    fn add_conn(&mut self, stream: TcpStream) {
+        let mut client = None;
+        if self.client_cap > 0 && self.table.open() >= self.client_cap {
+            // Only now can a client be past the cap (see table.rs).
+            if !self.table.counting() {
+                self.table.count_clients();
+            }
+            let Ok(peer) = stream.peer_addr() else {
+                return; // already gone
+            };
+            let ip = peer.ip();
+            if self.table.held_by(ip) as usize >= self.client_cap && !self.make_room_for(ip) {
+                // Past the cap with nothing idle: the new one goes.
+                self.count(Eviction::ClientCap);
+                return;
+            }
+            client = Some(ip);
+        }
+        let index = self.table.reserve(client);
+        self.board.set_open(self.table.open() as u64);
+        let ctx = self.shared.ctx();
         let mut entry = Entry {
             conn: Conn::new(stream, &ctx),
             interest: None,
+            client,
         };
         // Read at once rather than wait for epoll: on a new connection the
         // request has usually arrived with the handshake, and one answered
@@ -445,10 +640,10 @@ impl Worker {
     }
 
     fn on_conn_event(&mut self, index: usize, events: EpollFlags) {
-        let Some(mut entry) = self.conns.get_mut(index).and_then(Option::take) else {
+        let Some(mut entry) = self.table.take(index) else {
             return;
         };
-        let ctx = ctx!(self);
+        let ctx = self.shared.ctx();
         let before = entry.conn.requests;
         let interest = if entry.interest == Some(Interest::Write)
             && events.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP)
@@ -470,18 +665,22 @@ impl Worker {
         let answered = entry.conn.requests - before;
         if answered > 0 {
             self.served += answered;
-            self.board.requests.store(self.served, Relaxed);
+            self.board.set_requests(self.served);
         }
+    }
+
+    /// Closes a connection taken out of the table.
+    fn close(&mut self, index: usize, entry: Entry) {
+        self.table.remove(index, &entry);
+        // Closing the socket also takes it out of the epoll set.
+        entry.conn.release(&mut self.bufs);
+        self.board.set_open(self.table.open() as u64);
     }
 
     /// Puts a connection back with its new interest, or closes it.
     fn settle(&mut self, index: usize, mut entry: Entry, interest: Interest) {
         if interest == Interest::Close {
-            // Closing the socket also takes it out of the epoll set.
-            entry.conn.release(&mut self.bufs);
-            self.free.push(index);
-            self.open -= 1;
-            self.board.open.store(self.open as u64, Relaxed);
+            self.close(index, entry);
             self.resume_listening();
             return;
         }
@@ -502,23 +701,39 @@ impl Worker {
             }
             entry.interest = Some(interest);
         }
-        self.conns[index] = Some(entry);
+        self.table.put(index, entry);
     }
 
-    /// Deadlines: idle keep-alive, slow heads (408), stalled bodies and writes.
+    /// Deadlines: idle keep-alive, slow heads (408), stalled bodies and
+    /// writes, heads and bodies below the minimum rate (408); then the
+    /// end of a quiet pressure episode, and of counting clients once well
+    /// under the cap.
     fn sweep(&mut self) {
-        self.next_sweep = self.now + SWEEP_EVERY;
-        for index in 0..self.conns.len() {
-            let due = matches!(&self.conns[index], Some(e) if e.conn.deadline() <= self.now);
+        let now = self.shared.now;
+        self.next_sweep = now + SWEEP_EVERY;
+        for index in 0..self.table.len() {
+            let due = self
+                .table
+                .get(index)
+                .is_some_and(|e| e.conn.deadline() <= now);
             if !due {
                 continue;
             }
-            let Some(mut entry) = self.conns[index].take() else {
+            let Some(mut entry) = self.table.take(index) else {
                 continue;
             };
-            let ctx = ctx!(self);
+            let slow = entry.conn.is_slow();
+            let ctx = self.shared.ctx();
             let interest = entry.conn.on_timeout(&ctx, &mut self.bufs);
+            if slow {
+                self.count(Eviction::Slow);
+                self.note_pressure(Cause::Slow, None);
+            }
             self.settle(index, entry, interest);
+        }
+        self.end_quiet_pressure();
+        if self.table.counting() && self.table.open() < self.client_cap / 2 {
+            self.table.stop_counting();
         }
     }
 
@@ -527,12 +742,11 @@ impl Worker {
     /// `Connection: close`; all within shutdown_timeout.
     fn start_drain(&mut self) {
         log::info!("worker pid={} draining", std::process::id());
-        self.board
-            .state
-            .store(WorkerState::Draining as u32, Relaxed);
+        self.board.set_state(WorkerState::Draining);
         self.stop_listening();
         // Draining from here on: every answer closes its connection.
-        self.drain_deadline = Some(self.now + self.shutdown_timeout);
+        self.drain_deadline = Some(self.shared.now + self.shutdown_timeout);
+        self.shared.draining = true;
         // A connection may have come in between our last epoll_wait and
         // leaving the epoll set; the kernel woke us (EPOLLEXCLUSIVE) and
         // not another worker, so take what is queued now or it waits for
@@ -541,10 +755,10 @@ impl Worker {
             self.accept(i);
         }
         self.listeners.clear();
-        let ctx = ctx!(self);
-        for entry in self.conns.iter_mut().flatten() {
+        let ctx = self.shared.ctx();
+        for entry in self.table.iter_mut() {
             entry.conn.start_drain(&ctx);
         }
-        self.next_sweep = self.now;
+        self.next_sweep = self.shared.now;
     }
 }
