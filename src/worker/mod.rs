@@ -176,9 +176,11 @@ struct Worker {
     balance_span: usize,
     /// Out of the listeners' wait queue until then (over our share).
     yield_until: Option<Instant>,
-    /// Back from a yield: take what is queued without yielding again
-    /// until the queue is empty, so no connection waits a second yield.
-    yielded: bool,
+    /// The other workers' open connections when we yielded.
+    yield_peers: Option<u64>,
+    /// Back from a yield that nobody used: take what is queued without
+    /// yielding again (see `end_yield`).
+    keep_taking: bool,
     shutdown_timeout: Duration,
     next_date: Instant,
     next_sweep: Instant,
@@ -246,7 +248,8 @@ impl Worker {
                 0
             },
             yield_until: None,
-            yielded: false,
+            yield_peers: None,
+            keep_taking: false,
             shutdown_timeout: config.shutdown_timeout,
             next_date: now,
             next_sweep: now + SWEEP_EVERY,
@@ -316,9 +319,7 @@ impl Worker {
                 self.resume_listening();
             }
             if self.yield_until.is_some_and(|t| now >= t) {
-                self.yield_until = None;
-                self.yielded = true;
-                self.resume_listening();
+                self.end_yield();
             }
             if let Some(deadline) = self.drain_deadline {
                 if self.table.open() == 0 || now >= deadline {
@@ -434,8 +435,8 @@ impl Worker {
                     self.board.set_accepted(self.accepted);
                     self.add_conn(TcpStream::from(fd));
                     self.since_rearm += 1;
-                    if self.over_share() {
-                        self.yield_accepts();
+                    if let Some(peers) = self.over_share() {
+                        self.yield_accepts(peers);
                         return;
                     }
                     if self.since_rearm >= REARM_EVERY {
@@ -444,10 +445,7 @@ impl Worker {
                         return;
                     }
                 }
-                Err(Errno::EAGAIN) => {
-                    self.yielded = false;
-                    return;
-                }
+                Err(Errno::EAGAIN) => return,
                 Err(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => {}
                 Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
                     // Out of descriptors or memory: retrying at once would
@@ -473,22 +471,44 @@ impl Worker {
     }
 
     /// Whether we hold more than our share of the accepting workers' open
-    /// connections (never with one worker configured: no scoreboard read).
-    fn over_share(&self) -> bool {
-        if self.balance_span == 0 || self.yielded || self.drain_deadline.is_some() {
-            return false;
+    /// connections, and if so the others' count (never with one worker
+    /// configured: then the scoreboard is not even read).
+    fn over_share(&self) -> Option<u64> {
+        if self.balance_span == 0 || self.keep_taking || self.drain_deadline.is_some() {
+            return None;
         }
-        scoreboard::accepting_peers(self.balance_span).is_some_and(|(workers, total)| {
-            pressure::over_share(self.table.open() as u64, workers, total)
-        })
+        let (workers, total) = scoreboard::accepting_peers(self.balance_span)?;
+        let mine = self.table.open() as u64;
+        pressure::over_share(mine, workers, total).then(|| total.saturating_sub(mine))
     }
 
     /// Leaves the listeners' wait queue for `YIELD`, so that what arrives
     /// meanwhile wakes another worker; what is queued now waits at most
-    /// that long (and is taken on our return, see `yielded`).
-    fn yield_accepts(&mut self) {
+    /// that long (see `end_yield`).
+    fn yield_accepts(&mut self, peers: u64) {
         self.stop_listening();
         self.yield_until = Some(self.shared.now + YIELD);
+        self.yield_peers = Some(peers);
+    }
+
+    /// Back from a yield: listen again and take what is queued now. If the
+    /// others took nothing meanwhile, nothing new arrived to wake them, so
+    /// nobody else will take the queue: we take all of it, not yielding.
+    /// Settled within this call, so that no state outlives the yield.
+    fn end_yield(&mut self) {
+        self.yield_until = None;
+        self.resume_listening();
+        let before = self.yield_peers.take();
+        self.keep_taking = before.is_some_and(|before| {
+            scoreboard::accepting_peers(self.balance_span)
+                .is_some_and(|(_, total)| total.saturating_sub(self.table.open() as u64) <= before)
+        });
+        if self.listening {
+            for i in 0..self.listeners.len() {
+                self.accept(i);
+            }
+        }
+        self.keep_taking = false;
     }
 
     /// At `worker_connections`: closes a batch of connections, idle
