@@ -157,6 +157,9 @@ struct Worker {
     listening: bool,
     /// Accepting paused after EMFILE/ENFILE until then.
     paused_until: Option<Instant>,
+    /// Stopped accepting at `worker_connections` with nothing to close
+    /// (counted once until an accept succeeds again).
+    full_stop: bool,
     /// In an episode of accept4 failing for want of descriptors or memory:
     /// logged once when it starts and once when it ends.
     accept_starved: bool,
@@ -220,6 +223,7 @@ impl Worker {
             listeners,
             listening: false,
             paused_until: None,
+            full_stop: false,
             accept_starved: false,
             table: Table::default(),
             bufs: Buffers::new(&limits),
@@ -288,7 +292,7 @@ impl Worker {
             for ev in &events[..n] {
                 match ev.data() {
                     WAKE => signals.drain_wake(),
-                    t if t >= LISTENER_BASE => self.accept((t - LISTENER_BASE) as usize),
+                    t if t >= LISTENER_BASE => self.accept((t - LISTENER_BASE) as usize, true),
                     t => self.on_conn_event(t as usize, ev.events()),
                 }
             }
@@ -406,14 +410,24 @@ impl Worker {
         }
     }
 
-    fn accept(&mut self, index: usize) {
+    /// Accepts from listener `index`. `waiting`: its readiness says a
+    /// connection waits (else we only look), which is when a full worker
+    /// makes room; after that the listener, still ready, tells again.
+    fn accept(&mut self, index: usize, mut waiting: bool) {
         loop {
+            if self.table.open() >= self.max_conns && !waiting {
+                return;
+            }
+            waiting = false;
             if self.table.open() >= self.max_conns && !self.make_room() {
                 // worker_connections reached and every connection is being
                 // served: leave new ones to other workers (or the backlog)
-                // until one closes.
-                self.count(Eviction::Full);
-                self.note_pressure(Cause::Full, None);
+                // until one closes or the next sweep finds one idle.
+                if !self.full_stop {
+                    self.full_stop = true;
+                    self.count(Eviction::Full);
+                    self.note_pressure(Cause::Full, None);
+                }
                 self.stop_listening();
                 return;
             }
@@ -425,6 +439,7 @@ impl Worker {
                 SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
             ) {
                 Ok(fd) => {
+                    self.full_stop = false;
                     if self.accept_starved {
                         self.accept_starved = false;
                         log::info!("worker pid={} accepting again", std::process::id());
@@ -505,7 +520,7 @@ impl Worker {
         });
         if self.listening {
             for i in 0..self.listeners.len() {
-                self.accept(i);
+                self.accept(i, false);
             }
         }
         self.keep_taking = false;
@@ -751,6 +766,11 @@ impl Worker {
             }
             self.settle(index, entry, interest);
         }
+        // Stopped while full of busy connections: some may be idle by now
+        // (that is no event of ours), so look again.
+        if self.full_stop {
+            self.resume_listening();
+        }
         self.end_quiet_pressure();
         if self.table.counting() && self.table.open() < self.client_cap / 2 {
             self.table.stop_counting();
@@ -772,7 +792,7 @@ impl Worker {
         // not another worker, so take what is queued now or it waits for
         // the next arrival. These get `Connection: close` like the rest.
         for i in 0..self.listeners.len() {
-            self.accept(i);
+            self.accept(i, false);
         }
         self.listeners.clear();
         let ctx = self.shared.ctx();
