@@ -297,6 +297,7 @@ impl Worker {
                 }
             }
             if signals.terminate.load(Ordering::SeqCst) {
+                self.farewell();
                 return exitcode::OK;
             }
             if signals.reopen.swap(false, Ordering::SeqCst) {
@@ -327,9 +328,23 @@ impl Worker {
             }
             if let Some(deadline) = self.drain_deadline {
                 if self.table.open() == 0 || now >= deadline {
+                    self.farewell();
                     return exitcode::OK;
                 }
             }
+        }
+    }
+
+    /// On the way out: what this worker evicted in its life, if anything
+    /// (the scoreboard slot goes with it).
+    fn farewell(&self) {
+        let evicted = scoreboard::Evictions(self.evicted);
+        if evicted.total() > 0 {
+            log::info!(
+                "worker pid={} exiting: requests={} {evicted}",
+                std::process::id(),
+                self.served
+            );
         }
     }
 
