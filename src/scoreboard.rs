@@ -62,8 +62,9 @@ pub enum Eviction {
     /// Past `max_connections_per_client`: one of the client's idle
     /// connections, or its new one, closed without an answer.
     ClientCap,
-    /// A new connection closed unanswered: the worker was full and every
-    /// connection it holds is being served.
+    /// Not a connection closed: the worker was full and every connection
+    /// it held was being served, so it left new ones to the other workers
+    /// (or the backlog) until one finished; counted once per such stop.
     Full,
 }
 
@@ -85,7 +86,7 @@ impl Eviction {
             Eviction::Head => "evicted_head",
             Eviction::Slow => "slow_408",
             Eviction::ClientCap => "client_cap",
-            Eviction::Full => "refused_full",
+            Eviction::Full => "full_busy",
         }
     }
 }
@@ -356,7 +357,7 @@ mod tests {
         assert_eq!(sum.total(), 15);
         assert_eq!(
             sum.to_string(),
-            "evicted_idle=7 evicted_lingering=0 evicted_head=0 slow_408=1 client_cap=0 refused_full=7"
+            "evicted_idle=7 evicted_lingering=0 evicted_head=0 slow_408=1 client_cap=0 full_busy=7"
         );
         // A reused slot starts from zero.
         sb.slot(0).set_pid(0);
