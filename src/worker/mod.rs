@@ -48,8 +48,6 @@ const LISTENER_BASE: u64 = 1 << 32;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(250);
 /// How often deadlines are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
-/// Accepted connections between two re-registrations of the listeners.
-const REARM_EVERY: u64 = 16;
 /// Events taken per epoll_wait.
 const MAX_EVENTS: usize = 512;
 /// How long a worker holding more than its share of the open connections
@@ -189,8 +187,6 @@ struct Worker {
     next_sweep: Instant,
     /// Set once draining: the time by which the worker exits anyway.
     drain_deadline: Option<Instant>,
-    /// Connections accepted since the listeners were last registered.
-    since_rearm: u64,
     /// Connections accepted in all (published in the scoreboard).
     accepted: u64,
     /// Requests answered, against `max_requests` (0: no limit).
@@ -258,7 +254,6 @@ impl Worker {
             next_date: now,
             next_sweep: now + SWEEP_EVERY,
             drain_deadline: None,
-            since_rearm: 0,
             accepted: 0,
             served: 0,
             max_requests: config.max_requests_per_worker,
@@ -387,18 +382,6 @@ impl Worker {
         Ok(())
     }
 
-    /// EPOLLEXCLUSIVE wakes the first idle worker in the listener's wait
-    /// queue, so one worker takes nearly every connection of a burst.
-    /// Leaving and re-entering the epoll set moves us to the back of that
-    /// queue, so others get their turn (nginx does the same).
-    fn rearm_listeners(&mut self) {
-        self.since_rearm = 0;
-        if self.listening {
-            self.stop_listening();
-            self.resume_listening();
-        }
-    }
-
     fn stop_listening(&mut self) {
         if self.listening {
             for l in &self.listeners {
@@ -464,14 +447,11 @@ impl Worker {
                     self.accepted += 1;
                     self.board.set_accepted(self.accepted);
                     self.add_conn(TcpStream::from(fd));
-                    self.since_rearm += 1;
+                    // EPOLLEXCLUSIVE wakes the first idle worker in the
+                    // listener's wait queue, so the one woken first would
+                    // take a whole burst: past its share it steps aside.
                     if let Some(peers) = self.over_share() {
                         self.yield_accepts(peers);
-                        return;
-                    }
-                    if self.since_rearm >= REARM_EVERY {
-                        // Leave the rest of the queue to whoever is woken next.
-                        self.rearm_listeners();
                         return;
                     }
                 }
