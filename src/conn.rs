@@ -14,8 +14,9 @@
 //! the minimum rate (`min_request_rate`): after `RATE_GRACE`, what has
 //! arrived must keep up with the rate, or the deadline comes sooner than
 //! `header_timeout` (Apache's mod_reqtimeout `MinRate`). What a connection
-//! is doing now, for the worker's eviction choice, is its [`Standing`].
-//! Leaves the event loop, epoll and processes to `worker.rs`.
+//! is doing now, for the worker's eviction choice, is its
+//! [`Standing`](crate::conn::Standing).
+//! Leaves the event loop, epoll and processes to `worker/`.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpStream};

@@ -1,10 +1,13 @@
 //! One worker, after fork: its own epoll set over the shared listening
-//! sockets (`EPOLLEXCLUSIVE`, so one connection wakes one worker), accepting
-//! with `accept4`, driving its connections, the timeouts sweep, connection
-//! pressure (making room at `worker_connections`, the per-client cap, the
-//! minimum rate's 408s: decided in `pressure.rs`, carried out here), and
-//! draining on QUIT. Forking, the pid file and the master's worker table
-//! are the master's; the connection table is `table.rs`'s.
+//! sockets, the event loop (connections' events, the deadline sweep, QUIT
+//! and the other signals), serving each connection through `conn.rs`, and
+//! draining. Forking, the pid file and the master's worker table are the
+//! master's. Its rooms:
+//! - `setup.rs`: privileges and the orphan guard, before serving;
+//! - `accept.rs`: accepting, EMFILE pauses, balanced accepting;
+//! - `table.rs`: the connection table and per-client counts;
+//! - `pressure.rs`: what to close under pressure (pure, unit-tested);
+//! - `evict.rs`: closing it, the eviction counters and the pressure log.
 //!
 //! EMFILE/ENFILE (or ENOBUFS/ENOMEM) from `accept4`: the worker logs one
 //! warning for the episode, stops accepting for `ACCEPT_PAUSE` at a time
@@ -14,18 +17,19 @@
 //! `worker_connections`, it only happens when `RLIMIT_NOFILE` is below
 //! `worker_connections` plus the worker's own descriptors.
 
+mod accept;
+mod evict;
 mod pressure;
 mod setup;
 mod table;
 
-use std::net::{IpAddr, TcpStream};
+use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::socket::{accept4, SockFlag};
 use nix::unistd::Pid;
 
 use crate::config::Config;
@@ -38,6 +42,7 @@ use crate::response::{http_date, Responses};
 use crate::scoreboard::{self, Eviction, Slot, WorkerState};
 use crate::signals::WorkerSignals;
 
+use evict::{Cause, Episode};
 use pressure::Victim;
 use table::{Entry, Table};
 
@@ -125,25 +130,6 @@ impl Shared {
             draining: self.draining,
         }
     }
-}
-
-/// An episode of connection pressure: logged once when each cause first
-/// shows, and once when it is over.
-struct Episode {
-    began: Instant,
-    last: Instant,
-    /// Causes already logged (bits of `Cause`).
-    logged: u8,
-    /// The eviction counts when it began.
-    before: [u64; 6],
-}
-
-/// Why a worker is under pressure, as its log says.
-#[derive(Clone, Copy)]
-enum Cause {
-    Full = 1,
-    ClientCap = 2,
-    Slow = 4,
 }
 
 struct Worker {
@@ -370,275 +356,12 @@ impl Worker {
             self.shared.now + Duration::from_nanos(u64::from(1_000_000_000 - into_second));
     }
 
-    fn start_listening(&mut self) -> nix::Result<()> {
-        for (i, l) in self.listeners.iter().enumerate() {
-            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
-            self.epoll.add(
-                l.socket.as_fd(),
-                EpollEvent::new(flags, LISTENER_BASE + i as u64),
-            )?;
-        }
-        self.listening = true;
-        Ok(())
-    }
-
-    fn stop_listening(&mut self) {
-        if self.listening {
-            for l in &self.listeners {
-                let _ = self.epoll.delete(l.socket.as_fd());
-            }
-            self.listening = false;
-        }
-    }
-
-    /// Listens again if nothing holds it back (a pause or a yield, not
-    /// draining). At `worker_connections` too: room is made on accept.
-    fn resume_listening(&mut self) {
-        if !self.listening
-            && self.paused_until.is_none()
-            && self.yield_until.is_none()
-            && self.drain_deadline.is_none()
-        {
-            if let Err(e) = self.start_listening() {
-                log::error!(
-                    "worker pid={} cannot resume accepting: {e}",
-                    std::process::id()
-                );
-            }
-        }
-    }
-
-    /// Accepts from listener `index`. `waiting`: its readiness says a
-    /// connection waits (else we only look), which is when a full worker
-    /// makes room; after that the listener, still ready, tells again.
-    fn accept(&mut self, index: usize, mut waiting: bool) {
-        loop {
-            if self.table.open() >= self.max_conns && !waiting {
-                return;
-            }
-            waiting = false;
-            if self.table.open() >= self.max_conns && !self.make_room() {
-                // worker_connections reached and every connection is being
-                // served: leave new ones to other workers (or the backlog)
-                // until one closes or the next sweep finds one idle.
-                if !self.full_stop {
-                    self.full_stop = true;
-                    self.count(Eviction::Full);
-                    self.note_pressure(Cause::Full, None);
-                }
-                self.stop_listening();
-                return;
-            }
-            let Some(listener) = self.listeners.get(index) else {
-                return;
-            };
-            match accept4(
-                listener.socket.as_fd(),
-                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            ) {
-                Ok(fd) => {
-                    self.full_stop = false;
-                    if self.accept_starved {
-                        self.accept_starved = false;
-                        log::info!("worker pid={} accepting again", std::process::id());
-                    }
-                    // TCP_NODELAY comes from the listener (Linux copies it
-                    // to accepted sockets): no setsockopt per connection.
-                    self.accepted += 1;
-                    self.board.set_accepted(self.accepted);
-                    self.add_conn(TcpStream::from(fd));
-                    // EPOLLEXCLUSIVE wakes the first idle worker in the
-                    // listener's wait queue, so the one woken first would
-                    // take a whole burst: past its share it steps aside.
-                    if let Some(peers) = self.over_share() {
-                        self.yield_accepts(peers);
-                        return;
-                    }
-                }
-                Err(Errno::EAGAIN) => return,
-                Err(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => {}
-                Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
-                    // Out of descriptors or memory: retrying at once would
-                    // spin. Pause, serve what we have, try again; say so once.
-                    if !self.accept_starved {
-                        self.accept_starved = true;
-                        log::warn!(
-                            "worker pid={} accept4 failed: {e}; pausing accepts ({}ms at a time) until it succeeds",
-                            std::process::id(),
-                            ACCEPT_PAUSE.as_millis()
-                        );
-                    }
-                    self.stop_listening();
-                    self.paused_until = Some(self.shared.now + ACCEPT_PAUSE);
-                    return;
-                }
-                Err(e) => {
-                    log::error!("worker pid={} accept4 failed: {e}", std::process::id());
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Whether we hold more than our share of the accepting workers' open
-    /// connections, and if so the others' count (never with one worker
-    /// configured: then the scoreboard is not even read).
-    fn over_share(&self) -> Option<u64> {
-        if self.balance_span == 0 || self.keep_taking || self.drain_deadline.is_some() {
-            return None;
-        }
-        let (workers, total) = scoreboard::accepting_peers(self.balance_span)?;
-        let mine = self.table.open() as u64;
-        pressure::over_share(mine, workers, total).then(|| total.saturating_sub(mine))
-    }
-
-    /// Leaves the listeners' wait queue for `YIELD`, so that what arrives
-    /// meanwhile wakes another worker; what is queued now waits at most
-    /// that long (see `end_yield`).
-    fn yield_accepts(&mut self, peers: u64) {
-        self.stop_listening();
-        self.yield_until = Some(self.shared.now + YIELD);
-        self.yield_peers = Some(peers);
-    }
-
-    /// Back from a yield: listen again and take what is queued now. If the
-    /// others took nothing meanwhile, nothing new arrived to wake them, so
-    /// nobody else will take the queue: we take all of it, not yielding.
-    /// Settled within this call, so that no state outlives the yield.
-    fn end_yield(&mut self) {
-        self.yield_until = None;
-        self.resume_listening();
-        let before = self.yield_peers.take();
-        self.keep_taking = before.is_some_and(|before| {
-            scoreboard::accepting_peers(self.balance_span)
-                .is_some_and(|(_, total)| total.saturating_sub(self.table.open() as u64) <= before)
-        });
-        if self.listening {
-            for i in 0..self.listeners.len() {
-                self.accept(i, false);
-            }
-        }
-        self.keep_taking = false;
-    }
-
-    /// At `worker_connections`: closes a batch of connections, idle
-    /// longest first, then lingering, then the slowest heads (never one
-    /// being served). Whether there is room now.
-    fn make_room(&mut self) -> bool {
-        let want = pressure::batch(self.max_conns);
-        let mut victims = std::mem::take(&mut self.victims);
-        pressure::choose(
-            self.table.standings(),
-            self.shared.now,
-            want,
-            true,
-            &mut victims,
-        );
-        for v in &victims {
-            self.evict(v.index, v.kind);
-        }
-        let made = !victims.is_empty();
-        self.victims = victims;
-        if made {
-            self.note_pressure(Cause::Full, None);
-        }
-        made
-    }
-
-    /// A client at `max_connections_per_client` opened another: closes a
-    /// batch of its idle (or lingering) connections, idle longest first.
-    /// Whether there is room for the new one.
-    fn make_room_for(&mut self, ip: IpAddr) -> bool {
-        let want = pressure::batch(self.client_cap);
-        let mut victims = std::mem::take(&mut self.victims);
-        pressure::choose(
-            self.table.standings_of(ip),
-            self.shared.now,
-            want,
-            false,
-            &mut victims,
-        );
-        for v in &victims {
-            self.evict(v.index, Eviction::ClientCap);
-        }
-        let made = !victims.is_empty();
-        self.victims = victims;
-        self.note_pressure(Cause::ClientCap, Some(ip));
-        made
-    }
-
-    /// Closes a connection without an answer, counted as `kind`.
-    fn evict(&mut self, index: usize, kind: Eviction) {
-        if let Some(entry) = self.table.take(index) {
-            self.count(kind);
-            self.close(index, entry);
-        }
-    }
-
-    fn count(&mut self, kind: Eviction) {
-        let n = &mut self.evicted[kind as usize];
-        *n += 1;
-        self.board.set_evictions(kind, *n);
-    }
-
-    /// Records a pressure event; logs its cause the first time in an
-    /// episode (the rest is counted, not logged).
-    fn note_pressure(&mut self, cause: Cause, client: Option<IpAddr>) {
-        let now = self.shared.now;
-        let evicted = self.evicted;
-        let episode = self.pressure.get_or_insert(Episode {
-            began: now,
-            last: now,
-            logged: 0,
-            before: evicted,
-        });
-        episode.last = now;
-        if episode.logged & cause as u8 != 0 {
-            return;
-        }
-        episode.logged |= cause as u8;
-        let pid = std::process::id();
-        match cause {
-            Cause::Full => log::warn!(
-                "worker pid={pid} pressure: full at worker_connections={}; closing idle connections, then the slowest request heads, to make room",
-                self.max_conns
-            ),
-            Cause::ClientCap => log::warn!(
-                "worker pid={pid} pressure: client={} at max_connections_per_client={}; closing its idle connections, else its new ones",
-                client.map_or_else(|| "?".to_owned(), |ip| ip.to_string()),
-                self.client_cap
-            ),
-            Cause::Slow => log::warn!(
-                "worker pid={pid} pressure: requests arriving below min_request_rate={}/s; answering them 408",
-                self.shared.timeouts.min_rate
-            ),
-        }
-    }
-
-    /// Ends a pressure episode after `PRESSURE_QUIET`, logging what it cost.
-    fn end_quiet_pressure(&mut self) {
-        let Some(episode) = &self.pressure else {
-            return;
-        };
-        if self.shared.now < episode.last + PRESSURE_QUIET {
-            return;
-        }
-        let mut during = scoreboard::Evictions::default();
-        for (i, n) in during.0.iter_mut().enumerate() {
-            *n = self.evicted[i] - episode.before[i];
-        }
-        log::warn!(
-            "worker pid={} pressure over after {}s: {during}",
-            std::process::id(),
-            (episode.last - episode.began).as_secs()
-        );
-        self.pressure = None;
-    }
-
     fn add_conn(&mut self, stream: TcpStream) {
         let mut client = None;
-        if self.client_cap > 0 && self.table.open() >= self.client_cap {
-            // Only now can a client be past the cap (see table.rs).
+        if self.client_cap > 0 && (self.table.counting() || self.table.open() >= self.client_cap) {
+            // Only now can a client be past the cap (see table.rs); once
+            // counting, every new connection is counted until the worker
+            // is well under the cap again (see `sweep`).
             if !self.table.counting() {
                 self.table.count_clients();
             }
