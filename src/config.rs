@@ -75,6 +75,11 @@ pub struct Config {
     pub max_request_body_bytes: u64,
     /// A worker drains and is replaced after this many requests (0: never).
     pub max_requests_per_worker: u64,
+    /// Bytes per second a request head or body must keep up with after a
+    /// short grace, else 408 (0: no minimum).
+    pub min_request_rate: u64,
+    /// Connections one client address may hold in a worker (0: no cap).
+    pub max_connections_per_client: usize,
     pub pid_file: Option<PathBuf>,
     /// A worker whose heartbeat is older than this is killed and replaced.
     pub worker_timeout: Duration,
@@ -102,6 +107,8 @@ impl Default for Config {
             max_request_header_bytes: 8192,
             max_request_body_bytes: 1024 * 1024,
             max_requests_per_worker: 0,
+            min_request_rate: 512,
+            max_connections_per_client: 256,
             pid_file: None,
             worker_timeout: Duration::from_secs(30),
             user: None,
@@ -212,6 +219,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
     set(
         &mut c.max_requests_per_worker,
         raw.max_requests_per_worker.map(|n| n.0),
+    );
+    set(&mut c.min_request_rate, raw.min_request_rate.map(|r| r.0));
+    set(
+        &mut c.max_connections_per_client,
+        raw.max_connections_per_client.map(|n| n.0 as usize),
     );
     // Relative paths in a file mean relative to that file, wherever the
     // process runs (`-d` moves to /, an upgraded master may start there).
@@ -460,6 +472,8 @@ struct RawConfig {
     max_request_header_bytes: Option<Positive>,
     max_request_body_bytes: Option<Positive>,
     max_requests_per_worker: Option<NonNegative>,
+    min_request_rate: Option<Rate>,
+    max_connections_per_client: Option<NonNegative>,
     pid_file: Option<PathBuf>,
     worker_timeout: Option<Dur>,
     user: Option<toml::Spanned<String>>,
@@ -610,6 +624,33 @@ impl<'de> Deserialize<'de> for NonNegative {
             de::Error::custom(format!("{n} is negative: expected 0 (no limit) or more"))
         })
     }
+}
+
+/// A minimum data rate written `"512/s"` (bytes per second), or `"off"`
+/// (the same as `"0/s"`).
+struct Rate(u64);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_rate(&s).map(Rate).ok_or_else(|| {
+            de::Error::custom(format!(
+                "invalid rate \"{s}\": expected bytes per second as \"512/s\", or \"off\""
+            ))
+        })
+    }
+}
+
+/// `"512/s"` → 512; `"off"` and `"0/s"` → 0.
+pub fn parse_rate(s: &str) -> Option<u64> {
+    if s == "off" {
+        return Some(0);
+    }
+    let n = s.strip_suffix("/s")?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
 }
 
 /// A duration written `"250ms"`, `"5s"`, `"2m"` or `"1h"`, above zero.
@@ -829,10 +870,41 @@ syslog_socket = "/tmp/log.sock"
     fn unknown_key_names_file_line_and_key() {
         assert_eq!(
             error("workers = 2\n\nwokers = 3\n"),
-            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"log\", \"access_log\")"
+            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"min_request_rate\", \"max_connections_per_client\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"log\", \"access_log\")"
         );
         assert!(
             error("[log]\nlevle = \"info\"\n").starts_with("test.toml:2:1: unknown key \"levle\"")
+        );
+    }
+
+    #[test]
+    fn pressure_keys_parse_and_default() {
+        let c = parse_str("").unwrap();
+        assert_eq!(c.min_request_rate, 512);
+        assert_eq!(c.max_connections_per_client, 256);
+        let c =
+            parse_str("min_request_rate = \"100/s\"\nmax_connections_per_client = 0\n").unwrap();
+        assert_eq!(c.min_request_rate, 100);
+        assert_eq!(c.max_connections_per_client, 0);
+        assert_eq!(
+            parse_str("min_request_rate = \"off\"\n")
+                .unwrap()
+                .min_request_rate,
+            0
+        );
+        assert_eq!(parse_rate("0/s"), Some(0));
+        for bad in ["512", "/s", "-1/s", "5 /s", "1.5/s", "512/m"] {
+            assert_eq!(parse_rate(bad), None, "{bad}");
+        }
+        let e = error("\nmin_request_rate = \"fast\"\n");
+        assert!(
+            e.starts_with("test.toml:2:20: min_request_rate: invalid rate \"fast\""),
+            "{e}"
+        );
+        let e = error("max_connections_per_client = -1\n");
+        assert!(
+            e.starts_with("test.toml:1:30: max_connections_per_client"),
+            "{e}"
         );
     }
 

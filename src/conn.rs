@@ -6,11 +6,21 @@
 //! left holding a partial request head keeps a buffer of its own, taken from
 //! the worker's pool and given back as soon as the head is complete, so an
 //! idle connection holds no buffer. Bodies are discarded as they arrive and
-//! never buffered. Leaves the event loop, epoll and processes to `worker.rs`.
+//! never buffered.
+//!
+//! Deadlines: `header_timeout` for a request head (from accept for the
+//! first), for each stretch of a body and for a blocked write;
+//! `keepalive_timeout` between requests; and, for a head or body under way,
+//! the minimum rate (`min_request_rate`): after `RATE_GRACE`, what has
+//! arrived must keep up with the rate, or the deadline comes sooner than
+//! `header_timeout` (Apache's mod_reqtimeout `MinRate`). What a connection
+//! is doing now, for the worker's eviction choice, is its
+//! [`Standing`](crate::conn::Standing).
 //!
 //! Every answer (and a request cut short by its client) is told to the
 //! worker's [`Observer`](crate::conn::Observer), if any (the access log),
 //! with the request head as read; the observer decides what to make of it.
+//! Leaves the event loop, epoll and processes to `worker/`.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, TcpStream};
@@ -27,6 +37,10 @@ pub const READ_SIZE: usize = 32 * 1024;
 const LINGER: Duration = Duration::from_secs(2);
 /// Free connection buffers a worker keeps for reuse.
 const POOL_MAX: usize = 64;
+/// How long a head or body may take before the minimum rate applies: a
+/// normal client sends a head in one packet, a slow link in a few round
+/// trips; only a trickle is still short of the rate after this.
+pub const RATE_GRACE: Duration = Duration::from_secs(2);
 
 /// Timeouts from the config, as the connection uses them.
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +52,9 @@ pub struct Timeouts {
     pub keepalive: Duration,
     /// While draining, an idle connection is closed after this.
     pub drain_idle: Duration,
+    /// Bytes per second a head or body must keep up with after
+    /// `RATE_GRACE` (`min_request_rate`); 0: no minimum.
+    pub min_rate: u64,
 }
 
 /// What a connection needs from its worker to answer.
@@ -106,6 +123,21 @@ impl Buffers {
             self.pool.push(buf);
         }
     }
+}
+
+/// What a connection is doing now, as the worker's eviction choice sees it
+/// (`worker::pressure`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Waiting for a first byte, or between keep-alive requests, since then.
+    Idle { since: Instant },
+    /// Answered and half-closed, reading what the client still sends.
+    Lingering { since: Instant },
+    /// Part of a request head has arrived: `got` bytes since `since`.
+    Head { since: Instant, got: u64 },
+    /// A request is being read (its body) or answered (output pending):
+    /// never closed to make room.
+    Busy,
 }
 
 #[derive(Debug)]
@@ -181,6 +213,14 @@ pub struct Conn<S = TcpStream> {
     /// What to do once `pending` is written.
     after_flush: Verdict,
     deadline: Instant,
+    /// The `header_timeout` limit of the head or body under way, which the
+    /// minimum rate may bring `deadline` before.
+    limit: Instant,
+    /// When the current phase began (accepted, idle again, head or body
+    /// started, lingering).
+    since: Instant,
+    /// Bytes of the current head or body received so far.
+    got: u64,
     /// Requests answered on this connection.
     pub requests: u64,
     /// The client's address, looked up once (getpeername) only when an
@@ -204,6 +244,9 @@ impl<S: Transport> Conn<S> {
             after_flush: Verdict::Open,
             // The first request head gets header_timeout, not keepalive_timeout.
             deadline: ctx.now + ctx.timeouts.header,
+            limit: ctx.now + ctx.timeouts.header,
+            since: ctx.now,
+            got: 0,
             requests: 0,
             peer: ctx.observer.and_then(|_| stream.peer_ip()),
             started: ctx.now,
@@ -239,6 +282,30 @@ impl<S: Transport> Conn<S> {
     /// Nothing of a request is under way: closing now loses nothing.
     pub fn is_idle(&self) -> bool {
         matches!(self.phase, Phase::Idle) && self.pending.is_empty()
+    }
+
+    /// What the connection is doing, for the worker's eviction choice.
+    pub fn standing(&self) -> Standing {
+        if !self.pending.is_empty() {
+            return Standing::Busy;
+        }
+        match self.phase {
+            Phase::Idle => Standing::Idle { since: self.since },
+            Phase::Lingering => Standing::Lingering { since: self.since },
+            Phase::Head => Standing::Head {
+                since: self.since,
+                got: self.got,
+            },
+            Phase::Body { .. } => Standing::Busy,
+        }
+    }
+
+    /// The deadline that passed (or will) is the minimum rate's, not
+    /// `header_timeout`'s: the head or body is trickling.
+    pub fn is_slow(&self) -> bool {
+        matches!(self.phase, Phase::Head | Phase::Body { .. })
+            && self.pending.is_empty()
+            && self.deadline < self.limit
     }
 
     /// Starts draining: an idle connection gets only a short grace; every
@@ -281,9 +348,6 @@ impl<S: Transport> Conn<S> {
                 return recycle(own, bufs, Interest::Close);
             }
         };
-        if matches!(self.phase, Phase::Lingering) {
-            return recycle(own, bufs, Interest::Read);
-        }
         let len = start + n;
         bufs.out.clear();
         let input: &[u8] = match own.as_deref() {
@@ -370,6 +434,8 @@ impl<S: Transport> Conn<S> {
         let mut pos = 0;
         loop {
             match &mut self.phase {
+                // Answered and half-closed: what still comes is discarded
+                // (the deadline stays LINGER's).
                 Phase::Lingering => return (input.len(), Verdict::Open),
                 Phase::Idle | Phase::Head => {
                     if pos == input.len() {
@@ -395,11 +461,14 @@ impl<S: Transport> Conn<S> {
                         Ok(Parsed::Partial) => {
                             if matches!(self.phase, Phase::Idle) {
                                 self.phase = Phase::Head;
+                                self.since = ctx.now;
                                 // The first head's clock started at accept.
                                 if self.requests > 0 {
-                                    self.deadline = ctx.now + ctx.timeouts.header;
+                                    self.limit = ctx.now + ctx.timeouts.header;
                                 }
                             }
+                            self.got = (input.len() - pos) as u64;
+                            self.deadline = self.progress_deadline(ctx);
                             break;
                         }
                         Ok(Parsed::Complete(request, n)) => {
@@ -433,11 +502,15 @@ impl<S: Transport> Conn<S> {
                         out.extend_from_slice(CONTINUE);
                     }
                     self.phase = Phase::Body { request, left };
-                    self.deadline = ctx.now + ctx.timeouts.header;
+                    self.since = ctx.now;
+                    self.got = 0;
+                    self.limit = ctx.now + ctx.timeouts.header;
+                    self.deadline = self.limit;
                 }
                 Phase::Body { request, left } => {
                     let request = *request;
                     let avail = &input[pos..];
+                    let before = pos;
                     let done = match left {
                         BodyLeft::Length(n) => {
                             let take = (*n).min(avail.len() as u64);
@@ -466,7 +539,9 @@ impl<S: Transport> Conn<S> {
                         },
                     };
                     if !done {
-                        self.deadline = ctx.now + ctx.timeouts.header;
+                        self.got += (pos - before) as u64;
+                        self.limit = ctx.now + ctx.timeouts.header;
+                        self.deadline = self.progress_deadline(ctx);
                         break;
                     }
                     let mark = out.len();
@@ -504,6 +579,7 @@ impl<S: Transport> Conn<S> {
             Method::Other => ctx.responses.not_allowed(out, p),
         }
         self.phase = Phase::Idle;
+        self.since = ctx.now;
         self.deadline = ctx.now + self.idle_timeout(ctx);
         keep
     }
@@ -545,6 +621,18 @@ impl<S: Transport> Conn<S> {
         });
     }
 
+    /// The deadline of a head or body under way: `limit`, or sooner when
+    /// what arrived since `since` is short of the minimum rate once
+    /// `RATE_GRACE` has passed (so a head or body gets `RATE_GRACE` plus
+    /// one second per `min_rate` bytes received).
+    fn progress_deadline(&self, ctx: &Ctx) -> Instant {
+        if ctx.timeouts.min_rate == 0 {
+            return self.limit;
+        }
+        let earned = Duration::from_millis(self.got.saturating_mul(1000) / ctx.timeouts.min_rate);
+        self.limit.min(self.since + RATE_GRACE + earned)
+    }
+
     /// How long an idle connection is kept.
     fn idle_timeout(&self, ctx: &Ctx) -> Duration {
         if ctx.draining {
@@ -579,6 +667,7 @@ impl<S: Transport> Conn<S> {
                 if matches!(self.phase, Phase::Idle) {
                     // Idle again once everything is out (the deadline was
                     // the write's while it was blocked).
+                    self.since = ctx.now;
                     self.deadline = ctx.now + self.idle_timeout(ctx);
                 }
                 Interest::Read
@@ -591,6 +680,7 @@ impl<S: Transport> Conn<S> {
                     return Interest::Close;
                 }
                 self.phase = Phase::Lingering;
+                self.since = ctx.now;
                 self.deadline = ctx.now + LINGER;
                 Interest::Read
             }

@@ -156,6 +156,7 @@ pub fn run(input: &[u8], cuts: &[usize], write_budget: Option<usize>) -> Outcome
             header: Duration::from_secs(10),
             keepalive: Duration::from_secs(10),
             drain_idle: Duration::from_secs(1),
+            min_rate: 512,
         },
         now: Instant::now(),
         draining: false,
@@ -470,6 +471,163 @@ pub fn run_sequence(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// A connection fed `pieces` one read at a time, at the times given.
+    struct Timed {
+        conn: Conn<Scripted>,
+        bufs: Buffers,
+        responses: Responses,
+        timeouts: Timeouts,
+        t0: Instant,
+    }
+
+    impl Timed {
+        fn new(min_rate: u64) -> Timed {
+            let responses = responses();
+            let timeouts = Timeouts {
+                header: Duration::from_secs(10),
+                keepalive: Duration::from_secs(5),
+                drain_idle: Duration::from_secs(1),
+                min_rate,
+            };
+            let t0 = Instant::now();
+            let ctx = Ctx {
+                responses: &responses,
+                limits: limits(),
+                timeouts,
+                now: t0,
+                draining: false,
+                observer: None,
+            };
+            let stream = Scripted {
+                pieces: VecDeque::new(),
+                eof: false,
+                written: Vec::new(),
+                write_budget: None,
+                shut: false,
+            };
+            let conn = Conn::new(stream, &ctx);
+            Timed {
+                conn,
+                bufs: Buffers::new(&limits()),
+                responses,
+                timeouts,
+                t0,
+            }
+        }
+
+        /// Delivers `bytes` at `ms` after accept.
+        fn feed(&mut self, ms: u64, bytes: &[u8]) -> Interest {
+            self.conn.stream_mut().pieces.push_back(bytes.to_vec());
+            let ctx = Ctx {
+                responses: &self.responses,
+                limits: limits(),
+                timeouts: self.timeouts,
+                now: self.t0 + Duration::from_millis(ms),
+                draining: false,
+                observer: None,
+            };
+            self.conn.on_readable(&ctx, &mut self.bufs)
+        }
+
+        fn at(&self, ms: u64) -> Instant {
+            self.t0 + Duration::from_millis(ms)
+        }
+    }
+
+    #[test]
+    fn a_trickling_head_is_due_at_the_minimum_rate_and_answered_408() {
+        let mut c = Timed::new(512);
+        c.feed(100, b"GET / HT");
+        c.feed(1100, b"TP/1.1\r\n");
+        // 16 bytes: RATE_GRACE plus 16/512 s from the head's first byte,
+        // well before header_timeout (10 s from accept).
+        assert_eq!(
+            c.conn.deadline(),
+            c.at(100) + crate::conn::RATE_GRACE + Duration::from_millis(31)
+        );
+        assert!(c.conn.is_slow());
+        assert_eq!(
+            c.conn.standing(),
+            crate::conn::Standing::Head {
+                since: c.at(100),
+                got: 16
+            }
+        );
+        let ctx = Ctx {
+            responses: &c.responses,
+            limits: limits(),
+            timeouts: c.timeouts,
+            now: c.at(2200),
+            draining: false,
+            observer: None,
+        };
+        let mut bufs = Buffers::new(&limits());
+        assert_eq!(c.conn.on_timeout(&ctx, &mut bufs), Interest::Read);
+        let out = String::from_utf8_lossy(&c.conn.stream().written).into_owned();
+        assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+        assert!(c.conn.is_lingering());
+    }
+
+    #[test]
+    fn a_head_that_keeps_up_stays_ahead_and_no_minimum_means_header_timeout() {
+        // 769 bytes over 800 ms, well above 512/s: each byte buys time, so
+        // the deadline stays beyond the grace from now.
+        let mut c = Timed::new(512);
+        c.feed(0, b"GET / HTTP/1.1\r\n");
+        let filler = format!("X-Pad: {}\r\n", "a".repeat(242));
+        for t in [0, 400, 800] {
+            c.feed(t, filler.as_bytes());
+        }
+        assert_eq!(
+            c.conn.deadline(),
+            c.at(0) + crate::conn::RATE_GRACE + Duration::from_millis(769 * 1000 / 512)
+        );
+        assert!(c.conn.deadline() > c.at(800) + crate::conn::RATE_GRACE);
+        // Off: a trickle waits for header_timeout (10 s from accept).
+        let mut c = Timed::new(0);
+        c.feed(100, b"G");
+        c.feed(5000, b"E");
+        assert_eq!(c.conn.deadline(), c.at(10_000));
+        assert!(!c.conn.is_slow());
+    }
+
+    #[test]
+    fn a_trickling_body_is_due_at_the_minimum_rate_too() {
+        let mut c = Timed::new(512);
+        c.feed(
+            0,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n",
+        );
+        assert_eq!(c.conn.standing(), crate::conn::Standing::Busy);
+        c.feed(500, b"0123456789");
+        // 10 bytes since the body began at 0 ms; the stretch limit is
+        // 500 ms + header_timeout.
+        assert_eq!(
+            c.conn.deadline(),
+            c.at(0) + crate::conn::RATE_GRACE + Duration::from_millis(19)
+        );
+        assert!(c.conn.is_slow());
+    }
+
+    #[test]
+    fn standing_follows_the_phases() {
+        let mut c = Timed::new(512);
+        assert_eq!(
+            c.conn.standing(),
+            crate::conn::Standing::Idle { since: c.at(0) }
+        );
+        c.feed(300, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(
+            c.conn.standing(),
+            crate::conn::Standing::Idle { since: c.at(300) }
+        );
+        c.feed(400, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\nrest");
+        assert_eq!(
+            c.conn.standing(),
+            crate::conn::Standing::Lingering { since: c.at(400) }
+        );
+    }
 
     fn req() -> impl Strategy<Value = Req> {
         // Bodies often hold request bytes, to catch a body taken for a request.
