@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::http::{self, Body, ChunkedDecoder, Decoded, Limits, Method, Parsed, Reject, Request};
 use crate::response::{Persistence, Responses, CONTINUE};
+use crate::route::Choice;
 
 /// Bytes read from a socket at once.
 pub const READ_SIZE: usize = 32 * 1024;
@@ -44,6 +45,8 @@ pub struct Ctx<'a> {
     pub now: Instant,
     /// The worker is draining: every answer closes its connection.
     pub draining: bool,
+    /// `-s maintenance on`: the maintenance page answers (health routes excepted).
+    pub maintenance: bool,
 }
 
 /// The worker's reusable buffers, shared by all its connections.
@@ -85,7 +88,11 @@ enum Phase {
     /// Part of a request head has arrived.
     Head,
     /// The head is parsed; discarding its body, answer still due.
-    Body { request: Request, left: BodyLeft },
+    Body {
+        request: Request,
+        left: BodyLeft,
+        route: Choice,
+    },
     /// Answered, write side shut: reading and discarding until EOF.
     Lingering,
 }
@@ -141,6 +148,9 @@ pub struct Conn<S = TcpStream> {
     sent: usize,
     /// What to do once `pending` is written.
     after_flush: Verdict,
+    /// The end of the target a keep_path redirect appends, kept while a
+    /// body is read (the head's bytes are gone by then); empty otherwise.
+    tail: Vec<u8>,
     deadline: Instant,
     /// Requests answered on this connection.
     pub requests: u64,
@@ -156,6 +166,7 @@ impl<S: Transport> Conn<S> {
             pending: Vec::new(),
             sent: 0,
             after_flush: Verdict::Open,
+            tail: Vec::new(),
             // The first request head gets header_timeout, not keepalive_timeout.
             deadline: ctx.now + ctx.timeouts.header,
             requests: 0,
@@ -335,13 +346,20 @@ impl<S: Transport> Conn<S> {
                             break;
                         }
                         Ok(Parsed::Complete(request, n)) => {
+                            let (route, tail) = ctx.responses.route(&request, &input[pos..pos + n]);
                             pos += n;
-                            request
+                            if request.body != Body::None {
+                                // Rare (a body on a keep_path redirect): the only copy.
+                                self.tail.clear();
+                                self.tail.extend_from_slice(tail);
+                            }
+                            (request, route, tail)
                         }
                     };
+                    let (request, route, tail) = request;
                     let left = match request.body {
                         Body::None => {
-                            if !self.answer(request, ctx, out) {
+                            if !self.answer(request, route, tail, ctx, out) {
                                 return (
                                     pos,
                                     Verdict::Close {
@@ -357,11 +375,19 @@ impl<S: Transport> Conn<S> {
                     if request.expect_continue && pos == input.len() {
                         out.extend_from_slice(CONTINUE);
                     }
-                    self.phase = Phase::Body { request, left };
+                    self.phase = Phase::Body {
+                        request,
+                        left,
+                        route,
+                    };
                     self.deadline = ctx.now + ctx.timeouts.header;
                 }
-                Phase::Body { request, left } => {
-                    let request = *request;
+                Phase::Body {
+                    request,
+                    left,
+                    route,
+                } => {
+                    let (request, route) = (*request, *route);
                     let avail = &input[pos..];
                     let done = match left {
                         BodyLeft::Length(n) => {
@@ -391,7 +417,10 @@ impl<S: Transport> Conn<S> {
                         self.deadline = ctx.now + ctx.timeouts.header;
                         break;
                     }
-                    if !self.answer(request, ctx, out) {
+                    let tail = std::mem::take(&mut self.tail);
+                    let keep = self.answer(request, route, &tail, ctx, out);
+                    self.tail = tail;
+                    if !keep {
                         return (
                             pos,
                             Verdict::Close {
@@ -407,7 +436,14 @@ impl<S: Transport> Conn<S> {
 
     /// Appends the answer to a complete request; false when the connection
     /// closes after it.
-    fn answer(&mut self, request: Request, ctx: &Ctx, out: &mut Vec<u8>) -> bool {
+    fn answer(
+        &mut self,
+        request: Request,
+        route: Choice,
+        tail: &[u8],
+        ctx: &Ctx,
+        out: &mut Vec<u8>,
+    ) -> bool {
         self.requests += 1;
         let keep = request.keep_alive && !ctx.draining;
         let p = match (keep, request.http10) {
@@ -415,12 +451,9 @@ impl<S: Transport> Conn<S> {
             (true, true) => Persistence::KeepAlive10,
             (true, false) => Persistence::KeepAlive,
         };
-        match request.method {
-            Method::Get => ctx.responses.configured(out, p, false),
-            Method::Head => ctx.responses.configured(out, p, true),
-            Method::Options => ctx.responses.options(out, p),
-            Method::Other => ctx.responses.not_allowed(out, p),
-        }
+        // The hook where routes, health and maintenance choose the bytes.
+        ctx.responses
+            .answer(out, &request, route, tail, p, ctx.maintenance, ctx.draining);
         self.phase = Phase::Idle;
         self.deadline = ctx.now + self.idle_timeout(ctx);
         keep

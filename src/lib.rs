@@ -30,6 +30,8 @@ pub mod notify;
 pub mod pidfile;
 /// Precomputed response bytes with an in-place `Date`.
 pub mod response;
+/// `[[route]]` → a lookup built once per config, and each route's answers.
+pub mod route;
 /// Shared-memory heartbeat and counters, one slot per worker.
 pub mod scoreboard;
 /// Signal queue (counters + self-pipe) and the worker's flags.

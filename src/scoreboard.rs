@@ -3,8 +3,11 @@
 //! updates with relaxed atomic stores from its event loop and the master
 //! reads: heartbeat (for the hung-worker watchdog) and counters (for
 //! `-s status`). A slot whose `pid` is 0 is free; a `heartbeat` of 0 means
-//! "not started". Mapping memory is `sys.rs`'s job.
+//! "not started". The master also writes one switch into every slot, the
+//! maintenance flag, which its worker reads per request from the cache line
+//! it writes anyway. Mapping memory is `sys.rs`'s job.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use nix::time::{clock_gettime, ClockId};
@@ -40,6 +43,8 @@ pub struct Slot {
     pub accepted: AtomicU64,
     pub requests: AtomicU64,
     pub open: AtomicU64,
+    /// Written by the master only: 1 while `-s maintenance on`.
+    pub maintenance: AtomicU32,
 }
 
 /// The most slots (and so workers, counting old and new during a reload).
@@ -58,11 +63,29 @@ pub fn monotonic_ms() -> u64 {
 
 pub struct Scoreboard {
     slots: &'static [Slot],
+    /// The maintenance switch, copied into each slot as it is claimed.
+    maintenance: Cell<bool>,
 }
 
 impl Scoreboard {
     pub fn new(slots: &'static [Slot]) -> Self {
-        Scoreboard { slots }
+        Scoreboard {
+            slots,
+            maintenance: Cell::new(false),
+        }
+    }
+
+    /// Turns maintenance on or off for every worker at once (each reads
+    /// the flag in its own slot per request) and for workers started later.
+    pub fn set_maintenance(&self, on: bool) {
+        self.maintenance.set(on);
+        for s in self.slots {
+            s.maintenance.store(u32::from(on), Relaxed);
+        }
+    }
+
+    pub fn maintenance(&self) -> bool {
+        self.maintenance.get()
     }
 
     /// Claims a free slot for a worker about to be forked; the heartbeat
@@ -78,6 +101,8 @@ impl Scoreboard {
         for c in [&s.accepted, &s.requests, &s.open] {
             c.store(0, Relaxed);
         }
+        s.maintenance
+            .store(u32::from(self.maintenance.get()), Relaxed);
         // Marks it taken even before the pid is known.
         s.pid.store(u32::MAX, Relaxed);
         Some(i)
@@ -114,6 +139,19 @@ mod tests {
         assert_eq!(sb.claim(), None, "full");
         assert!(sb.slot(a).heartbeat.load(Relaxed) > 0);
         sb.release(a);
+        sb.set_maintenance(true);
         assert_eq!(sb.claim(), Some(a));
+        assert_eq!(
+            sb.slot(a).maintenance.load(Relaxed),
+            1,
+            "a new worker starts switched"
+        );
+        assert_eq!(
+            sb.slot(b).maintenance.load(Relaxed),
+            1,
+            "a running one is switched"
+        );
+        sb.set_maintenance(false);
+        assert_eq!(sb.slot(b).maintenance.load(Relaxed), 0);
     }
 }

@@ -142,6 +142,7 @@ pub fn run(input: &[u8], cuts: &[usize], write_budget: Option<usize>) -> Outcome
         },
         now: Instant::now(),
         draining: false,
+        maintenance: false,
     };
     let mut bufs = Buffers::new(&limits);
     let stream = Scripted {

@@ -48,6 +48,7 @@ macro_rules! ctx {
             timeouts: $w.timeouts,
             now: $w.now,
             draining: $w.drain_deadline.is_some(),
+            maintenance: $w.board.maintenance.load(Relaxed) != 0,
         }
     };
 }
@@ -209,7 +210,11 @@ impl Worker {
             open: 0,
             max_conns: config.worker_connections,
             bufs: Buffers::new(&limits),
-            responses: Responses::new(&config.response),
+            responses: Responses::with_routes(
+                &config.response,
+                &config.routes,
+                &config.maintenance,
+            ),
             limits,
             timeouts: Timeouts {
                 header: config.header_timeout,
