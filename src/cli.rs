@@ -13,6 +13,7 @@ use crate::log::LogTarget;
 pub const USAGE: &str = "\
 usage: preforkd [-c FILE] [-l ADDR]... [-w N] [-p PIDFILE] [--log-target syslog|stderr|both] [-d] [-t] [-V] [-h]
        preforkd -s reload|stop|quit|reopen|upgrade|status [-c FILE | -p PIDFILE] [--wait SECONDS]
+       preforkd -s maintenance on|off [-c FILE | -p PIDFILE]
 
 A preforking HTTP/1.1 server: a master process binds the listening sockets
 and supervises N worker processes that serve one configured response.
@@ -31,7 +32,8 @@ options:
                            reload, stop (fast), quit (graceful), reopen (logs)
                            or upgrade (start the binary anew), or print its
                            status; reload and upgrade wait for the outcome
-                           and exit 1 if it failed
+                           and exit 1 if it failed; maintenance on|off
+                           switches every worker to [maintenance] and back
       --wait SECONDS       how long -s reload/upgrade wait (default 30)
   -V, --version            print the version and exit
   -h, --help               print this help and exit
@@ -130,9 +132,19 @@ where
             Short('d') | Long("daemon") => args.daemon = true,
             Short('s') | Long("signal") => {
                 let v = string(&mut parser)?;
-                args.signal = Some(v.parse().map_err(|()| {
-                    format!("invalid signal action '{v}': expected reload, stop, quit, reopen, upgrade or status")
-                })?);
+                args.signal = Some(if v == "maintenance" {
+                    match string(&mut parser)?.as_str() {
+                        "on" => Action::Maintenance(true),
+                        "off" => Action::Maintenance(false),
+                        w => {
+                            return Err(format!("invalid '-s maintenance {w}': expected on or off"))
+                        }
+                    }
+                } else {
+                    v.parse().map_err(|()| {
+                        format!("invalid signal action '{v}': expected reload, stop, quit, reopen, upgrade, status or maintenance on|off")
+                    })?
+                });
             }
             Long("wait") => {
                 let v = string(&mut parser)?;
@@ -222,6 +234,18 @@ mod tests {
     }
 
     #[test]
+    fn maintenance_takes_on_or_off() {
+        assert_eq!(
+            p(&["-s", "maintenance", "on", "-p", "x"]).unwrap().signal,
+            Some(Action::Maintenance(true))
+        );
+        assert_eq!(
+            p(&["--signal", "maintenance", "off"]).unwrap().signal,
+            Some(Action::Maintenance(false))
+        );
+    }
+
+    #[test]
     fn bad_flags() {
         for bad in [
             &["--nope"][..],
@@ -232,6 +256,8 @@ mod tests {
             &["-c"],
             &["stray"],
             &["-s", "restart"],
+            &["-s", "maintenance"],
+            &["-s", "maintenance", "maybe"],
             &["--wait", "0"],
         ] {
             assert!(p(bad).is_err(), "{bad:?}");

@@ -163,6 +163,25 @@ impl Master {
             interactive: std::io::stdin().is_terminal() || std::io::stderr().is_terminal(),
             exit_code: exitcode::OK,
         }
+        .with_inherited_maintenance()
+    }
+
+    /// Maintenance: the switch a master we replace (USR2) passed on.
+    fn with_inherited_maintenance(self) -> Self {
+        if upgrade::inherited_maintenance() {
+            self.set_maintenance(true);
+        }
+        self
+    }
+
+    /// `-s maintenance on|off`: every worker (and every worker started
+    /// later, reloads included) answers with `[maintenance]`, health routes
+    /// excepted. Returns the answer for `-s`.
+    fn set_maintenance(&self, on: bool) -> String {
+        let word = if on { "on" } else { "off" };
+        log::info!("master maintenance={word}");
+        self.scoreboard.set_maintenance(on);
+        format!("maintenance {word}\n")
     }
 
     /// Runs until stopped; returns the exit status.
@@ -428,7 +447,13 @@ impl Master {
         let blocked = Signals::set();
         let mut old_mask = SigSet::empty();
         let _ = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&blocked), Some(&mut old_mask));
-        let result = upgrade::spawn_new_master(&self.exec, &self.args, &self.listeners, self.pid);
+        let result = upgrade::spawn_new_master(
+            &self.exec,
+            &self.args,
+            &self.listeners,
+            self.pid,
+            self.scoreboard.maintenance(),
+        );
         let _ = old_mask.thread_set_mask();
         match result {
             Ok(pid) => {
@@ -687,11 +712,16 @@ impl Master {
     fn status_report(&self) -> String {
         let mono = scoreboard::monotonic_ms();
         let mut out = format!(
-            "master pid={} version={} uptime={}s listen={} {}\n",
+            "master pid={} version={} uptime={}s listen={} maintenance={} {}\n",
             self.pid,
             env!("CARGO_PKG_VERSION"),
             self.started.elapsed().as_secs(),
             self.listen_list(),
+            if self.scoreboard.maintenance() {
+                "on"
+            } else {
+                "off"
+            },
             self.summary()
         );
         let (mut requests, mut open, mut accepted) = (0, 0, 0);
@@ -726,7 +756,10 @@ impl Master {
 
     fn answer_status(&self) {
         if let Some(s) = &self.status_socket {
-            s.serve(|| self.status_report());
+            s.serve(|request| match request {
+                control::Request::Status => self.status_report(),
+                control::Request::Maintenance(on) => self.set_maintenance(on),
+            });
         }
     }
 
