@@ -1,13 +1,14 @@
 //! `[[route]]`: the answers chosen by path, built once per configuration
-//! into a lookup (exact paths in a hash map, prefixes in file order) and a
-//! set of precomputed answers per route, so that choosing is a hash, a few
-//! prefix compares and one `extend_from_slice`.
+//! into a lookup (exact paths in a hash map, prefixes in a byte trie) and a
+//! set of precomputed answers per route, so that choosing is a hash, one
+//! walk down the path and one `extend_from_slice`, however many routes.
 //!
 //! File order decides: of all routes whose path, host and method match, the
 //! one written first answers, whether it is an exact or a prefix route. The
 //! lookup keeps that true without trying every route: the exact map gives
-//! the first exact candidate's index, and only prefix routes written before
-//! it need be tried.
+//! the first exact candidate's index; walking the path through the trie
+//! meets exactly the prefixes the path starts with, and of those the one
+//! written first (and before the exact candidate) wins.
 //!
 //! Reading the TOML is `config.rs`'s job; sockets, clocks and the worker's
 //! state (draining, maintenance) are the caller's, passed in.
@@ -178,8 +179,8 @@ pub struct Router {
     routes: Vec<Route>,
     /// Exact path → indices of the routes with that path, in file order.
     exact: HashMap<Box<[u8]>, Vec<u16>, BuildHasherDefault<Fnv>>,
-    /// Prefix routes in file order: (index, prefix).
-    prefixes: Vec<(u16, Box<[u8]>)>,
+    /// Prefix routes, by their bytes.
+    prefixes: Trie,
     /// Some route names a host: the Host field must be looked up.
     any_host: bool,
     /// Shared by every health route while draining (always closes).
@@ -188,12 +189,64 @@ pub struct Router {
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
+/// The prefix routes as a byte trie: node 0 is the empty prefix; a node
+/// lists the routes whose prefix ends there, in file order.
+#[derive(Default)]
+struct Trie {
+    nodes: Vec<Node>,
+}
+
+#[derive(Default)]
+struct Node {
+    /// (byte, node), few per node: searched in order.
+    next: Vec<(u8, u32)>,
+    ends: Vec<u16>,
+}
+
+impl Trie {
+    fn insert(&mut self, key: &[u8], index: u16) {
+        if self.nodes.is_empty() {
+            self.nodes.push(Node::default());
+        }
+        let mut at = 0usize;
+        for &b in key {
+            let found = self.nodes[at].next.iter().find(|(k, _)| *k == b);
+            at = match found {
+                Some(&(_, n)) => n as usize,
+                None => {
+                    let n = self.nodes.len();
+                    self.nodes.push(Node::default());
+                    self.nodes[at].next.push((b, n as u32));
+                    n
+                }
+            };
+        }
+        self.nodes[at].ends.push(index);
+    }
+
+    /// Calls `f` with the routes of every prefix of `path`, shortest first.
+    fn walk(&self, path: &[u8], mut f: impl FnMut(&[u16])) {
+        let Some(mut node) = self.nodes.first() else {
+            return;
+        };
+        for &b in path {
+            match node.next.iter().find(|(k, _)| *k == b) {
+                Some(&(_, n)) => node = &self.nodes[n as usize],
+                None => return,
+            }
+            if !node.ends.is_empty() {
+                f(&node.ends);
+            }
+        }
+    }
+}
+
 impl Router {
     pub fn new(specs: &[RouteSpec]) -> Router {
         let mut r = Router {
             routes: Vec::with_capacity(specs.len()),
             exact: HashMap::default(),
-            prefixes: Vec::new(),
+            prefixes: Trie::default(),
             any_host: false,
             draining: Template::new(
                 503,
@@ -207,7 +260,7 @@ impl Router {
             let index = i as u16;
             match &spec.path {
                 PathMatch::Exact(p) => r.exact.entry(p.as_bytes().into()).or_default().push(index),
-                PathMatch::Prefix(p) => r.prefixes.push((index, p.as_bytes().into())),
+                PathMatch::Prefix(p) => r.prefixes.insert(p.as_bytes(), index),
             }
             r.any_host |= spec.host.is_some();
             r.routes.push(Route::new(spec));
@@ -249,25 +302,25 @@ impl Router {
                 }
             }
         }
-        let bound = winner.unwrap_or(u16::MAX);
-        for (i, prefix) in &self.prefixes {
-            if *i >= bound {
-                break;
+        // Every prefix the path starts with: the first written that takes
+        // host and method, if it comes before the exact winner.
+        self.prefixes.walk(path, |ends| {
+            for &i in ends {
+                if winner.is_some_and(|w| i >= w) {
+                    break;
+                }
+                if !self.host_ok(i, parts.host) {
+                    continue;
+                }
+                if first_path.is_none_or(|f| i < f) {
+                    first_path = Some(i);
+                }
+                if options || self.routes[usize::from(i)].methods.contains(bit) {
+                    winner = Some(i);
+                    break;
+                }
             }
-            if path.len() < prefix.len()
-                || !path.starts_with(prefix)
-                || !self.host_ok(*i, parts.host)
-            {
-                continue;
-            }
-            if first_path.is_none_or(|f| *i < f) {
-                first_path = Some(*i);
-            }
-            if options || self.routes[usize::from(*i)].methods.contains(bit) {
-                winner = Some(*i);
-                break;
-            }
-        }
+        });
         let Some(i) = winner else {
             return match first_path {
                 Some(f) => (Choice::NotAllowed(f), &[]),
@@ -552,6 +605,17 @@ mod tests {
         assert_eq!(choose(&r, &get("/x")).0, Choice::Route(2));
         assert_eq!(choose(&r, &get("/x/y")).0, Choice::Route(3));
         assert_eq!(choose(&r, &get("/y")).0, Choice::Default);
+        // "/" as a prefix is met by every path, in its file place.
+        let r2 = Router::new(&[
+            route(exact("/"), stat("root")),
+            route(prefix("/b"), stat("b")),
+            route(prefix("/"), stat("all")),
+            route(prefix("/a"), stat("a: never")),
+        ]);
+        assert_eq!(choose(&r2, &get("/")).0, Choice::Route(0));
+        assert_eq!(choose(&r2, &get("/b/c")).0, Choice::Route(1));
+        assert_eq!(choose(&r2, &get("/a")).0, Choice::Route(2));
+        assert_eq!(choose(&r2, &get("/zz")).0, Choice::Route(2));
         assert_eq!(choose(&r, &get("/x?q=1")).0, Choice::Route(2));
         assert_eq!(
             choose(
