@@ -188,7 +188,7 @@ impl<S: Transport> Conn<S> {
 
     /// Buffer memory this connection holds now.
     pub fn held_bytes(&self) -> usize {
-        self.inbuf.as_ref().map_or(0, |b| b.len()) + self.pending.capacity()
+        self.inbuf.as_ref().map_or(0, |b| b.len()) + self.pending.capacity() + self.tail.capacity()
     }
 
     pub fn deadline(&self) -> Instant {
