@@ -510,11 +510,26 @@ fn parse_routes(
                         }
                     },
                 };
+                let headers = match r.headers {
+                    None => Vec::new(),
+                    Some(h) => {
+                        let span = h.span();
+                        let h = h.into_inner().0;
+                        if h.iter().any(|(n, _)| n.eq_ignore_ascii_case("location")) {
+                            return Err(err(
+                                span,
+                                "route.headers: a redirect's Location is set by route.location"
+                                    .into(),
+                            ));
+                        }
+                        h
+                    }
+                };
                 Answer::Redirect {
                     status,
                     location: location.into_inner().0,
                     keep_path: r.keep_path.is_some_and(toml::Spanned::into_inner),
-                    headers: r.headers.map(|h| h.into_inner().0).unwrap_or_default(),
+                    headers,
                 }
             }
             "health" => {
@@ -1188,6 +1203,10 @@ body = "closed\n"
             (
                 "[[route]]\npath = \"/a\"\nstatus = 99\n",
                 "test.toml:3:10: route.status: status 99 is not allowed",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nkind = \"redirect\"\nlocation = \"/b\"\nheaders = { \"location\" = \"/c\" }\n",
+                "test.toml:5:11: route.headers: a redirect's Location is set by route.location",
             ),
             (
                 "[maintenance]\nretry_after = \"soon\"\n",

@@ -556,7 +556,8 @@ fn maintenance_survives_an_upgrade() {
         out.contains(&format!("master pid={new} ")) && out.contains(" maintenance=on "),
         "{out}"
     );
-    server.wait_for_log("master maintenance=on");
+    // Once from the old master, once from the new one that inherited it.
+    server.wait_for_log_count("master maintenance=on", 2);
     let (code, _, _) = ctl(&server, &pid_file, &["maintenance", "off"]);
     assert_eq!(code, 0);
     assert_eq!(get(&server, "/").body, "Hello, World!\n");
