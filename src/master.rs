@@ -179,6 +179,14 @@ impl Master {
     /// excepted. Returns the answer for `-s`.
     fn set_maintenance(&self, on: bool) -> String {
         let word = if on { "on" } else { "off" };
+        if let Some(new) = self.upgrade {
+            // The new master got the switch at its start: a change now
+            // would be lost when it takes over.
+            log::warn!("master maintenance={word} refused: upgrade to pid={new} in progress");
+            return format!(
+                "error: an upgrade is in progress (new master pid={new}); switch once it is done\n"
+            );
+        }
         log::info!("master maintenance={word}");
         self.scoreboard.set_maintenance(on);
         format!("maintenance {word}\n")
