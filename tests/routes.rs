@@ -259,10 +259,11 @@ fn redirects_carry_location_and_keep_path_appends_path_and_query() {
 // Health: 503 from the moment the worker drains
 // ---------------------------------------------------------------------------
 
-/// Health route, long idle grace so a kept connection outlives the drain start.
+/// Health route; long keep-alive and idle grace, so that a kept connection
+/// outlives a slow test step and the start of the drain.
 fn health_config(extra: &str) -> String {
     format!(
-        "drain_idle_grace = \"20s\"\nshutdown_timeout = \"20s\"\n{extra}\n[[route]]\npath = \"/healthz\"\nkind = \"health\"\n"
+        "drain_idle_grace = \"20s\"\nshutdown_timeout = \"20s\"\nkeepalive_timeout = \"60s\"\n{extra}\n[[route]]\npath = \"/healthz\"\nkind = \"health\"\n"
     )
 }
 
