@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the .deb and checks it the way an operator would meet it: lintian,
 # man page lints, install, every installed path, the conffile, the system
-# user, the binary from /usr/sbin with the packaged config, the unit with
-# systemd-analyze, a real start with a NOTIFY_SOCKET and an HTTP request,
-# then removal (conffile kept) and purge (nothing left). Run as root on a
-# machine where preforkd is not installed; it removes what it installs.
+# user, the binary from /usr/sbin with the packaged config, the units with
+# systemd-analyze (the service enabled, the socket unit installed but not),
+# a real start with a NOTIFY_SOCKET and an HTTP request, then removal
+# (conffile kept) and purge (nothing left). Run as root on a machine where
+# preforkd is not installed; it removes what it installs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +36,7 @@ if dpkg -s preforkd >/dev/null 2>&1; then fail "preforkd is already installed he
 step "dpkg -i"
 dpkg -i "$deb"
 for path in /usr/sbin/preforkd /etc/preforkd/preforkd.toml /usr/lib/systemd/system/preforkd.service \
+            /usr/lib/systemd/system/preforkd.socket \
             /usr/share/man/man8/preforkd.8.gz /usr/share/man/man5/preforkd.toml.5.gz \
             /usr/share/doc/preforkd/copyright /usr/share/doc/preforkd/changelog.Debian.gz; do
   [ -e "$path" ] || fail "$path is not installed"
@@ -48,6 +50,14 @@ shell=$(echo "$user" | cut -d: -f7)
 home=$(echo "$user" | cut -d: -f6)
 case "$shell" in */nologin|/bin/false) ;; *) fail "preforkd user has login shell $shell" ;; esac
 [ ! -e "$home" ] || fail "preforkd user has an existing home $home"
+[ "$(stat -c '%U:%G %a' /var/log/preforkd)" = "preforkd:adm 750" ] \
+  || fail "/var/log/preforkd is not preforkd:adm 0750"
+[ "$(stat -c %a /etc/logrotate.d/preforkd)" = 644 ] || fail "/etc/logrotate.d/preforkd is not installed 0644"
+dpkg-query -W -f='${Conffiles}\n' preforkd | grep -q '/etc/logrotate.d/preforkd' \
+  || fail "/etc/logrotate.d/preforkd is not a conffile"
+if command -v logrotate >/dev/null; then
+  logrotate -d /etc/logrotate.d/preforkd >/dev/null 2>&1 || fail "logrotate -d /etc/logrotate.d/preforkd"
+fi
 man -w preforkd >/dev/null || fail "man preforkd finds no page"
 man -w 5 preforkd.toml >/dev/null || fail "man 5 preforkd.toml finds no page"
 
@@ -56,9 +66,13 @@ step "/usr/sbin/preforkd -V and -t"
   || fail "preforkd -V"
 /usr/sbin/preforkd -t -c /etc/preforkd/preforkd.toml || fail "preforkd -t on the packaged config"
 
-step "systemd-analyze verify"
-out=$(systemd-analyze verify /usr/lib/systemd/system/preforkd.service 2>&1) || fail "systemd-analyze verify: $out"
-[ -z "$out" ] || fail "systemd-analyze verify: $out"
+step "systemd-analyze verify; the service enabled, the socket unit not"
+for unit in preforkd.service preforkd.socket; do
+  out=$(systemd-analyze verify /usr/lib/systemd/system/$unit 2>&1) || fail "systemd-analyze verify $unit: $out"
+  [ -z "$out" ] || fail "systemd-analyze verify $unit: $out"
+done
+[ -L /etc/systemd/system/multi-user.target.wants/preforkd.service ] || fail "preforkd.service is not enabled"
+[ ! -e /etc/systemd/system/sockets.target.wants/preforkd.socket ] || fail "preforkd.socket is enabled by default"
 systemd-analyze security --offline=true /usr/lib/systemd/system/preforkd.service 2>&1 | tail -n 1
 
 step "start /usr/sbin/preforkd with NOTIFY_SOCKET, GET, TERM"
@@ -99,6 +113,14 @@ try:
     if code != 0:
         sys.exit(f"check-deb: FAIL: exit status {code} after TERM: {server.stderr.read().decode()}")
     print("TERM: exit 0")
+    log = open("/var/log/preforkd/access.log", "rb").read()
+    if b'"GET / HTTP/1.1" 200 14 "-" "-"\n' not in log:
+        sys.exit(f"check-deb: FAIL: no access log line for the GET: {log!r}")
+    st = os.stat("/var/log/preforkd/access.log")
+    import pwd
+    if pwd.getpwuid(st.st_uid).pw_name != "preforkd" or st.st_mode & 0o777 != 0o640:
+        sys.exit(f"check-deb: FAIL: access.log owner uid {st.st_uid} mode {oct(st.st_mode)}")
+    print("access log:", log.decode(errors="replace").splitlines()[-1])
 finally:
     if server.poll() is None:
         os.killpg(server.pid, signal.SIGKILL)
@@ -113,10 +135,14 @@ dpkg -r preforkd
 step "dpkg --purge leaves nothing"
 dpkg --purge preforkd
 [ ! -e /etc/preforkd ] || fail "purge left /etc/preforkd"
+[ ! -e /var/log/preforkd ] || fail "purge left /var/log/preforkd"
 ! getent passwd preforkd >/dev/null || fail "purge left the preforkd user"
 ! getent group preforkd >/dev/null || fail "purge left the preforkd group"
 ! pgrep -f '^/usr/sbin/preforkd' >/dev/null || fail "a /usr/sbin/preforkd process is left"
 [ ! -e /etc/systemd/system/multi-user.target.wants/preforkd.service ] || fail "purge left the unit enabled"
+for unit in preforkd.service preforkd.socket; do
+  [ ! -e /etc/systemd/system/$unit ] || fail "purge left a mask of $unit"
+done
 left=$(dpkg -L preforkd 2>/dev/null || true)
 [ -z "$left" ] || fail "dpkg still lists files: $left"
 echo "check-deb: ok"

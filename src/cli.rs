@@ -1,20 +1,33 @@
-//! The command line: argv → [`Args`](crate::cli::Args). Knows nothing of files or defaults;
-//! `config.rs` applies what is given here over the config file.
+//! The command line: argv → [`Args`](crate::cli::Args). Knows nothing of files or defaults:
+//! what overrides the config file goes into a [`config::Overrides`], which
+//! `config.rs` applies; the `-s` words and the signal help come from the
+//! signal table in `signals.rs`.
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use std::time::Duration;
 
-use crate::control::Action;
+use crate::config::Overrides;
 use crate::log::LogTarget;
+use crate::signals::{self, Action, MAINTENANCE_WORD};
 
-pub const USAGE: &str = "\
-usage: preforkd [-c FILE] [-l ADDR]... [-w N] [-p PIDFILE] [--log-target syslog|stderr|both] [-d] [-t] [-V] [-h]
-       preforkd -s reload|stop|quit|reopen|upgrade|status [-c FILE | -p PIDFILE] [--wait SECONDS]
-       preforkd -s maintenance on|off [-c FILE | -p PIDFILE]
+/// `--help` and the text after a usage error.
+pub fn usage() -> String {
+    let words: Vec<&str> = Action::words().collect();
+    format!(
+        "usage: preforkd [-c FILE] [-l ADDR]... [-w N] [-p PIDFILE] [--log-target syslog|stderr|both] [-d] [-t] [-V] [-h]
+       preforkd -s {} [-c FILE | -p PIDFILE] [--wait SECONDS]
+       preforkd -s {MAINTENANCE_WORD} on|off [-c FILE | -p PIDFILE]
 
+{OPTIONS}
+{}",
+        words.join("|"),
+        signals::help()
+    )
+}
+
+const OPTIONS: &str = "\
 A preforking HTTP/1.1 server: a master process binds the listening sockets
 and supervises N worker processes that serve one configured response.
 
@@ -37,20 +50,14 @@ options:
       --wait SECONDS       how long -s reload/upgrade wait (default 30)
   -V, --version            print the version and exit
   -h, --help               print this help and exit
-
-signals to the master: HUP reload, USR2 upgrade, QUIT graceful stop,
-TERM/INT fast stop, WINCH stop workers, TTIN/TTOU one worker more/fewer,
-USR1 reopen logs
 ";
 
 /// What the command line asks for.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Args {
     pub config: Option<PathBuf>,
-    pub listen: Vec<SocketAddr>,
-    pub workers: Option<usize>,
-    pub pid_file: Option<PathBuf>,
-    pub log_target: Option<LogTarget>,
+    /// `-l`, `-w`, `-p`, `--log-target`: applied over the config file.
+    pub overrides: Overrides,
     pub test_config: bool,
     pub signal: Option<Action>,
     pub daemon: bool,
@@ -67,16 +74,17 @@ impl Args {
         if let Some(c) = &self.config {
             out.extend(["-c".into(), c.clone().into_os_string()]);
         }
-        for l in &self.listen {
+        let o = &self.overrides;
+        for l in &o.listen {
             out.extend(["-l".into(), l.to_string().into()]);
         }
-        if let Some(w) = self.workers {
+        if let Some(w) = o.workers {
             out.extend(["-w".into(), w.to_string().into()]);
         }
-        if let Some(p) = &self.pid_file {
+        if let Some(p) = &o.pid_file {
             out.extend(["-p".into(), p.clone().into_os_string()]);
         }
-        if let Some(t) = self.log_target {
+        if let Some(t) = o.log_target {
             let name = match t {
                 LogTarget::Syslog => "syslog",
                 LogTarget::Stderr => "stderr",
@@ -105,13 +113,13 @@ where
                 let addr = v.parse().map_err(|_| {
                     format!("invalid listen address '{v}': expected host:port, IPv4 or [IPv6]")
                 })?;
-                args.listen.push(addr);
+                args.overrides.listen.push(addr);
             }
             Short('w') | Long("workers") => {
                 let v = string(&mut parser)?;
                 match v.parse::<usize>() {
                     Ok(n) if (1..=crate::scoreboard::MAX_WORKERS).contains(&n) => {
-                        args.workers = Some(n)
+                        args.overrides.workers = Some(n)
                     }
                     _ => {
                         return Err(format!(
@@ -121,10 +129,12 @@ where
                     }
                 }
             }
-            Short('p') | Long("pid-file") => args.pid_file = Some(value(&mut parser)?.into()),
+            Short('p') | Long("pid-file") => {
+                args.overrides.pid_file = Some(value(&mut parser)?.into())
+            }
             Long("log-target") => {
                 let v = string(&mut parser)?;
-                args.log_target = Some(v.parse().map_err(|()| {
+                args.overrides.log_target = Some(v.parse().map_err(|()| {
                     format!("invalid log target '{v}': expected syslog, stderr or both")
                 })?);
             }
@@ -132,17 +142,18 @@ where
             Short('d') | Long("daemon") => args.daemon = true,
             Short('s') | Long("signal") => {
                 let v = string(&mut parser)?;
-                args.signal = Some(if v == "maintenance" {
-                    match string(&mut parser)?.as_str() {
-                        "on" => Action::Maintenance(true),
-                        "off" => Action::Maintenance(false),
-                        w => {
-                            return Err(format!("invalid '-s maintenance {w}': expected on or off"))
-                        }
-                    }
+                args.signal = Some(if v == MAINTENANCE_WORD {
+                    let w = string(&mut parser)?;
+                    Action::maintenance(&w).ok_or_else(|| {
+                        format!("invalid '-s {MAINTENANCE_WORD} {w}': expected on or off")
+                    })?
                 } else {
                     v.parse().map_err(|()| {
-                        format!("invalid signal action '{v}': expected reload, stop, quit, reopen, upgrade, status or maintenance on|off")
+                        let words: Vec<&str> = Action::words().collect();
+                        format!(
+                            "invalid signal action '{v}': expected one of {} or {MAINTENANCE_WORD} on|off",
+                            words.join(", ")
+                        )
                     })?
                 });
             }
@@ -198,16 +209,16 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(a.config, Some(PathBuf::from("x.toml")));
-        assert_eq!(a.listen.len(), 2);
-        assert_eq!(a.workers, Some(3));
-        assert_eq!(a.pid_file, Some(PathBuf::from("pid")));
-        assert_eq!(a.log_target, Some(LogTarget::Both));
+        assert_eq!(a.overrides.listen.len(), 2);
+        assert_eq!(a.overrides.workers, Some(3));
+        assert_eq!(a.overrides.pid_file, Some(PathBuf::from("pid")));
+        assert_eq!(a.overrides.log_target, Some(LogTarget::Both));
         assert!(a.test_config);
         assert!(p(&["-V"]).unwrap().version);
         assert!(p(&["--help"]).unwrap().help);
-        assert!(p(&["-w4"]).unwrap().workers == Some(4));
+        assert!(p(&["-w4"]).unwrap().overrides.workers == Some(4));
         let a = p(&["-s", "reload", "--wait", "5"]).unwrap();
-        assert_eq!(a.signal, Some(Action::Reload));
+        assert_eq!(a.signal, Some(Action::Send(signals::Command::Reload)));
         assert_eq!(a.wait, Some(Duration::from_secs(5)));
     }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{de, Deserialize, Deserializer};
 
-use crate::cli::Args;
+use crate::access_log::{AccessLogConfig, Destination};
 use crate::log::{LogConfig, LogTarget};
 use crate::response::ResponseSpec;
 use crate::route::{Answer, Methods, PathMatch, RouteSpec, MAX_ROUTES};
@@ -87,6 +87,8 @@ pub struct Config {
     /// `[maintenance]`: the answer while `-s maintenance on`.
     pub maintenance: ResponseSpec,
     pub log: LogConfig,
+    /// `[access_log]`; None: no access log.
+    pub access_log: Option<AccessLogConfig>,
 }
 
 impl Default for Config {
@@ -117,6 +119,7 @@ impl Default for Config {
             routes: Vec::new(),
             maintenance: crate::response::default_maintenance(),
             log: LogConfig::default(),
+            access_log: None,
         }
     }
 }
@@ -125,22 +128,37 @@ fn cpu_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(crate::scoreboard::MAX_WORKERS))
 }
 
-/// Loads the config the command line asks for: `-c FILE`, else the default
-/// path if it exists, else the built-in defaults; then applies the overrides.
-pub fn load(args: &Args) -> Result<Config, Error> {
-    let path = match &args.config {
-        Some(p) => Some(p.clone()),
+/// What the command line sets over the config file (`cli.rs` fills it;
+/// this file applies it, so the config never needs the command line's types).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Overrides {
+    /// `-l`: replaces the file's listen list.
+    pub listen: Vec<SocketAddr>,
+    /// `-w`.
+    pub workers: Option<usize>,
+    /// `-p`.
+    pub pid_file: Option<PathBuf>,
+    /// `--log-target`.
+    pub log_target: Option<LogTarget>,
+}
+
+/// Loads the config the command line asks for: `-c FILE` (`path`), else
+/// the default path if it exists, else the built-in defaults; then applies
+/// the overrides.
+pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Error> {
+    let path = match path {
+        Some(p) => Some(p.to_owned()),
         None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()),
     };
     let mut config = match &path {
         Some(p) => from_file(p)?,
         None => Config::default(),
     };
-    apply_overrides(&mut config, args);
+    apply_overrides(&mut config, overrides);
     Ok(config)
 }
 
-fn apply_overrides(config: &mut Config, args: &Args) {
+fn apply_overrides(config: &mut Config, args: &Overrides) {
     if !args.listen.is_empty() {
         config.listen.clone_from(&args.listen);
         config.listen_given = true;
@@ -261,6 +279,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
             &mut c.log.syslog_socket,
             l.syslog_socket.map(|p| base.join(p)),
         );
+    }
+    if let Some(a) = raw.access_log {
+        c.access_log =
+            Some(access_log(a, base).map_err(|(span, m)| span_error(text, path, span, m))?);
     }
     Ok(c)
 }
@@ -574,6 +596,59 @@ fn parse_routes(
     Ok(out)
 }
 
+/// `[access_log]`: `path` is required (a file, or "syslog"); a file's
+/// directory must exist, as nginx -t checks that it can open its logs.
+fn access_log(
+    table: toml::Spanned<RawAccessLog>,
+    base: &Path,
+) -> Result<AccessLogConfig, (std::ops::Range<usize>, String)> {
+    let span = table.span();
+    let raw = table.into_inner();
+    let Some(path) = raw.path else {
+        return Err((
+            span,
+            "access_log.path is required: a file, or \"syslog\"".into(),
+        ));
+    };
+    let destination = match path.get_ref().as_str() {
+        "" => return Err((path.span(), "access_log.path: must not be empty".into())),
+        "syslog" => Destination::Syslog,
+        p => {
+            // Absolute now: `-d` and an upgraded master may run elsewhere.
+            let file = std::path::absolute(base.join(p)).unwrap_or_else(|_| base.join(p));
+            if file.is_dir() {
+                return Err((
+                    path.span(),
+                    format!("access_log.path: {} is a directory", file.display()),
+                ));
+            }
+            match file.parent() {
+                Some(dir) if !dir.is_dir() => {
+                    return Err((
+                        path.span(),
+                        format!(
+                            "access_log.path: directory {} does not exist",
+                            dir.display()
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+            Destination::File(file)
+        }
+    };
+    Ok(AccessLogConfig {
+        destination,
+        format: raw
+            .format
+            .map_or(crate::access_log::Format::Combined, |f| f.0),
+        buffer: raw
+            .buffer
+            .map_or(crate::access_log::DEFAULT_BUFFER, |b| b.0),
+        flush: raw.flush.map_or(crate::access_log::DEFAULT_FLUSH, |d| d.0),
+    })
+}
+
 /// Resolves `user` and `group` to ids now, so that `-t` rejects names that
 /// do not exist and workers need no lookups after fork.
 fn credentials(
@@ -715,6 +790,7 @@ struct RawConfig {
     route: Option<Vec<toml::Spanned<RawRoute>>>,
     maintenance: Option<RawMaintenance>,
     log: Option<RawLog>,
+    access_log: Option<toml::Spanned<RawAccessLog>>,
 }
 
 #[derive(Deserialize)]
@@ -765,6 +841,60 @@ struct RawLog {
     syslog_socket: Option<PathBuf>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccessLog {
+    path: Option<toml::Spanned<String>>,
+    format: Option<AccessFormat>,
+    buffer: Option<Size>,
+    flush: Option<Dur>,
+}
+
+/// combined, common or json.
+struct AccessFormat(crate::access_log::Format);
+
+impl<'de> Deserialize<'de> for AccessFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::access_log::Format::parse(&s)
+            .map(AccessFormat)
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "unknown format \"{s}\": expected combined, common or json"
+                ))
+            })
+    }
+}
+
+/// A size in bytes: `"0"`, `"4096"`, `"64k"`, `"1m"`, or an integer.
+struct Size(usize);
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum S {
+            N(i64),
+            S(String),
+        }
+        let bad = |shown: String| {
+            de::Error::custom(format!(
+                "invalid size {shown}: expected bytes, \"64k\" or \"1m\" (\"0\": no buffer), at most 64m"
+            ))
+        };
+        match S::deserialize(d)? {
+            S::N(n) => usize::try_from(n)
+                .ok()
+                .filter(|&n| n <= crate::access_log::MAX_BUFFER)
+                .map(Size)
+                .ok_or_else(|| bad(n.to_string())),
+            S::S(s) => crate::access_log::parse_size(&s)
+                .map(Size)
+                .ok_or_else(|| bad(format!("\"{s}\""))),
+        }
+    }
+}
+
 /// `"host:port"`, IPv4 or `[IPv6]`.
 struct ListenAddr(SocketAddr);
 
@@ -790,7 +920,12 @@ impl<'de> Deserialize<'de> for Workers {
             N(i64),
             S(String),
         }
-        let bad = || de::Error::custom("workers must be \"auto\" or an integer from 1 to 1024");
+        let bad = || {
+            de::Error::custom(format!(
+                "workers must be \"auto\" or an integer from 1 to {}",
+                crate::scoreboard::MAX_WORKERS
+            ))
+        };
         match W::deserialize(d).map_err(|_: D::Error| bad())? {
             W::N(n) if (1..=crate::scoreboard::MAX_WORKERS as i64).contains(&n) => {
                 Ok(Workers(n as usize))
@@ -1046,7 +1181,7 @@ syslog_socket = "/tmp/log.sock"
     fn unknown_key_names_file_line_and_key() {
         assert_eq!(
             error("workers = 2\n\nwokers = 3\n"),
-            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"route\", \"maintenance\", \"log\")"
+            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"route\", \"maintenance\", \"log\", \"access_log\")"
         );
         assert!(
             error("[log]\nlevle = \"info\"\n").starts_with("test.toml:2:1: unknown key \"levle\"")
@@ -1153,6 +1288,46 @@ body = "closed\n"
     }
 
     #[test]
+    fn access_log_table() {
+        let c = parse_str("").unwrap();
+        assert_eq!(c.access_log, None);
+        let dir = std::env::temp_dir();
+        let c = parse_str(&format!(
+            "[access_log]\npath = \"{}/a.log\"\n",
+            dir.display()
+        ))
+        .unwrap();
+        let a = c.access_log.unwrap();
+        assert_eq!(a.destination, Destination::File(dir.join("a.log")));
+        assert_eq!(a.format, crate::access_log::Format::Combined);
+        assert_eq!(a.buffer, 64 * 1024);
+        assert_eq!(a.flush, Duration::from_secs(1));
+        let c = parse_str(
+            "[access_log]\npath = \"syslog\"\nformat = \"json\"\nbuffer = \"0\"\nflush = \"250ms\"\n",
+        )
+        .unwrap();
+        let a = c.access_log.unwrap();
+        assert_eq!(a.destination, Destination::Syslog);
+        assert_eq!(a.format, crate::access_log::Format::Json);
+        assert_eq!(a.buffer, 0);
+        assert_eq!(a.flush, Duration::from_millis(250));
+        assert_eq!(
+            parse_str("[access_log]\npath = \"syslog\"\nbuffer = 4096\n")
+                .unwrap()
+                .access_log
+                .unwrap()
+                .buffer,
+            4096
+        );
+        // Relative to the config file's directory, made absolute.
+        let c = parse("[access_log]\npath = \"x.log\"\n", &dir.join("p.toml")).unwrap();
+        assert_eq!(
+            c.access_log.unwrap().destination,
+            Destination::File(dir.join("x.log"))
+        );
+    }
+
+    #[test]
     fn bad_routes_name_file_line_and_col() {
         let cases: &[(&str, &str)] = &[
             (
@@ -1234,6 +1409,39 @@ body = "closed\n"
     }
 
     #[test]
+    fn access_log_errors_name_file_line_and_key() {
+        let e = error("[access_log]\nformat = \"json\"\n");
+        assert!(
+            e.starts_with("test.toml:1:1: access_log.path is required"),
+            "{e}"
+        );
+        let e = error("[access_log]\npath = \"syslog\"\nformat = \"apache\"\n");
+        assert!(
+            e.starts_with("test.toml:3:10: access_log.format: unknown format \"apache\""),
+            "{e}"
+        );
+        let e = error("[access_log]\npath = \"syslog\"\nbuffer = \"1g\"\n");
+        assert!(
+            e.starts_with("test.toml:3:10: access_log.buffer: invalid size \"1g\""),
+            "{e}"
+        );
+        let e = error("[access_log]\npath = \"syslog\"\nflush = \"0s\"\n");
+        assert!(e.starts_with("test.toml:3:9: access_log.flush"), "{e}");
+        let e = error("[access_log]\npath = \"/no/such/dir/a.log\"\n");
+        assert!(
+            e.starts_with("test.toml:2:8: access_log.path: directory /no/such/dir does not exist"),
+            "{e}"
+        );
+        let e = error("[access_log]\npath = \"syslog\"\nbufer = 1\n");
+        assert!(e.starts_with("test.toml:3:1: unknown key \"bufer\""), "{e}");
+        let e = error("[access_log]\npath = \"\"\n");
+        assert!(
+            e.starts_with("test.toml:2:8: access_log.path: must not be empty"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("5s"), Some(Duration::from_secs(5)));
@@ -1246,12 +1454,11 @@ body = "closed\n"
     #[test]
     fn overrides_win() {
         let mut c = parse_str("workers = 2\nlisten = [\"127.0.0.1:1\"]\n").unwrap();
-        let args = Args {
+        let args = Overrides {
             listen: vec!["127.0.0.1:9".parse().unwrap()],
             workers: Some(5),
             pid_file: Some("/tmp/p".into()),
             log_target: Some(LogTarget::Stderr),
-            ..Args::default()
         };
         apply_overrides(&mut c, &args);
         assert_eq!(c.listen, vec!["127.0.0.1:9".parse().unwrap()]);

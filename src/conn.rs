@@ -7,9 +7,13 @@
 //! the worker's pool and given back as soon as the head is complete, so an
 //! idle connection holds no buffer. Bodies are discarded as they arrive and
 //! never buffered. Leaves the event loop, epoll and processes to `worker.rs`.
+//!
+//! Every answer (and a request cut short by its client) is told to the
+//! worker's [`Observer`](crate::conn::Observer), if any (the access log),
+//! with the request head as read; the observer decides what to make of it.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::{IpAddr, Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::http::{self, Body, ChunkedDecoder, Decoded, Limits, Method, Parsed, Reject, Request};
@@ -47,6 +51,34 @@ pub struct Ctx<'a> {
     pub draining: bool,
     /// `-s maintenance on`: the maintenance page answers (health routes excepted).
     pub maintenance: bool,
+    /// Told of every answer (the access log); None when nobody listens.
+    pub observer: Option<&'a dyn Observer>,
+}
+
+/// Learns of each answer a connection decides on, before it is written.
+pub trait Observer {
+    fn answered(&self, exchange: &Exchange);
+}
+
+/// One request and its answer, as an [`Observer`] sees them.
+#[derive(Clone, Copy, Debug)]
+pub struct Exchange<'a> {
+    /// The client's address (None when unknown).
+    pub peer: Option<IpAddr>,
+    /// The request head from its first byte: all of it for an answered
+    /// request, whatever had arrived for a refused or cut-short one (maybe
+    /// not even a whole request line). Empty lines before it included.
+    pub head: &'a [u8],
+    pub status: u16,
+    /// Bytes of the answer's body (0 for HEAD, 204, or no answer sent).
+    pub body_bytes: u64,
+    /// When the request's first byte was read (the worker's loop time).
+    pub started: Instant,
+    /// When it was answered (the worker's loop time).
+    pub now: Instant,
+    /// What answered: a route's path (a prefix ends in `*`),
+    /// `maintenance`, or None for `[response]` and refusals.
+    pub route: Option<&'a str>,
 }
 
 /// The worker's reusable buffers, shared by all its connections.
@@ -129,11 +161,20 @@ enum Verdict {
 pub trait Transport: Read + Write {
     /// Sends FIN: no more output, input may still arrive.
     fn shutdown_write(&self) -> io::Result<()>;
+
+    /// The peer's address, for the access log.
+    fn peer_ip(&self) -> Option<IpAddr> {
+        None
+    }
 }
 
 impl Transport for TcpStream {
     fn shutdown_write(&self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
+    }
+
+    fn peer_ip(&self) -> Option<IpAddr> {
+        self.peer_addr().ok().map(|a| a.ip())
     }
 }
 
@@ -154,12 +195,19 @@ pub struct Conn<S = TcpStream> {
     deadline: Instant,
     /// Requests answered on this connection.
     pub requests: u64,
+    /// The client's address, looked up once (getpeername) only when an
+    /// observer is there.
+    peer: Option<IpAddr>,
+    /// When the request under way began.
+    started: Instant,
+    /// The head of a request whose body is being read, kept for the
+    /// observer until the answer (only when there is one).
+    observed_head: Option<Box<[u8]>>,
 }
 
 impl<S: Transport> Conn<S> {
     pub fn new(stream: S, ctx: &Ctx) -> Self {
         Conn {
-            stream,
             phase: Phase::Idle,
             inbuf: None,
             in_len: 0,
@@ -170,6 +218,10 @@ impl<S: Transport> Conn<S> {
             // The first request head gets header_timeout, not keepalive_timeout.
             deadline: ctx.now + ctx.timeouts.header,
             requests: 0,
+            peer: ctx.observer.and_then(|_| stream.peer_ip()),
+            started: ctx.now,
+            observed_head: None,
+            stream,
         }
     }
 
@@ -188,7 +240,10 @@ impl<S: Transport> Conn<S> {
 
     /// Buffer memory this connection holds now.
     pub fn held_bytes(&self) -> usize {
-        self.inbuf.as_ref().map_or(0, |b| b.len()) + self.pending.capacity() + self.tail.capacity()
+        self.inbuf.as_ref().map_or(0, |b| b.len())
+            + self.pending.capacity()
+            + self.tail.capacity()
+            + self.observed_head.as_ref().map_or(0, |b| b.len())
     }
 
     pub fn deadline(&self) -> Instant {
@@ -228,14 +283,17 @@ impl<S: Transport> Conn<S> {
             None => self.stream.read(&mut bufs.scratch[..]),
         };
         let n = match result {
-            Ok(0) => return recycle(own, bufs, Interest::Close),
-            Ok(n) => n,
+            Ok(n) if n > 0 => n,
             Err(e) if would_block(&e) => {
                 self.inbuf = own;
                 return Interest::Read;
             }
-            // The client is gone (ECONNRESET and the like).
-            Err(_) => return recycle(own, bufs, Interest::Close),
+            // EOF, or the client is gone (ECONNRESET and the like): a
+            // request cut short is logged as nginx does, 400 with no body.
+            _ => {
+                self.observe_cut_short(ctx, own.as_deref().map_or(&[][..], |b| &b[..start]));
+                return recycle(own, bufs, Interest::Close);
+            }
         };
         if matches!(self.phase, Phase::Lingering) {
             return recycle(own, bufs, Interest::Read);
@@ -296,12 +354,20 @@ impl<S: Transport> Conn<S> {
     pub fn on_timeout(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
         match self.phase {
             Phase::Head | Phase::Body { .. } if self.pending.is_empty() => {
-                if let Some(b) = self.inbuf.take() {
-                    bufs.give(b);
-                }
+                let own = self.inbuf.take();
                 bufs.out.clear();
                 ctx.responses
                     .reject(&mut bufs.out, Reject::RequestTimeout, false);
+                if matches!(self.phase, Phase::Head) {
+                    let head = own.as_deref().map_or(&[][..], |b| &b[..self.in_len]);
+                    self.observe(ctx, head, &bufs.out);
+                } else {
+                    let head = self.observed_head.take();
+                    self.observe(ctx, head.as_deref().unwrap_or(&[]), &bufs.out);
+                }
+                if let Some(b) = own {
+                    bufs.give(b);
+                }
                 let out = std::mem::take(&mut bufs.out);
                 let interest = self.send(&out, Verdict::Close { linger: true }, ctx);
                 bufs.out = out;
@@ -323,43 +389,52 @@ impl<S: Transport> Conn<S> {
                     if pos == input.len() {
                         break;
                     }
-                    let request = match http::parse_head(&input[pos..], &ctx.limits) {
-                        Err(reject) => {
-                            ctx.responses.reject(out, reject, false);
-                            return (input.len(), Verdict::Close { linger: true });
-                        }
-                        // Empty lines between requests are not a request
-                        // yet: the connection stays idle (keepalive_timeout).
-                        Ok(Parsed::Partial)
-                            if input[pos..].iter().all(|&b| b == b'\r' || b == b'\n') =>
-                        {
-                            break
-                        }
-                        Ok(Parsed::Partial) => {
-                            if matches!(self.phase, Phase::Idle) {
-                                self.phase = Phase::Head;
-                                // The first head's clock started at accept.
-                                if self.requests > 0 {
-                                    self.deadline = ctx.now + ctx.timeouts.header;
+                    if matches!(self.phase, Phase::Idle) {
+                        self.started = ctx.now;
+                    }
+                    let (request, route, tail, head) =
+                        match http::parse_head(&input[pos..], &ctx.limits) {
+                            Err(reject) => {
+                                let mark = out.len();
+                                ctx.responses.reject(out, reject, false);
+                                self.observe(ctx, &input[pos..], &out[mark..]);
+                                return (input.len(), Verdict::Close { linger: true });
+                            }
+                            // Empty lines between requests are not a request
+                            // yet: the connection stays idle (keepalive_timeout).
+                            Ok(Parsed::Partial)
+                                if input[pos..].iter().all(|&b| b == b'\r' || b == b'\n') =>
+                            {
+                                break
+                            }
+                            Ok(Parsed::Partial) => {
+                                if matches!(self.phase, Phase::Idle) {
+                                    self.phase = Phase::Head;
+                                    // The first head's clock started at accept.
+                                    if self.requests > 0 {
+                                        self.deadline = ctx.now + ctx.timeouts.header;
+                                    }
                                 }
+                                break;
                             }
-                            break;
-                        }
-                        Ok(Parsed::Complete(request, n)) => {
-                            let (route, tail) = ctx.responses.route(&request, &input[pos..pos + n]);
-                            pos += n;
-                            if request.body != Body::None {
-                                // Rare (a body on a keep_path redirect): the only copy.
-                                self.tail.clear();
-                                self.tail.extend_from_slice(tail);
+                            Ok(Parsed::Complete(request, n)) => {
+                                let (route, tail) =
+                                    ctx.responses.route(&request, &input[pos..pos + n]);
+                                pos += n;
+                                if request.body != Body::None {
+                                    // Rare (a body on a keep_path redirect): the only copy.
+                                    self.tail.clear();
+                                    self.tail.extend_from_slice(tail);
+                                }
+                                (request, route, tail, &input[pos - n..pos])
                             }
-                            (request, route, tail)
-                        }
-                    };
-                    let (request, route, tail) = request;
+                        };
                     let left = match request.body {
                         Body::None => {
-                            if !self.answer(request, route, tail, ctx, out) {
+                            let mark = out.len();
+                            let keep = self.answer(request, route, tail, ctx, out);
+                            self.observe_routed(ctx, head, Some(route), &out[mark..]);
+                            if !keep {
                                 return (
                                     pos,
                                     Verdict::Close {
@@ -372,6 +447,10 @@ impl<S: Transport> Conn<S> {
                         Body::Length(n) => BodyLeft::Length(n),
                         Body::Chunked => BodyLeft::Chunked(ChunkedDecoder::new()),
                     };
+                    if ctx.observer.is_some() {
+                        // The head is gone from the buffer by the answer.
+                        self.observed_head = Some(head.into());
+                    }
                     if request.expect_continue && pos == input.len() {
                         out.extend_from_slice(CONTINUE);
                     }
@@ -407,8 +486,11 @@ impl<S: Transport> Conn<S> {
                             }
                             Err(reject) => {
                                 // A HEAD answer carries no body, an error one included.
+                                let mark = out.len();
                                 ctx.responses
                                     .reject(out, reject, request.method == Method::Head);
+                                let head = self.observed_head.take();
+                                self.observe(ctx, head.as_deref().unwrap_or(&[]), &out[mark..]);
                                 return (input.len(), Verdict::Close { linger: true });
                             }
                         },
@@ -417,9 +499,17 @@ impl<S: Transport> Conn<S> {
                         self.deadline = ctx.now + ctx.timeouts.header;
                         break;
                     }
+                    let mark = out.len();
                     let tail = std::mem::take(&mut self.tail);
                     let keep = self.answer(request, route, &tail, ctx, out);
                     self.tail = tail;
+                    let head = self.observed_head.take();
+                    self.observe_routed(
+                        ctx,
+                        head.as_deref().unwrap_or(&[]),
+                        Some(route),
+                        &out[mark..],
+                    );
                     if !keep {
                         return (
                             pos,
@@ -457,6 +547,51 @@ impl<S: Transport> Conn<S> {
         self.phase = Phase::Idle;
         self.deadline = ctx.now + self.idle_timeout(ctx);
         keep
+    }
+
+    /// Tells the observer, if any, of a refusal: `answer` is its bytes as
+    /// appended to the output (status line, header, body).
+    fn observe(&self, ctx: &Ctx, head: &[u8], answer: &[u8]) {
+        self.observe_routed(ctx, head, None, answer);
+    }
+
+    /// Tells the observer, if any, of an answer and of what chose it
+    /// (`route`: None for a refusal).
+    fn observe_routed(&self, ctx: &Ctx, head: &[u8], route: Option<Choice>, answer: &[u8]) {
+        if let Some(o) = ctx.observer {
+            let (status, body_bytes) = summarize(answer);
+            o.answered(&Exchange {
+                peer: self.peer,
+                head,
+                status,
+                body_bytes,
+                started: self.started,
+                now: ctx.now,
+                route: route.and_then(|c| ctx.responses.route_name(c, ctx.maintenance)),
+            });
+        }
+    }
+
+    /// The client closed (or reset) the connection with a request under
+    /// way: nginx logs that as 400 with no body, and so do we. Nothing is
+    /// logged for a connection that never sent a byte of a request.
+    fn observe_cut_short(&mut self, ctx: &Ctx, partial: &[u8]) {
+        let Some(o) = ctx.observer else { return };
+        let kept = self.observed_head.take();
+        let head = match self.phase {
+            Phase::Head => partial,
+            Phase::Body { .. } => kept.as_deref().unwrap_or(&[]),
+            Phase::Idle | Phase::Lingering => return,
+        };
+        o.answered(&Exchange {
+            peer: self.peer,
+            head,
+            status: 400,
+            body_bytes: 0,
+            started: self.started,
+            now: ctx.now,
+            route: None,
+        });
     }
 
     /// How long an idle connection is kept.
@@ -510,6 +645,21 @@ impl<S: Transport> Conn<S> {
             }
         }
     }
+}
+
+/// Status and body length of an answer as appended to the output:
+/// `HTTP/1.1 NNN ...` and whatever follows the blank line after the header.
+fn summarize(answer: &[u8]) -> (u16, u64) {
+    let status = answer
+        .get(9..12)
+        .and_then(|d| std::str::from_utf8(d).ok())
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(0, |i| answer.len() - i - 4);
+    (status, body as u64)
 }
 
 fn recycle(own: Option<Box<[u8]>>, bufs: &mut Buffers, interest: Interest) -> Interest {

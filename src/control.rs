@@ -22,23 +22,11 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 
 use anyhow::{anyhow, bail, Context};
-use nix::sys::signal::{kill, Signal};
+use nix::sys::signal::kill;
 use nix::unistd::Pid;
 
 use crate::pidfile;
-
-/// What `-s` can ask.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    Reload,
-    Stop,
-    Quit,
-    Reopen,
-    Upgrade,
-    Status,
-    /// `-s maintenance on|off`.
-    Maintenance(bool),
-}
+use crate::signals::{Action, Command};
 
 /// A line the control socket understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,40 +61,67 @@ impl Request {
     }
 }
 
-impl std::str::FromStr for Action {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "reload" => Ok(Action::Reload),
-            "stop" => Ok(Action::Stop),
-            "quit" => Ok(Action::Quit),
-            "reopen" => Ok(Action::Reopen),
-            "upgrade" => Ok(Action::Upgrade),
-            "status" => Ok(Action::Status),
-            _ => Err(()),
-        }
-    }
-}
-
-impl Action {
-    /// The signal it sends; `status` asks over the status socket instead.
-    fn signal(self) -> Option<Signal> {
-        match self {
-            Action::Reload => Some(Signal::SIGHUP),
-            Action::Stop => Some(Signal::SIGTERM),
-            Action::Quit => Some(Signal::SIGQUIT),
-            Action::Reopen => Some(Signal::SIGUSR1),
-            Action::Upgrade => Some(Signal::SIGUSR2),
-            Action::Status | Action::Maintenance(_) => None,
-        }
-    }
-}
-
 /// The state file that goes with a pid file.
 pub fn state_path(pid_file: &Path) -> PathBuf {
     let mut name = pid_file.file_name().unwrap_or_default().to_owned();
     name.push(".state");
     pid_file.with_file_name(name)
+}
+
+/// How the last reload or upgrade went, as the state file spells it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing asked yet.
+    #[default]
+    None,
+    /// Reload: the new generation serves.
+    Ok,
+    /// Reload or upgrade: why it failed (one line).
+    Failed(String),
+    /// Upgrade: the new master was started with this pid.
+    Started { new: u32 },
+    /// In a master started by an upgrade: it replaced this one.
+    From { old: u32 },
+}
+
+impl Outcome {
+    /// A failure; the reason is kept on one line (the file is line-based).
+    pub fn failed(reason: &str) -> Outcome {
+        Outcome::Failed(reason.replace(['\n', '\r'], " "))
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::None => f.write_str("none"),
+            Outcome::Ok => f.write_str("ok"),
+            Outcome::Failed(reason) => write!(f, "failed: {reason}"),
+            Outcome::Started { new } => write!(f, "started new={new}"),
+            Outcome::From { old } => write!(f, "from={old}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Outcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Outcome, String> {
+        let pid = |v: &str| v.parse().map_err(|_| format!("bad pid in outcome {s:?}"));
+        if let Some(reason) = s.strip_prefix("failed: ") {
+            return Ok(Outcome::Failed(reason.to_owned()));
+        }
+        if let Some(new) = s.strip_prefix("started new=") {
+            return Ok(Outcome::Started { new: pid(new)? });
+        }
+        if let Some(old) = s.strip_prefix("from=") {
+            return Ok(Outcome::From { old: pid(old)? });
+        }
+        match s {
+            "none" => Ok(Outcome::None),
+            "ok" => Ok(Outcome::Ok),
+            _ => Err(format!("unknown outcome {s:?}")),
+        }
+    }
 }
 
 /// The master's published state: written whole each time.
@@ -115,13 +130,13 @@ pub struct State {
     pub pid: u32,
     /// Reload requests handled so far (done or failed).
     pub reloads: u64,
-    /// `ok` or `failed: reason` for the last one.
-    pub reload: String,
+    /// `none`, `ok` or `failed: reason` for the last one.
+    pub reload: Outcome,
     /// Upgrade requests handled so far (started, failed or ignored).
     pub upgrades: u64,
     /// `none`, `started new=PID`, `failed: reason`, or `from=PID` in a master
     /// that replaced another.
-    pub upgrade: String,
+    pub upgrade: Outcome,
 }
 
 impl State {
@@ -141,9 +156,9 @@ impl State {
         Some(State {
             pid: map.get("pid")?.parse().ok()?,
             reloads: map.get("reloads")?.parse().ok()?,
-            reload: map.get("reload")?.to_string(),
+            reload: map.get("reload")?.parse().ok()?,
             upgrades: map.get("upgrades")?.parse().ok()?,
-            upgrade: map.get("upgrade")?.to_string(),
+            upgrade: map.get("upgrade")?.parse().ok()?,
         })
     }
 }
@@ -233,35 +248,36 @@ pub fn run(action: Action, pid_file: &Path, wait: Duration) -> anyhow::Result<St
     kill(pid, signal).with_context(|| format!("cannot signal pid {pid}"))?;
     let deadline = Instant::now() + wait;
     match action {
-        Action::Reload => {
+        Action::Send(Command::Reload) => {
             let seen = before.map_or(0, |s| s.reloads);
             let state = poll(deadline, "the reload", || {
                 State::read(&state_file)
                     .filter(|s| s.pid == pid.as_raw() as u32 && s.reloads > seen)
             })?;
-            match state.reload.strip_prefix("failed: ") {
-                None => Ok(format!(
+            match state.reload {
+                Outcome::Failed(reason) => bail!("reload failed: {reason}"),
+                _ => Ok(format!(
                     "reloaded: master pid {pid} serves with the new configuration"
                 )),
-                Some(reason) => bail!("reload failed: {reason}"),
             }
         }
-        Action::Upgrade => {
+        Action::Send(Command::Upgrade) => {
             let old = pid.as_raw() as u32;
             // Only an outcome of this request counts, not an earlier failure.
             let seen = before.map_or(0, |s| s.upgrades);
             let state = poll(deadline, "the upgrade", || {
                 let s = State::read(&state_file)?;
-                let done = s.pid != old && s.upgrade == format!("from={old}");
-                let failed = s.pid == old && s.upgrades > seen && s.upgrade.starts_with("failed");
+                let done = s.pid != old && s.upgrade == Outcome::From { old };
+                let failed =
+                    s.pid == old && s.upgrades > seen && matches!(s.upgrade, Outcome::Failed(_));
                 (done || failed).then_some(s)
             })?;
-            match state.upgrade.strip_prefix("failed: ") {
-                None => Ok(format!(
+            match state.upgrade {
+                Outcome::Failed(reason) => bail!("upgrade failed: {reason}"),
+                _ => Ok(format!(
                     "upgraded: new master pid {} serves; old master {old} drains",
                     state.pid
                 )),
-                Some(reason) => bail!("upgrade failed: {reason}"),
             }
         }
         _ => Ok(format!("sent {} to master pid {pid}", signal.as_str())),
@@ -443,12 +459,31 @@ mod tests {
         let s = State {
             pid: 7,
             reloads: 2,
-            reload: "failed: x.toml:1:1: bad".into(),
+            reload: Outcome::failed("x.toml:1:1: bad"),
             upgrades: 1,
-            upgrade: "none".into(),
+            upgrade: Outcome::Started { new: 9 },
         };
         s.write(&path).unwrap();
         assert_eq!(State::read(&path), Some(s));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn outcome_round_trip() {
+        for o in [
+            Outcome::None,
+            Outcome::Ok,
+            Outcome::failed("p.toml:3:1: unknown key \"wokers\""),
+            Outcome::failed("cannot execute the new binary: ENOENT"),
+            Outcome::Started { new: 4242 },
+            Outcome::From { old: 17 },
+        ] {
+            let text = o.to_string();
+            assert_eq!(text.parse::<Outcome>(), Ok(o.clone()), "{text}");
+        }
+        assert_eq!("from=17".parse(), Ok(Outcome::From { old: 17 }));
+        assert_eq!(Outcome::failed("a\nb").to_string(), "failed: a b");
+        assert!("from=x".parse::<Outcome>().is_err());
+        assert!("maybe".parse::<Outcome>().is_err());
     }
 }

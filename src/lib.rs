@@ -2,13 +2,16 @@
 //! (`main.rs`), the fuzz targets and property tests drive the same code.
 //! Each module's file says what it owns.
 
+/// The access log: line formats, per-worker buffer, flush, reopen.
+pub mod access_log;
 /// argv → `Args`.
 pub mod cli;
 /// TOML → validated `Config`, defaults, overrides, `file:line:col` errors.
 pub mod config;
 /// One client connection: buffers, pipelining, keep-alive, deadlines.
 pub mod conn;
-/// `-s`: signal the running master, wait for reload/upgrade outcomes.
+/// `-s`: signal the running master, wait for reload/upgrade outcomes
+/// (the typed `Outcome` in the state file).
 pub mod control;
 /// `-d`: detach, report startup success to the waiting parent.
 pub mod daemon;
@@ -16,13 +19,15 @@ pub mod daemon;
 pub mod exitcode;
 /// Sans-IO request parsing; `Reject` → status.
 pub mod http;
-/// Worker → master messages over a pipe (ready, retiring).
+/// The workers' doorbell: a pipe byte that wakes the master; what changed
+/// is read from the scoreboard.
 pub mod inbox;
 /// Bind listening sockets, adopt `LISTEN_FDS`.
 pub mod listener;
 /// syslog / stderr logging that survives fork and a missing socket.
 pub mod log;
-/// Worker table, signals, reaping, respawn with backoff, shutdown.
+/// The master loop and stop phases; the worker table with its pure plan,
+/// crash accounting, reload and upgrade hand-overs, status text.
 pub mod master;
 /// sd_notify: READY, RELOADING, STOPPING, MAINPID, STATUS, WATCHDOG.
 pub mod notify;
@@ -34,7 +39,8 @@ pub mod response;
 pub mod route;
 /// Shared-memory heartbeat and counters, one slot per worker.
 pub mod scoreboard;
-/// Signal queue (counters + self-pipe) and the worker's flags.
+/// The signal table (signal, command, `-s` word, help), the signal queue
+/// (counters + self-pipe) and the worker's flags.
 pub mod signals;
 /// A simulated client driving `conn.rs`, for property tests and fuzzing.
 #[cfg(any(test, fuzzing))]

@@ -14,6 +14,10 @@
 //! - `upgrade failed: ...`, `upgrade already in progress ...`
 //! - `master stopping mode=fast|graceful`, `master exiting`
 //! - `worker pid=P draining`
+//! - `master maintenance=on|off` (also from a new master that inherited it)
+//! - `control: maintenance on|off refused: peer is neither root nor our user`
+//!   (warn level); `master maintenance=on|off refused: upgrade to pid=P in
+//!   progress` (warn level)
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;

@@ -22,12 +22,12 @@ fn run() -> i32 {
     let args = match cli::parse(std::env::args_os().skip(1)) {
         Ok(a) => a,
         Err(e) => {
-            eprintln!("preforkd: {e}\n{}", cli::USAGE);
+            eprintln!("preforkd: {e}\n{}", cli::usage());
             return exitcode::USAGE;
         }
     };
     if args.help {
-        return print(cli::USAGE);
+        return print(&cli::usage());
     }
     if args.version {
         return print(&format!("preforkd {}\n", env!("CARGO_PKG_VERSION")));
@@ -35,7 +35,7 @@ fn run() -> i32 {
     if let Some(action) = args.signal {
         return signal_master(action, &args);
     }
-    let config = match config::load(&args) {
+    let config = match config::load(args.config.as_deref(), &args.overrides) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("preforkd: {e}");
@@ -67,7 +67,7 @@ fn serve(config: config::Config, mut args: cli::Args) -> anyhow::Result<i32> {
     // the new master of an upgrade, which gets these arguments again.
     let cwd = std::env::current_dir().context("current directory")?;
     args.config = config.path.as_ref().map(|p| cwd.join(p));
-    args.pid_file = args.pid_file.as_ref().map(|p| cwd.join(p));
+    args.overrides.pid_file = args.overrides.pid_file.as_ref().map(|p| cwd.join(p));
     let mut config = config;
     config.pid_file = config.pid_file.as_ref().map(|p| cwd.join(p));
     let exec = upgrade::Exec::current()?;
@@ -167,13 +167,13 @@ fn start(
 }
 
 /// `-s ACTION`: needs only the pid file, never the rest of the config.
-fn signal_master(action: control::Action, args: &cli::Args) -> i32 {
+fn signal_master(action: signals::Action, args: &cli::Args) -> i32 {
     let wait = args.wait.unwrap_or(std::time::Duration::from_secs(30));
-    let result = control::find_pid_file(args.pid_file.as_deref(), args.config.as_deref())
+    let result = control::find_pid_file(args.overrides.pid_file.as_deref(), args.config.as_deref())
         .and_then(|pid_file| control::run(action, &pid_file, wait));
     match result {
         // The status report is output, not a message about the command.
-        Ok(report) if action == control::Action::Status => print(&report),
+        Ok(report) if action == signals::Action::Status => print(&report),
         Ok(message) => print(&format!("preforkd: {message}\n")),
         Err(e) => {
             eprintln!("preforkd: {e:#}");

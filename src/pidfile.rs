@@ -52,8 +52,8 @@ impl PidFile {
     }
 
     /// The upgrade failed: take the pid file back under its own name.
-    pub fn restore(&mut self, original: &Path) -> anyhow::Result<()> {
-        let back = PidFile::write(original, self.pid)?;
+    pub fn restore(&mut self) -> anyhow::Result<()> {
+        let back = PidFile::write(&self.original, self.pid)?;
         let _ = fs::remove_file(&self.path);
         *self = back;
         Ok(())
@@ -103,7 +103,7 @@ mod tests {
         p.rename_to_oldbin().unwrap();
         assert!(!path.exists());
         assert_eq!(read(&oldbin_path(&path)), Some(4242));
-        p.restore(&path).unwrap();
+        p.restore().unwrap();
         assert!(!oldbin_path(&path).exists());
         assert_eq!(read(&path), Some(4242));
         p.remove();

@@ -232,6 +232,16 @@ impl Responses {
         self.router.choose(request, head)
     }
 
+    /// What answered, for the access log: `maintenance` while the
+    /// maintenance page answers (as [`Responses::answer`] decides), the
+    /// route's name, or None for the configured response.
+    pub fn route_name(&self, choice: Choice, maintenance: bool) -> Option<&str> {
+        if maintenance && !self.router.is_health(choice) {
+            return Some("maintenance");
+        }
+        self.router.name(choice)
+    }
+
     /// Appends the answer to a complete request: the maintenance page while
     /// `maintenance` is on (health routes excepted), else its route's, else
     /// the configured response (OPTIONS and other methods as always).

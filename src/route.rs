@@ -172,6 +172,8 @@ struct Route {
     prefix_len: Option<usize>,
     options: [Template; 3],
     not_allowed: [Template; 3],
+    /// For the access log: the path, or the prefix followed by `*`.
+    name: Box<str>,
 }
 
 /// The routes of one configuration, and how to find them.
@@ -381,6 +383,17 @@ impl Router {
         }
     }
 
+    /// The route that answers, as the access log names it: its path, or
+    /// its prefix followed by `*`; None for the configured `[response]`.
+    pub fn name(&self, choice: Choice) -> Option<&str> {
+        match choice {
+            Choice::Route(i) | Choice::NotAllowed(i) | Choice::Options(i) => {
+                Some(&self.routes[usize::from(i)].name)
+            }
+            Choice::Default => None,
+        }
+    }
+
     /// A health route answers here: maintenance leaves it alone.
     pub fn is_health(&self, choice: Choice) -> bool {
         match choice {
@@ -448,6 +461,10 @@ impl Route {
             },
             options: per(&|p| Template::options(&allow, p)),
             not_allowed: per(&|p| Template::new(405, &allow, p, TEXT, b"Method Not Allowed\n")),
+            name: match &spec.path {
+                PathMatch::Exact(p) => p.as_str().into(),
+                PathMatch::Prefix(p) => format!("{p}*").into(),
+            },
         }
     }
 }

@@ -43,6 +43,10 @@ pub struct Slot {
     pub accepted: AtomicU64,
     pub requests: AtomicU64,
     pub open: AtomicU64,
+    /// Access log lines lost (write failures) by every worker that used
+    /// this slot: not reset when the slot is claimed again, so the sum over
+    /// all slots is the master's total ([`Scoreboard::log_lost_total`]).
+    pub log_lost: AtomicU64,
     /// Written by the master only: 1 while `-s maintenance on`.
     pub maintenance: AtomicU32,
 }
@@ -112,6 +116,12 @@ impl Scoreboard {
         &self.slots[i]
     }
 
+    /// Access log lines lost since the scoreboard was mapped, by live and
+    /// exited workers alike.
+    pub fn log_lost_total(&self) -> u64 {
+        self.slots.iter().map(|s| s.log_lost.load(Relaxed)).sum()
+    }
+
     /// The worker is gone: the slot may be claimed again.
     pub fn release(&self, i: usize) {
         let s = &self.slots[i];
@@ -153,5 +163,22 @@ mod tests {
         );
         sb.set_maintenance(false);
         assert_eq!(sb.slot(b).maintenance.load(Relaxed), 0);
+    }
+
+    #[test]
+    fn lost_lines_outlive_the_worker() {
+        let slots: &'static [Slot] = Box::leak(
+            (0..2)
+                .map(|_| Slot::default())
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+        );
+        let sb = Scoreboard::new(slots);
+        let a = sb.claim().unwrap();
+        sb.slot(a).log_lost.fetch_add(3, Relaxed);
+        sb.release(a);
+        let again = sb.claim().unwrap();
+        sb.slot(again).log_lost.fetch_add(2, Relaxed);
+        assert_eq!(sb.log_lost_total(), 5);
     }
 }

@@ -40,21 +40,178 @@ pub enum Command {
     ReopenLogs,
 }
 
-/// Signals the master handles, in the order their commands are taken
-/// (nginx's: stop, quit, upgrade, reload, winch, ttin/ttou, usr1); SIGCHLD
-/// only wakes the loop, which reaps on every turn.
-const TABLE: [(i32, Option<Command>); 10] = [
-    (SIGTERM, Some(Command::FastStop)),
-    (SIGINT, Some(Command::FastStop)),
-    (SIGQUIT, Some(Command::GracefulStop)),
-    (SIGUSR2, Some(Command::Upgrade)),
-    (SIGHUP, Some(Command::Reload)),
-    (SIGWINCH, Some(Command::StopWorkers)),
-    (SIGTTIN, Some(Command::AddWorker)),
-    (SIGTTOU, Some(Command::RemoveWorker)),
-    (SIGUSR1, Some(Command::ReopenLogs)),
-    (SIGCHLD, None),
+/// One row of the signal table: what a signal means to the master, the
+/// `-s` word that sends it, and the words `--help` shows for it.
+#[derive(Clone, Copy, Debug)]
+pub struct Row {
+    pub signal: Signal,
+    /// None: the signal only wakes the loop (SIGCHLD: it reaps every turn).
+    pub command: Option<Command>,
+    /// The `-s` word that sends it, if any.
+    pub word: Option<&'static str>,
+    /// What it does, for `--help`.
+    pub help: &'static str,
+}
+
+const fn row(
+    signal: Signal,
+    command: Command,
+    word: Option<&'static str>,
+    help: &'static str,
+) -> Row {
+    Row {
+        signal,
+        command: Some(command),
+        word,
+        help,
+    }
+}
+
+/// The one signal table (nginx's `signals[]`): the master's handlers, the
+/// command each signal becomes, the `-s` words and the help text all come
+/// from here. Rows are in the order commands are taken (nginx's: stop,
+/// quit, upgrade, reload, winch, ttin/ttou, usr1).
+pub const TABLE: [Row; 10] = [
+    row(
+        Signal::SIGTERM,
+        Command::FastStop,
+        Some("stop"),
+        "fast stop",
+    ),
+    row(Signal::SIGINT, Command::FastStop, None, "fast stop"),
+    row(
+        Signal::SIGQUIT,
+        Command::GracefulStop,
+        Some("quit"),
+        "graceful stop",
+    ),
+    row(
+        Signal::SIGUSR2,
+        Command::Upgrade,
+        Some("upgrade"),
+        "upgrade",
+    ),
+    row(Signal::SIGHUP, Command::Reload, Some("reload"), "reload"),
+    row(Signal::SIGWINCH, Command::StopWorkers, None, "stop workers"),
+    row(Signal::SIGTTIN, Command::AddWorker, None, "one worker more"),
+    row(
+        Signal::SIGTTOU,
+        Command::RemoveWorker,
+        None,
+        "one worker fewer",
+    ),
+    row(
+        Signal::SIGUSR1,
+        Command::ReopenLogs,
+        Some("reopen"),
+        "reopen logs",
+    ),
+    Row {
+        signal: Signal::SIGCHLD,
+        command: None,
+        word: None,
+        help: "",
+    },
 ];
+
+/// What `-s` can ask: send a command's signal, read the status, or switch
+/// maintenance on or off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send the signal of this table row's command.
+    Send(Command),
+    /// Ask the status socket.
+    Status,
+    /// `-s maintenance on|off`: ask the master over the control socket
+    /// (no signal carries an argument).
+    Maintenance(bool),
+}
+
+/// The `-s` word that reads the status (it sends no signal).
+const STATUS_WORD: &str = "status";
+/// The `-s` word that switches maintenance; `on` or `off` follows it.
+pub const MAINTENANCE_WORD: &str = "maintenance";
+
+impl Action {
+    /// Every `-s` word that stands alone, in table order, then `status`
+    /// (`maintenance` takes an argument: see [`Action::maintenance`]).
+    pub fn words() -> impl Iterator<Item = &'static str> {
+        TABLE
+            .iter()
+            .filter_map(|r| r.word)
+            .chain(std::iter::once(STATUS_WORD))
+    }
+
+    /// `-s maintenance ARG`: `on` or `off`.
+    pub fn maintenance(arg: &str) -> Option<Action> {
+        match arg {
+            "on" => Some(Action::Maintenance(true)),
+            "off" => Some(Action::Maintenance(false)),
+            _ => None,
+        }
+    }
+
+    /// The signal it sends; `status` and `maintenance` ask over the
+    /// control socket instead.
+    pub fn signal(self) -> Option<Signal> {
+        match self {
+            Action::Send(command) => TABLE
+                .iter()
+                .find(|r| r.command == Some(command) && r.word.is_some())
+                .map(|r| r.signal),
+            Action::Status | Action::Maintenance(_) => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Action {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        if s == STATUS_WORD {
+            return Ok(Action::Status);
+        }
+        TABLE
+            .iter()
+            .find(|r| r.word == Some(s))
+            .and_then(|r| r.command)
+            .map(Action::Send)
+            .ok_or(())
+    }
+}
+
+/// `--help`'s line on signals, from the table: signals that do the same
+/// share an entry ("TERM/INT fast stop").
+pub fn help() -> String {
+    let mut entries: Vec<(String, &str)> = Vec::new();
+    for r in TABLE.iter().filter(|r| r.command.is_some()) {
+        let name = r.signal.as_str().trim_start_matches("SIG");
+        match entries.iter_mut().find(|(_, h)| *h == r.help) {
+            Some((names, _)) => {
+                names.push('/');
+                names.push_str(name);
+            }
+            None => entries.push((name.to_owned(), r.help)),
+        }
+    }
+    let mut text = String::from("signals to the master:");
+    let mut line = text.len();
+    for (i, (names, what)) in entries.iter().enumerate() {
+        let sep = if i + 1 < entries.len() { "," } else { "" };
+        let entry = format!("{names} {what}{sep}");
+        // Wrapped at 72 columns, as the rest of --help.
+        if line + 1 + entry.len() > 72 {
+            text.push('\n');
+            line = 0;
+        } else {
+            text.push(' ');
+            line += 1;
+        }
+        line += entry.len();
+        text.push_str(&entry);
+    }
+    text.push('\n');
+    text
+}
 
 /// One counter per TABLE row, bumped by the handlers.
 static COUNTS: [AtomicUsize; TABLE.len()] = [const { AtomicUsize::new(0) }; TABLE.len()];
@@ -89,8 +246,12 @@ impl Signals {
     pub fn install() -> std::io::Result<Signals> {
         let (wake_rx, wake_tx) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
         let mut ids = Vec::new();
-        for (i, (sig, _)) in TABLE.iter().enumerate() {
-            ids.push(sys::count_signal(*sig, &COUNTS[i], wake_tx.as_raw_fd())?);
+        for (i, row) in TABLE.iter().enumerate() {
+            ids.push(sys::count_signal(
+                row.signal as i32,
+                &COUNTS[i],
+                wake_tx.as_raw_fd(),
+            )?);
         }
         Ok(Signals {
             ids,
@@ -103,22 +264,37 @@ impl Signals {
     /// The set of handled signals, to block around fork.
     pub fn set() -> SigSet {
         let mut set = SigSet::empty();
-        for (sig, _) in TABLE {
-            if let Ok(s) = Signal::try_from(sig) {
-                set.add(s);
-            }
+        for row in TABLE {
+            set.add(row.signal);
         }
         set
     }
 
+    /// Runs `f` (a fork) with the master's signals blocked, so that none is
+    /// handled in the child before it replaces the master's handlers (a
+    /// worker) or execs (a new master); the mask is restored after. Fails,
+    /// without running `f`, only if the mask cannot be changed.
+    pub fn blocked<T>(f: impl FnOnce() -> T) -> nix::Result<T> {
+        let mut old = SigSet::empty();
+        nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_BLOCK,
+            Some(&Signals::set()),
+            Some(&mut old),
+        )?;
+        let out = f();
+        // Restoring a mask we just read cannot fail (EINVAL is for a bad `how`).
+        let _ = old.thread_set_mask();
+        Ok(out)
+    }
+
     /// The next queued command, in priority order.
     pub fn next_command(&mut self) -> Option<Command> {
-        for (i, (_, command)) in TABLE.iter().enumerate() {
+        for (i, row) in TABLE.iter().enumerate() {
             let count = COUNTS[i].load(Ordering::SeqCst);
             if count != self.taken[i] {
                 self.taken[i] += 1;
-                if command.is_some() {
-                    return *command;
+                if row.command.is_some() {
+                    return row.command;
                 }
             }
         }
@@ -193,5 +369,62 @@ impl WorkerSignals {
         use std::io::Read;
         let mut buf = [0u8; 64];
         while matches!((&self.wake).read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_word_parses_back_to_its_signal() {
+        let words: Vec<&str> = Action::words().collect();
+        assert_eq!(
+            words,
+            ["stop", "quit", "upgrade", "reload", "reopen", "status"]
+        );
+        for w in words {
+            let action: Action = w.parse().unwrap();
+            assert_eq!(action.signal().is_none(), w == "status", "{w}");
+        }
+        assert_eq!(
+            "reload".parse::<Action>().unwrap().signal(),
+            Some(Signal::SIGHUP)
+        );
+        assert_eq!(
+            "stop".parse::<Action>().unwrap().signal(),
+            Some(Signal::SIGTERM)
+        );
+        assert!("restart".parse::<Action>().is_err());
+        assert!(MAINTENANCE_WORD.parse::<Action>().is_err(), "needs on|off");
+        assert_eq!(Action::maintenance("on"), Some(Action::Maintenance(true)));
+        assert_eq!(Action::maintenance("off"), Some(Action::Maintenance(false)));
+        assert_eq!(Action::maintenance("maybe"), None);
+        assert_eq!(Action::Maintenance(true).signal(), None);
+    }
+
+    #[test]
+    fn help_groups_signals_that_do_the_same() {
+        let h = help();
+        assert!(h.contains("TERM/INT fast stop"), "{h}");
+        assert!(h.contains("HUP reload"), "{h}");
+        assert!(!h.contains("CHLD"), "{h}");
+    }
+
+    #[test]
+    fn every_command_has_a_signal() {
+        use Command::*;
+        for c in [
+            FastStop,
+            GracefulStop,
+            Upgrade,
+            Reload,
+            StopWorkers,
+            AddWorker,
+            RemoveWorker,
+            ReopenLogs,
+        ] {
+            assert!(TABLE.iter().any(|r| r.command == Some(c)), "{c:?}");
+        }
     }
 }

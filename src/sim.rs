@@ -5,16 +5,18 @@
 //! every answer is a well-formed HTTP/1.1 response with a correct
 //! Content-Length, requests are answered at most once and in order, nothing
 //! follows an error answer and the connection is then closed, and a
-//! connection never holds more than its bounded buffers. The simulated
-//! server has a few `[[route]]`s (see [`ROUTED`]), so routed requests,
-//! keep_path redirects (with bodies) and the maintenance and draining states
-//! go through the same checks. Built only for tests and fuzzing.
+//! connection never holds more than its bounded buffers; and the observer
+//! (the access log's hook) learns of exactly the answers sent, in order,
+//! plus at most one request the client cut short. The simulated server has
+//! a few `[[route]]`s (see [`ROUTED`]), so routed requests, keep_path
+//! redirects (with bodies) and the maintenance and draining states go
+//! through the same checks. Built only for tests and fuzzing.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-use crate::conn::{Buffers, Conn, Ctx, Interest, Timeouts};
+use crate::conn::{Buffers, Conn, Ctx, Exchange, Interest, Observer, Timeouts};
 use crate::http::{Limits, Reject};
 use crate::response::{ResponseSpec, Responses};
 use crate::route::{Answer, Methods, PathMatch, RouteSpec};
@@ -77,6 +79,20 @@ impl Write for Scripted {
 impl crate::conn::Transport for Scripted {
     fn shutdown_write(&self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// Records what the connection tells its observer: (status, body bytes).
+#[derive(Default)]
+struct Recorder(std::cell::RefCell<Vec<(u16, u64)>>);
+
+impl Observer for Recorder {
+    fn answered(&self, e: &Exchange) {
+        assert!(
+            !e.head.is_empty() || e.status == 400,
+            "an observed answer without its request"
+        );
+        self.0.borrow_mut().push((e.status, e.body_bytes));
     }
 }
 
@@ -200,6 +216,7 @@ pub fn run_in(state: State, input: &[u8], cuts: &[usize], write_budget: Option<u
     }
     let limits = limits();
     let responses = responses();
+    let recorder = Recorder::default();
     let ctx = Ctx {
         responses: &responses,
         limits,
@@ -211,6 +228,7 @@ pub fn run_in(state: State, input: &[u8], cuts: &[usize], write_budget: Option<u
         now: Instant::now(),
         draining: state.draining,
         maintenance: state.maintenance,
+        observer: Some(&recorder),
     };
     let mut bufs = Buffers::new(&limits);
     let stream = Scripted {
@@ -272,6 +290,7 @@ pub fn run_in(state: State, input: &[u8], cuts: &[usize], write_budget: Option<u
     };
     conn.release(&mut bufs);
     check_error_is_last(&outcome);
+    check_observed(&recorder.0.borrow(), &outcome, write_budget == Some(0));
     outcome
 }
 
@@ -304,6 +323,33 @@ pub fn run_encoded(data: &[u8]) -> Outcome {
         }
     }
     run_in(state, &input, &cuts, budget)
+}
+
+/// The observer saw every answer sent, in order, with a body exactly when
+/// the answer had one; beyond those only answers still waiting for a client
+/// that does not read, or one request cut short by EOF (400, no body).
+fn check_observed(seen: &[(u16, u64)], o: &Outcome, stalled: bool) {
+    assert!(
+        seen.len() >= o.responses.len(),
+        "answers sent {:?}, observed {seen:?}",
+        o.responses
+    );
+    for (r, &(status, body)) in o.responses.iter().zip(seen) {
+        assert_eq!(r.status, status, "observed {seen:?} for {:?}", o.responses);
+        assert_eq!(
+            r.has_body,
+            body > 0,
+            "observed {seen:?} for {:?}",
+            o.responses
+        );
+    }
+    let extra = &seen[o.responses.len()..];
+    if !stalled {
+        assert!(
+            extra.is_empty() || extra == [(400, 0)],
+            "observed beyond the answers sent: {extra:?}"
+        );
+    }
 }
 
 /// After an error answer (a [`Reject`]'s status: 405 and the 503 of

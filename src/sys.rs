@@ -112,52 +112,99 @@ pub fn take_listen_fds(n: i32) -> std::io::Result<Vec<OwnedFd>> {
     Ok(fds)
 }
 
+/// Why the new master of an upgrade could not be started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpawnError {
+    /// The pipe or the fork failed: nothing was started.
+    Fork(nix::errno::Errno),
+    /// The child could not place the descriptors or exec the binary (it
+    /// reported the errno through a close-on-exec pipe and exited 127).
+    Exec(nix::errno::Errno),
+}
+
 /// Forks a child that execs `exe` with `fds` passed the systemd way (see
-/// `exec_with_listen_fds`); returns its pid. In the child nothing runs but
-/// the descriptor moves and exec (and a message and `_exit` if exec fails).
+/// `exec_with_listen_fds`); returns its pid once the exec has happened. In
+/// the child nothing runs but the descriptor moves and exec. An exec that
+/// fails is reported through a close-on-exec pipe (as `std::process::Command`
+/// does), so the error reaches the master's log and `-s upgrade` rather than
+/// a stderr that `-d` has closed: the pipe reads EOF once exec succeeded,
+/// or the errno if it failed.
 pub fn spawn_with_listen_fds(
     exe: &std::ffi::CStr,
     argv: &[std::ffi::CString],
     env: Vec<std::ffi::CString>,
     fds: &[RawFd],
     watchdog: bool,
-) -> nix::Result<nix::unistd::Pid> {
-    fork_worker(move || {
+) -> Result<nix::unistd::Pid, SpawnError> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let (rx, tx) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(SpawnError::Fork)?;
+    let report = tx.as_raw_fd();
+    let pid = fork_worker(move || {
         // Signals were blocked around fork; exec keeps the mask, so clear it.
         let _ = nix::sys::signal::SigSet::empty().thread_set_mask();
-        // SAFETY: this is the freshly forked child, about to exec.
-        let err = unsafe { exec_with_listen_fds(exe, argv, env, fds, watchdog) };
-        eprintln!(
-            "preforkd: upgrade: cannot exec {}: {err}",
-            exe.to_string_lossy()
-        );
+        // SAFETY: this is the freshly forked child, about to exec; `report`
+        // is open (the closure owns `tx`).
+        let _err = unsafe { exec_with_listen_fds(exe, argv, env, fds, watchdog, report) };
+        drop(tx);
         127
     })
+    // The parent's copy of `tx` went with the unrun closure: the pipe
+    // reads EOF once the child's copies close at exec (or exit).
+    .map_err(SpawnError::Fork)?;
+    let mut errno = Vec::new();
+    // EOF (exec closed the write end) or four bytes of errno; a read error
+    // leaves `errno` short, which counts as success: the child's exit status
+    // will still tell.
+    let _ = std::fs::File::from(rx).read_to_end(&mut errno);
+    match <[u8; 4]>::try_from(errno.as_slice()) {
+        Ok(bytes) => Err(SpawnError::Exec(nix::errno::Errno::from_raw(
+            i32::from_ne_bytes(bytes),
+        ))),
+        Err(_) => Ok(pid),
+    }
 }
 
 /// Places `fds` at 3, 4, … (without CLOEXEC), adds `LISTEN_PID` (and
 /// `WATCHDOG_PID` if `watchdog`) naming this process, whose pid exec keeps,
-/// to `env`, and execs `exe`. Returns only if exec failed.
+/// to `env`, and execs `exe`. Returns only if that failed, after writing the
+/// errno (native-endian `i32`) to `report`, which it first moves above the
+/// descriptors it places so that they cannot overwrite it.
 ///
 /// # Safety
 /// Only in a freshly forked child about to exec: it overwrites whatever
-/// descriptors sit at 3 and up.
+/// descriptors sit at 3 and up. `report` must be open.
 unsafe fn exec_with_listen_fds(
     exe: &std::ffi::CStr,
     argv: &[std::ffi::CString],
     mut env: Vec<std::ffi::CString>,
     fds: &[RawFd],
     watchdog: bool,
+    report: RawFd,
 ) -> nix::errno::Errno {
     use nix::errno::Errno;
+    let above = 3 + fds.len() as i32;
+    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor; no memory is touched.
+    let report = unsafe { libc::fcntl(report, libc::F_DUPFD_CLOEXEC, above) };
+    if report < 0 {
+        // Nowhere to say it: the exit status (127) will.
+        return Errno::last();
+    }
+    let fail = |e: Errno| {
+        let bytes = (e as i32).to_ne_bytes();
+        // SAFETY: `report` was just created above and stays open until
+        // exec or exit; write(2) only reads our four bytes.
+        let _ = unsafe { libc::write(report, bytes.as_ptr().cast(), bytes.len()) };
+        e
+    };
     // First move every fd above the target range so that placing one at
     // 3+i never overwrites another still to be placed.
     let mut high = Vec::with_capacity(fds.len());
     for &fd in fds {
         // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor; no memory is touched.
-        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3 + fds.len() as i32) };
+        let new = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, above) };
         if new < 0 {
-            return Errno::last();
+            return fail(Errno::last());
         }
         high.push(new);
     }
@@ -165,7 +212,7 @@ unsafe fn exec_with_listen_fds(
         // SAFETY: dup2 onto 3+i: whatever was there is ours to replace (we
         // are about to exec), and the copy it makes is not CLOEXEC.
         if unsafe { libc::dup2(fd, 3 + i as i32) } < 0 {
-            return Errno::last();
+            return fail(Errno::last());
         }
     }
     let pid = std::process::id();
@@ -176,12 +223,12 @@ unsafe fn exec_with_listen_fds(
     }
     for var in ours {
         let Ok(var) = std::ffi::CString::new(var) else {
-            return Errno::EINVAL;
+            return fail(Errno::EINVAL);
         };
         env.push(var);
     }
     match nix::unistd::execve(exe, argv, &env) {
-        Err(e) => e,
+        Err(e) => fail(e),
         Ok(never) => match never {},
     }
 }
@@ -242,4 +289,29 @@ pub fn set_defer_accept(fd: &OwnedFd, seconds: i32) -> std::io::Result<()> {
     } else {
         Err(std::io::Error::last_os_error())
     }
+}
+
+/// The local time zone's offset from UTC at `unix_secs`, in seconds east of
+/// UTC, for the access log's `$time_local` (std knows no time zones). glibc's
+/// `localtime_r` reads TZ or /etc/localtime once per process and caches it,
+/// so this makes no syscall after the first call.
+pub fn utc_offset(unix_secs: i64) -> Option<i32> {
+    let t: libc::time_t = unix_secs;
+    let mut tm = libc::tm {
+        tm_sec: 0,
+        tm_min: 0,
+        tm_hour: 0,
+        tm_mday: 0,
+        tm_mon: 0,
+        tm_year: 0,
+        tm_wday: 0,
+        tm_yday: 0,
+        tm_isdst: 0,
+        tm_gmtoff: 0,
+        tm_zone: std::ptr::null(),
+    };
+    // SAFETY: both pointers are to live locals of the right types;
+    // localtime_r is reentrant and keeps neither pointer after it returns.
+    let r = unsafe { libc::localtime_r(&t, &mut tm) };
+    (!r.is_null()).then_some(tm.tm_gmtoff as i32)
 }

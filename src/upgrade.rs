@@ -46,7 +46,9 @@ impl Exec {
 }
 
 /// Forks and execs the new master with the same command line (without
-/// `-d`: it is detached already) and our sockets; returns its pid.
+/// `-d`: it is detached already) and our sockets; returns its pid once it
+/// runs the new binary, or why it could not ("cannot execute the new
+/// binary /usr/sbin/preforkd: ENOENT: No such file or directory").
 pub fn spawn_new_master(
     exec: &Exec,
     args: &Args,
@@ -87,7 +89,12 @@ pub fn spawn_new_master(
         env.push(cstr(format!("{MAINTENANCE_VAR}=on").as_bytes())?);
     }
     let fds: Vec<i32> = listeners.iter().map(|l| l.socket.as_raw_fd()).collect();
-    sys::spawn_with_listen_fds(&exe, &argv, env, &fds, watchdog).context("fork for the new master")
+    sys::spawn_with_listen_fds(&exe, &argv, env, &fds, watchdog).map_err(|e| match e {
+        sys::SpawnError::Fork(e) => anyhow::anyhow!("fork for the new master: {e}"),
+        sys::SpawnError::Exec(e) => {
+            anyhow::anyhow!("cannot execute the new binary {}: {e}", exec.exe.display())
+        }
+    })
 }
 
 /// Maintenance was on in the master that started us (and the variable is

@@ -2,7 +2,9 @@
 //! sockets (`EPOLLEXCLUSIVE`, so one connection wakes one worker), accepting
 //! with `accept4` until `EAGAIN`, driving its connections, the timeouts
 //! sweep, and draining on QUIT. Forking, the pid file and the worker table
-//! are the master's.
+//! are the master's. Also drives its access log: opened before privileges
+//! are dropped, written on its flush deadline, when draining and on exit,
+//! reopened on USR1.
 
 use std::net::TcpStream;
 use std::os::fd::AsFd;
@@ -16,8 +18,9 @@ use nix::unistd::Pid;
 
 use std::sync::atomic::Ordering::Relaxed;
 
+use crate::access_log::AccessLog;
 use crate::config::{Config, Credentials};
-use crate::conn::{Buffers, Conn, Ctx, Interest, Timeouts};
+use crate::conn::{Buffers, Conn, Ctx, Interest, Observer, Timeouts};
 use crate::exitcode;
 use crate::http::Limits;
 use crate::inbox::Sender;
@@ -49,6 +52,7 @@ macro_rules! ctx {
             now: $w.now,
             draining: $w.drain_deadline.is_some(),
             maintenance: $w.board.maintenance.load(Relaxed) != 0,
+            observer: $w.access_log.as_ref().map(|l| l as &dyn Observer),
         }
     };
 }
@@ -61,6 +65,19 @@ pub fn run(
     inbox: Option<Sender>,
     slot: &'static Slot,
 ) -> i32 {
+    // The access log before privileges are dropped: a file created now is
+    // handed to the workers' user (nginx's master does the same).
+    let access_log = config.access_log.as_ref().map(|c| {
+        AccessLog::open(
+            c,
+            &crate::access_log::Setup {
+                owner: config.user.as_ref(),
+                syslog: &config.log,
+                max_header_bytes: config.max_request_header_bytes,
+                lost: &slot.log_lost,
+            },
+        )
+    });
     // Privileges first: changing credentials clears PR_SET_PDEATHSIG, so the
     // orphan guard is set up after.
     if let Some(creds) = &config.user {
@@ -91,7 +108,7 @@ pub fn run(
     };
     // Signals were blocked around fork; ours are installed now.
     let _ = crate::signals::Signals::set().thread_unblock();
-    match Worker::new(config, listeners, &signals, inbox, slot) {
+    match Worker::new(config, listeners, &signals, inbox, slot, access_log) {
         Ok(mut w) => w.run(&signals),
         Err(e) => {
             log::error!("worker pid={} cannot start: {e}", std::process::id());
@@ -178,6 +195,8 @@ struct Worker {
     served: u64,
     max_requests: u64,
     inbox: Option<Sender>,
+    /// Written on its deadline, when draining, and when dropped (exit).
+    access_log: Option<AccessLog>,
 }
 
 impl Worker {
@@ -187,6 +206,7 @@ impl Worker {
         signals: &WorkerSignals,
         inbox: Option<Sender>,
         board: &'static Slot,
+        access_log: Option<AccessLog>,
     ) -> nix::Result<Worker> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
         epoll.add(
@@ -231,6 +251,7 @@ impl Worker {
             served: 0,
             max_requests: config.max_requests_per_worker,
             inbox,
+            access_log,
         };
         w.refresh_date();
         w.start_listening()?;
@@ -270,6 +291,12 @@ impl Worker {
             }
             if signals.reopen.swap(false, Ordering::SeqCst) {
                 crate::log::reopen();
+                if let Some(l) = &mut self.access_log {
+                    l.reopen();
+                }
+            }
+            if let Some(l) = &mut self.access_log {
+                l.tick(self.now);
             }
             if signals.quit.load(Ordering::SeqCst) && self.drain_deadline.is_none() {
                 self.start_drain();
@@ -310,6 +337,9 @@ impl Worker {
         if let Some(t) = self.paused_until {
             next = next.min(t);
         }
+        if let Some(t) = self.access_log.as_ref().and_then(AccessLog::deadline) {
+            next = next.min(t);
+        }
         let ms = next.saturating_duration_since(Instant::now()).as_millis() + 1;
         EpollTimeout::from(ms.min(1000) as u16)
     }
@@ -318,6 +348,9 @@ impl Worker {
     fn refresh_date(&mut self) {
         let wall = SystemTime::now();
         self.responses.set_date(&http_date(wall));
+        if let Some(l) = &mut self.access_log {
+            l.set_time(wall, self.now);
+        }
         let into_second = wall
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
@@ -551,5 +584,9 @@ impl Worker {
             entry.conn.start_drain(&ctx);
         }
         self.next_sweep = self.now;
+        // What is logged so far goes out now; the rest when we exit.
+        if let Some(l) = &mut self.access_log {
+            l.flush();
+        }
     }
 }

@@ -4,8 +4,6 @@
 //! bad duration, bad listen address, wrong type) and on a missing file.
 mod common;
 
-use std::path::PathBuf;
-
 use common::*;
 
 const LONG_OPTIONS: [&str; 8] = [
@@ -19,11 +17,9 @@ const LONG_OPTIONS: [&str; 8] = [
     "--help",
 ];
 
-/// Writes `text` to `name` in `dir`; returns the path as a string.
-fn write_config(dir: &TempDir, name: &str, text: &str) -> String {
-    let path: PathBuf = dir.path().join(name);
-    std::fs::write(&path, text).expect("write config");
-    path.display().to_string()
+/// `write_file`, the path as text.
+fn config_path(dir: &TempDir, name: &str, text: &str) -> String {
+    write_file(dir, name, text).display().to_string()
 }
 
 /// Runs `-t -c` on `text`, expects exit 1 and one error line starting
@@ -31,7 +27,7 @@ fn write_config(dir: &TempDir, name: &str, text: &str) -> String {
 /// the position.
 fn rejected(text: &str, line: usize, col: usize, key: &str) -> String {
     let dir = TempDir::new();
-    let path = write_config(&dir, "bad.toml", text);
+    let path = config_path(&dir, "bad.toml", text);
     let (code, out, err) = run_bin(&["-t", "-c", &path]);
     assert_eq!(code, 1, "exit status for {text:?}; stderr {err:?}");
     assert_eq!(out, "", "nothing on stdout for {text:?}");
@@ -107,7 +103,7 @@ fn zero_workers_flag_exits_2() {
 #[test]
 fn test_config_accepts_a_good_file() {
     let dir = TempDir::new();
-    let path = write_config(
+    let path = config_path(
         &dir,
         "good.toml",
         "listen = [\"127.0.0.1:8080\", \"[::1]:8080\"]\nworkers = 2\nshutdown_timeout = \"20s\"\n\

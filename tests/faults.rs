@@ -14,7 +14,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -24,13 +23,6 @@ use common::*;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
-const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-const HELLO: &str = "Hello, World!\n";
-
-/// The longest a single expected answer may take.
-const ANSWER: Duration = Duration::from_secs(5);
-
 /// /proc reports CPU times in USER_HZ, which is 100 on Linux (an ABI
 /// constant, whatever the kernel's own tick rate).
 const USER_HZ: f64 = 100.0;
@@ -38,61 +30,6 @@ const USER_HZ: f64 = 100.0;
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-fn toml(text: &str) -> Options {
-    Options {
-        toml: text.to_owned(),
-        ..Options::default()
-    }
-}
-
-/// A new connection to `addr` with bounded reads and writes.
-fn open(addr: SocketAddr) -> TcpStream {
-    let s = connect(addr);
-    s.set_read_timeout(Some(ANSWER)).unwrap();
-    s
-}
-
-/// Reads one response from `s`: Ok only for the configured 200.
-fn read_response_from(s: &mut TcpStream) -> Result<(), String> {
-    let r = try_read_response(s)?;
-    if r.text.starts_with("HTTP/1.1 200 OK\r\n") && r.body == HELLO {
-        Ok(())
-    } else {
-        Err(format!("not the configured 200: {:?}", r.text))
-    }
-}
-
-/// A GET on a kept-alive connection: Ok for a complete 200.
-fn get_on(s: &mut TcpStream) -> Result<(), String> {
-    s.write_all(GET).map_err(|e| format!("write: {e}"))?;
-    read_response_from(s)
-}
-
-/// One GET with `Connection: close` on a new connection; Ok for a
-/// complete 200.
-fn get_ok(addr: SocketAddr) -> Result<(), String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
-    s.write_all(GET_CLOSE).map_err(|e| format!("write: {e}"))?;
-    read_response_from(&mut s)
-}
-
-/// Fields of /proc/PID/stat after the command name: [0] is the state,
-/// [11] utime, [12] stime.
-fn stat_fields(pid: i32) -> Vec<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let (_, rest) = stat.rsplit_once(')').unwrap();
-    rest.split_whitespace().map(str::to_owned).collect()
-}
-
-/// CPU time `pid` has used, in USER_HZ ticks (utime + stime).
-fn cpu_ticks(pid: i32) -> u64 {
-    let f = stat_fields(pid);
-    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-}
 
 /// Open file descriptors of `pid` numbered below `limit` (RLIMIT_NOFILE
 /// bounds the numbers of new descriptors; one inherited above it, such as
@@ -108,56 +45,6 @@ fn fds_below(pid: i32, limit: usize) -> usize {
                 .is_some_and(|n| n < limit)
         })
         .count()
-}
-
-fn count(lines: &[String], needle: &str) -> usize {
-    lines.iter().filter(|l| l.contains(needle)).count()
-}
-
-/// `wait_until` that keeps the server's log drained while it polls (the
-/// datagram queue holds about ten lines).
-fn pumped_wait<T>(
-    server: &Server,
-    timeout: Duration,
-    what: &str,
-    mut cond: impl FnMut() -> Option<T>,
-) -> T {
-    wait_until(timeout, what, || {
-        server.log_lines();
-        cond()
-    })
-}
-
-/// Asserts that `cond` holds at every look for `window` (the log drained
-/// meanwhile): something must keep holding while time passes.
-fn holds_for(server: &Server, window: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let end = Instant::now() + window;
-    while Instant::now() < end {
-        server.log_lines();
-        assert!(cond(), "{what} stopped holding");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Graceful stop: QUIT, exit 0, empty process group, no error lines but
-/// those containing one of `expected`. Returns the log and stderr.
-fn finish_with(mut server: Server, expected: &[&str]) -> (Vec<String>, String) {
-    server.signal(Signal::SIGQUIT);
-    let status = server.wait_exit();
-    assert!(status.success(), "master exit status {status}");
-    let pgid = server.pid();
-    wait_until(WAIT, "the process group to empty", || {
-        killpg(pgid, None).is_err().then_some(())
-    });
-    let lines = server.log_lines();
-    let errors: Vec<&String> = lines
-        .iter()
-        .filter(|l| l.starts_with("<27>") || l.starts_with("<26>") || l.starts_with("<25>"))
-        .filter(|l| !expected.iter().any(|e| l.contains(e)))
-        .collect();
-    assert!(errors.is_empty(), "error lines in the log: {errors:#?}");
-    let stderr = server.stderr();
-    (lines, stderr)
 }
 
 // ---------------------------------------------------------------------------
@@ -183,7 +70,7 @@ fn emfile_is_logged_once_does_not_spin_and_recovers() {
     let addr = server.addr;
     // A keep-alive connection accepted before the episode.
     let mut kept = open(addr);
-    get_on(&mut kept).unwrap();
+    get_on(&mut kept, ANSWER).unwrap();
     let room = NOFILE - fds_below(worker, NOFILE);
     eprintln!("emfile: worker {worker} has room for {room} more descriptors");
 
@@ -196,13 +83,10 @@ fn emfile_is_logged_once_does_not_spin_and_recovers() {
             && warning.contains("Too many open files"),
         "a warning naming the worker and EMFILE: {warning}"
     );
-    pumped_wait(
-        &server,
-        WAIT,
-        "the worker to use all its descriptors",
-        || (fds_below(worker, NOFILE) == NOFILE).then_some(()),
-    );
-    get_on(&mut kept).unwrap();
+    wait_until(WAIT, "the worker to use all its descriptors", || {
+        (fds_below(worker, NOFILE) == NOFILE).then_some(())
+    });
+    get_on(&mut kept, ANSWER).unwrap();
 
     // Two seconds of the episode, new connections arriving all along.
     let ticks = cpu_ticks(worker);
@@ -212,7 +96,6 @@ fn emfile_is_logged_once_does_not_spin_and_recovers() {
         if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
             extra.push(s);
         }
-        server.log_lines();
         // Pacing of the arrivals: one every 50 ms.
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -224,8 +107,12 @@ fn emfile_is_logged_once_does_not_spin_and_recovers() {
         since.elapsed(),
         share * 100.0
     );
+    // A worker that sleeps between arrivals uses a few percent; one that
+    // spins on EMFILE never sleeps and takes what a CPU it can get. Half a
+    // CPU leaves room for a loaded 2-CPU machine (CPU time is not inflated
+    // by load, but tick accounting is coarse) and still catches the spin.
     assert!(
-        share < 0.3,
+        share < 0.5,
         "the worker spun: {:.0}% of a CPU",
         share * 100.0
     );
@@ -240,7 +127,7 @@ fn emfile_is_logged_once_does_not_spin_and_recovers() {
         "one warning for the episode"
     );
     // Still serving what it has, during the episode.
-    get_on(&mut kept).unwrap();
+    get_on(&mut kept, ANSWER).unwrap();
 
     // Connections close: the worker accepts again (the queued ones, then
     // new ones) and says so.
@@ -254,10 +141,10 @@ fn emfile_is_logged_once_does_not_spin_and_recovers() {
     for _ in 0..3 {
         get_ok(addr).unwrap();
     }
-    get_on(&mut kept).unwrap();
+    get_on(&mut kept, ANSWER).unwrap();
     assert_eq!(server.worker_pids(), vec![worker]);
     drop(kept);
-    let (lines, stderr) = finish_with(server, &[]);
+    let (lines, stderr) = server.finish_with(&[]);
     assert_eq!(
         count(&lines, "accept4 failed") + stderr.matches("accept4 failed").count(),
         1,
@@ -279,30 +166,6 @@ struct Tally {
     failures: Mutex<Vec<String>>,
 }
 
-/// Sets the flag when dropped: load threads of a scope stop even when the
-/// test panics (the scope joins them before the panic goes on).
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-/// A kept-alive connection between two requests: still open, or closed by
-/// the server (a killed worker's connections are closed by the kernel).
-fn closed_while_idle(s: &TcpStream) -> bool {
-    s.set_nonblocking(true).unwrap();
-    let mut b = [0u8; 1];
-    let r = s.peek(&mut b);
-    s.set_nonblocking(false).unwrap();
-    match r {
-        Err(e) if e.kind() == ErrorKind::WouldBlock => false,
-        // EOF, a reset, or bytes nobody asked for: start over.
-        _ => true,
-    }
-}
-
 /// One load thread: GETs until `stop`, on a kept-alive connection
 /// (reopened whenever the server closed it) or a new one per request.
 fn load(addr: SocketAddr, keep_alive: bool, stop: &AtomicBool, tally: &Tally, t0: Instant) {
@@ -310,7 +173,10 @@ fn load(addr: SocketAddr, keep_alive: bool, stop: &AtomicBool, tally: &Tally, t0
     let mut conn: Option<TcpStream> = None;
     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
         let result = if keep_alive {
-            if conn.as_ref().is_some_and(closed_while_idle) {
+            if conn
+                .as_ref()
+                .is_some_and(|s| !matches!(idle_state(s), Idle::Open))
+            {
                 conn = None;
             }
             let s = match conn.take() {
@@ -323,12 +189,12 @@ fn load(addr: SocketAddr, keep_alive: bool, stop: &AtomicBool, tally: &Tally, t0
                     }),
             };
             s.and_then(|mut s| {
-                get_on(&mut s)?;
+                get_on(&mut s, ANSWER)?;
                 conn = Some(s);
                 Ok(())
             })
         } else {
-            get_ok(addr)
+            get_ok(addr).map(drop)
         };
         match result {
             Ok(()) => {
@@ -358,16 +224,16 @@ fn load(addr: SocketAddr, keep_alive: bool, stop: &AtomicBool, tally: &Tally, t0
 // per client thread per kill), no kill counts as a crash, and the worker
 // count is back to W at the end.
 //
-// Only workers older than 1.5 s are killed: the master counts a worker dying
-// younger than 1 s as a crash and backs off before replacing it, which is
-// crash-loop protection (tested in tests/process.rs), not this test.
+// Only workers alive for 1.5 s (long enough to have served) are killed: a
+// worker dying before it is ready counts as a crash and backs off, which is
+// crash-loop protection (tested in tests/respawn.rs), not this test.
 #[test]
 fn chaos_random_worker_kills_under_load() {
     quiet_sigchld();
     const W: usize = 3;
     const THREADS: u64 = 4;
     const RUN: Duration = Duration::from_secs(30);
-    let server = Server::start_with(toml("workers = 3\nkeepalive_timeout = \"30s\"\n"));
+    let server = Server::start_with(Options::toml("workers = 3\nkeepalive_timeout = \"30s\"\n"));
     server.wait_workers(W);
     let addr = server.addr;
     let stop = AtomicBool::new(false);
@@ -385,13 +251,12 @@ fn chaos_random_worker_kills_under_load() {
             let (stop, tally) = (&stop, &tally);
             scope.spawn(move || load(addr, i < 2, stop, tally, t0));
         }
-        pumped_wait(&server, WAIT, "the load to be served", || {
+        wait_until(WAIT, "the load to be served", || {
             (tally.ok.load(Ordering::SeqCst) >= 20).then_some(())
         });
         let (mut kills, mut longest_gap) = (0u64, Duration::ZERO);
         let mut next_kill = Instant::now();
         while t0.elapsed() < RUN {
-            server.log_lines();
             let now = Instant::now();
             let pids = server.worker_pids();
             for p in &pids {
@@ -435,11 +300,13 @@ fn chaos_random_worker_kills_under_load() {
         failed <= kills * THREADS,
         "{failed} failures for {kills} kills of {THREADS} threads' requests"
     );
+    // A stopped service shows as a gap of many seconds (the rest of the
+    // run); 4 s leaves room for a loaded machine's respawns.
     assert!(
-        longest_gap < Duration::from_secs(2),
+        longest_gap < Duration::from_secs(4),
         "no request succeeded for {longest_gap:?}"
     );
-    let pids = pumped_wait(&server, WAIT, "W workers", || {
+    let pids = wait_until(WAIT, "W workers", || {
         let pids = server.worker_pids();
         (pids.len() == W).then_some(pids)
     });
@@ -447,7 +314,7 @@ fn chaos_random_worker_kills_under_load() {
         assert!(alive(p));
     }
     get_ok(addr).unwrap();
-    let (lines, _) = finish_with(server, &[]);
+    let (lines, _) = server.finish_with(&[]);
     assert_eq!(count(&lines, "crashed"), 0, "a kill counted as a crash");
     assert!(count(&lines, "killed signal=SIGKILL") as u64 >= kills.min(5));
 }
@@ -469,7 +336,7 @@ fn unwritable_pid_file_directory_exits_1_with_one_clear_line() {
         std::path::PathBuf::from("/proc/preforkd-test/x.pid"),
         missing,
     ] {
-        let mut server = Server::spawn(toml(&format!(
+        let mut server = Server::spawn(Options::toml(&format!(
             "workers = 1\npid_file = \"{}\"\n",
             path.display()
         )));
@@ -518,7 +385,7 @@ fn unwritable_pid_file_directory_exits_1_with_one_clear_line() {
 #[test]
 fn stopped_master_kills_no_worker_after_sigcont() {
     quiet_sigchld();
-    let server = Server::start_with(toml("workers = 2\nworker_timeout = \"2s\"\n"));
+    let server = Server::start_with(Options::toml("workers = 2\nworker_timeout = \"2s\"\n"));
     let workers = server.wait_workers(2);
     let master = server.pid().as_raw();
     let stop = AtomicBool::new(false);
@@ -530,7 +397,7 @@ fn stopped_master_kills_no_worker_after_sigcont() {
             let (stop, tally) = (&stop, &tally);
             scope.spawn(move || load(server.addr, i == 0, stop, tally, t0));
         }
-        pumped_wait(&server, WAIT, "the load to be served", || {
+        wait_until(WAIT, "the load to be served", || {
             (tally.ok.load(Ordering::SeqCst) >= 20).then_some(())
         });
 
@@ -541,7 +408,6 @@ fn stopped_master_kills_no_worker_after_sigcont() {
         let before = tally.ok.load(Ordering::SeqCst);
         // The stop itself: 5 s, more than twice worker_timeout, watched.
         holds_for(
-            &server,
             Duration::from_secs(5),
             "stopped master, same workers",
             || stat_fields(master)[0] == "T" && server.worker_pids() == workers,
@@ -553,7 +419,7 @@ fn stopped_master_kills_no_worker_after_sigcont() {
         });
         // The watchdog looks at least once a second: give it three looks
         // past worker_timeout.
-        holds_for(&server, Duration::from_secs(3), "the same workers", || {
+        holds_for(Duration::from_secs(3), "the same workers", || {
             server.worker_pids() == workers
         });
         stop.store(true, Ordering::SeqCst);
@@ -576,7 +442,7 @@ fn stopped_master_kills_no_worker_after_sigcont() {
 
     server.signal(Signal::SIGTTIN);
     server.wait_for_log("master command=add-worker");
-    let now = pumped_wait(&server, WAIT, "3 workers", || {
+    let now = wait_until(WAIT, "3 workers", || {
         let pids = server.worker_pids();
         (pids.len() == 3).then_some(pids)
     });
@@ -585,5 +451,5 @@ fn stopped_master_kills_no_worker_after_sigcont() {
         "{workers:?} -> {now:?}"
     );
     get_ok(server.addr).unwrap();
-    finish_with(server, &[]);
+    server.finish_with(&[]);
 }

@@ -22,7 +22,7 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -33,213 +33,13 @@ use nix::sys::socket::{setsockopt, sockopt};
 // Requests and expected answers
 // ---------------------------------------------------------------------------
 
-const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 /// Sent behind every edge case in the same write: answered only if the
 /// connection stayed open and the case's framing ended where it should.
 const PROBE: &[u8] = b"GET /probe HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 
-const TEXT: &str = "text/plain; charset=utf-8";
-const ALLOW: &str = "Allow: GET, HEAD, OPTIONS\r\n";
-const HELLO: &str = "Hello, World!\n";
-
-fn cat(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
-}
-
-/// A response as the server lays it out, with `Date: D`.
-fn response(status: &str, extra: &str, body: &str, close: bool) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\nDate: D\r\nServer: preforkd\r\nContent-Type: {TEXT}\r\n\
-         Content-Length: {}\r\n{extra}{}\r\n{body}",
-        body.len(),
-        if close { "Connection: close\r\n" } else { "" }
-    )
-}
-
-/// The configured (default) response to GET.
-fn ok(close: bool) -> String {
-    response("200 OK", "", HELLO, close)
-}
-
-/// 405 to any method but GET, HEAD and OPTIONS.
-fn not_allowed() -> String {
-    response(
-        "405 Method Not Allowed",
-        ALLOW,
-        "Method Not Allowed\n",
-        false,
-    )
-}
-
-/// 204 to OPTIONS.
-fn no_content() -> String {
-    format!("HTTP/1.1 204 No Content\r\nDate: D\r\nServer: preforkd\r\n{ALLOW}\r\n")
-}
-
-/// An error answer: always `Connection: close`.
-fn rejection(status: u16) -> String {
-    let reason = match status {
-        400 => "Bad Request",
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        501 => "Not Implemented",
-        _ => panic!("no error status {status} in this file"),
-    };
-    response(
-        &format!("{status} {reason}"),
-        "",
-        &format!("{reason}\n"),
-        true,
-    )
-}
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// The longest a single expected answer may take.
-const ANSWER: Duration = Duration::from_secs(5);
-
-/// A new connection to `server`, reads bounded by [`ANSWER`].
-fn open(addr: SocketAddr) -> TcpStream {
-    let s = connect(addr);
-    s.set_read_timeout(Some(ANSWER)).unwrap();
-    s
-}
-
-fn send(s: &mut TcpStream, bytes: &[u8]) {
-    s.write_all(bytes).expect("send to the server");
-}
-
-/// Replaces the value of every `Date` header by `D`, after checking that it
-/// is 29 bytes long (an IMF-fixdate).
-fn redact_dates(raw: &str) -> String {
-    const KEY: &str = "\r\nDate: ";
-    let mut out = String::new();
-    let mut rest = raw;
-    while let Some(i) = rest.find(KEY) {
-        let start = i + KEY.len();
-        out.push_str(&rest[..start]);
-        out.push('D');
-        rest = rest.get(start + 29..).unwrap_or("<short Date>");
-        assert!(rest.starts_with("\r\n"), "a 29-byte Date in {raw:?}");
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Everything until the server closes, which must be a clean close (EOF,
-/// not a reset) within `within`. Raw bytes, as text.
-fn read_to_eof(s: &mut TcpStream, within: Duration) -> Result<String, String> {
-    let deadline = Instant::now() + within;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!(
-                "not closed within {within:?}; got {:?}",
-                String::from_utf8_lossy(&out)
-            ));
-        }
-        s.set_read_timeout(Some(left)).unwrap();
-        match s.read(&mut buf) {
-            Ok(0) => return Ok(String::from_utf8_lossy(&out).into_owned()),
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
-            Err(e) => {
-                return Err(format!(
-                    "{e} instead of a clean close; got {:?}",
-                    String::from_utf8_lossy(&out)
-                ))
-            }
-        }
-    }
-}
-
-/// Reads exactly one response (head, then Content-Length bytes unless the
-/// status has no body) within `within`; raw.
-fn read_one(s: &mut TcpStream, within: Duration) -> Result<String, String> {
-    let deadline = Instant::now() + within;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 1];
-    let mut need: Option<usize> = None;
-    loop {
-        if let Some(n) = need {
-            if out.len() == n {
-                return Ok(String::from_utf8_lossy(&out).into_owned());
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!(
-                "no complete response within {within:?}; got {:?}",
-                String::from_utf8_lossy(&out)
-            ));
-        }
-        s.set_read_timeout(Some(left)).unwrap();
-        match s.read(&mut buf) {
-            Ok(0) => {
-                return Err(format!(
-                    "EOF mid-response after {:?}",
-                    String::from_utf8_lossy(&out)
-                ))
-            }
-            Ok(_) => out.push(buf[0]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                ) => {}
-            Err(e) => return Err(format!("{e} after {:?}", String::from_utf8_lossy(&out))),
-        }
-        if need.is_none() && out.ends_with(b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&out).into_owned();
-            let len = head
-                .split("\r\n")
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().unwrap())
-                })
-                .unwrap_or(0);
-            let bodiless = head.starts_with("HTTP/1.1 1") || head.starts_with("HTTP/1.1 204");
-            need = Some(out.len() + if bodiless { 0 } else { len });
-        }
-    }
-}
-
-/// One GET with `Connection: close` on a new connection: Ok(how long it
-/// took) for a complete 200 and a clean close.
-fn get_ok(addr: SocketAddr) -> Result<Duration, String> {
-    let start = Instant::now();
-    let mut s = TcpStream::connect_timeout(&addr, ANSWER).map_err(|e| format!("connect: {e}"))?;
-    s.set_write_timeout(Some(ANSWER)).unwrap();
-    s.write_all(GET_CLOSE).map_err(|e| format!("write: {e}"))?;
-    let answer = read_to_eof(&mut s, ANSWER)?;
-    if redact_dates(&answer) == ok(true) {
-        Ok(start.elapsed())
-    } else {
-        Err(format!("bad answer {answer:?}"))
-    }
-}
-
-/// A GET on a kept-alive connection is answered 200 within `within`.
-fn get_on(s: &mut TcpStream, within: Duration) -> Result<Duration, String> {
-    let start = Instant::now();
-    s.write_all(GET).map_err(|e| format!("write: {e}"))?;
-    let answer = read_one(s, within)?;
-    if redact_dates(&answer) == ok(false) {
-        Ok(start.elapsed())
-    } else {
-        Err(format!("bad answer {answer:?}"))
-    }
-}
 
 /// A `key:` value in kB from /proc/PID/status.
 fn proc_status_kib(pid: i32, key: &str) -> u64 {
@@ -269,10 +69,9 @@ fn socket_count(pid: i32) -> usize {
         .count()
 }
 
-/// Waits until the worker holds exactly `n` sockets (log kept drained).
-fn wait_sockets(server: &Server, worker: i32, n: usize, within: Duration, what: &str) {
+/// Waits until the worker holds exactly `n` sockets.
+fn wait_sockets(worker: i32, n: usize, within: Duration, what: &str) {
     wait_until(within, what, || {
-        server.log_lines();
         let now = socket_count(worker);
         (now == n).then_some(())
     });
@@ -319,25 +118,6 @@ fn server_rx_queue(server_port: u16, client_port: u16) -> Option<u64> {
             None
         }
     })
-}
-
-/// Sets the flag when dropped: threads of a scope stop even when the test
-/// panics (the scope joins them before the panic goes on).
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-/// Error-level lines (facility daemon: <27> err, <26> crit, <25> alert).
-fn error_lines(server: &Server) -> Vec<String> {
-    server
-        .log_lines()
-        .into_iter()
-        .filter(|l| l.starts_with("<27>") || l.starts_with("<26>") || l.starts_with("<25>"))
-        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -415,7 +195,7 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "content-length with leading zeros",
             b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 005\r\n\r\nhello".as_slice(),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         // --- Transfer-Encoding (RFC 9112 6.1, 6.3) ------------------------
         // chunked applied twice: MUST NOT (6.1), as a list in one field.
@@ -456,12 +236,12 @@ fn edge_cases() -> Vec<Case> {
             "transfer-encoding with empty list elements",
             b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: , chunked,\r\n\r\n0\r\n\r\n"
                 .as_slice(),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "transfer-encoding CHUNKED",
             b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: CHUNKED\r\n\r\n0\r\n\r\n".as_slice(),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         // --- chunk-size (RFC 9112 7.1) -------------------------------------
         // The largest u64: past any body limit, refused before the data.
@@ -501,44 +281,44 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "chunk size in upper-case hex",
             chunked(b"A\r\n0123456789\r\n0\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         // last-chunk = 1*("0"): several zeros end the body too.
         open_case(
             "last chunk written 000",
             chunked(b"5\r\nhello\r\n000\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         // --- chunk extensions (RFC 9112 7.1.1) ------------------------------
         open_case(
             "chunk extension token",
             chunked(b"5;a=b\r\nhello\r\n0\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "chunk extension quoted",
             chunked(b"5;a=\"q\"\r\nhello\r\n0\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "chunk extension quoted with an escape",
             chunked(b"5;a=\"q\\\"x\"\r\nhello\r\n0\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "chunk extension name only, twice",
             chunked(b"5;a;b\r\nhello\r\n0\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "chunk extension with BWS around ; and =",
             chunked(b"5 ; a = b\r\nhello\r\n0\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "chunk extension on the last chunk",
             chunked(b"5\r\nhello\r\n0;a=b\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         closed_case(
             "chunk extension quoted name",
@@ -559,12 +339,12 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "trailer fields",
             chunked(b"5\r\nhello\r\n0\r\nX-T: v\r\nX-U:w\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         open_case(
             "trailer field with an empty value",
             chunked(b"5\r\nhello\r\n0\r\nX-T:\r\n\r\n"),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         closed_case(
             "trailer field name with a space",
@@ -613,7 +393,7 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "obs-text in a value",
             get_with(b"X-A: caf\xc3\xa9\r\n"),
-            ok(false),
+            ok(Persist::KeepAlive),
         ),
         // --- methods (RFC 9110 9.1: a case-sensitive token) -----------------
         closed_case(
@@ -630,19 +410,19 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "lower-case get",
             b"get / HTTP/1.1\r\nHost: t\r\n\r\n".as_slice(),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         // --- request targets (RFC 9112 3.2) ----------------------------------
         open_case(
             "absolute-form",
             b"GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n".as_slice(),
-            ok(false),
+            ok(Persist::KeepAlive),
         ),
         // 3.2.2: with absolute-form the server MUST ignore Host.
         open_case(
             "absolute-form with another Host",
             b"GET http://a/b HTTP/1.1\r\nHost: other\r\n\r\n".as_slice(),
-            ok(false),
+            ok(Persist::KeepAlive),
         ),
         // 3.2: an HTTP/1.1 request without Host is 400, whatever the form.
         closed_case(
@@ -659,7 +439,7 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "asterisk-form OPTIONS",
             b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n".as_slice(),
-            no_content(),
+            no_content(Persist::KeepAlive),
         ),
         // asterisk-form is only for OPTIONS (3.2.4).
         closed_case(
@@ -676,7 +456,7 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "authority-form CONNECT",
             b"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n".as_slice(),
-            not_allowed(),
+            not_allowed(Persist::KeepAlive),
         ),
         // --- Host (RFC 9112 3.2, RFC 9110 7.2) -------------------------------
         closed_case(
@@ -694,7 +474,7 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "empty Host",
             b"GET / HTTP/1.1\r\nHost:\r\n\r\n".as_slice(),
-            ok(false),
+            ok(Persist::KeepAlive),
         ),
         // --- HTTP-version (RFC 9112 2.3: case-sensitive, one digit each) ----
         closed_case(
@@ -745,7 +525,7 @@ fn edge_cases() -> Vec<Case> {
         open_case(
             "empty lines before the request line",
             b"\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n".as_slice(),
-            ok(false),
+            ok(Persist::KeepAlive),
         ),
     ]
 }
@@ -765,7 +545,7 @@ fn rfc_edge_cases_get_exact_answers_and_persistence() {
         let mut s = open(server.addr);
         send(&mut s, &cat(&[&case.bytes, PROBE]));
         let expected = match &case.expect {
-            Expect::Open(answer) => format!("{answer}{}", ok(true)),
+            Expect::Open(answer) => format!("{answer}{}", ok(Persist::Close)),
             Expect::Closed(status) => rejection(*status),
         };
         match read_to_eof(&mut s, ANSWER) {
@@ -887,15 +667,17 @@ fn body_dripped_slower_than_header_timeout_gets_408() {
     let last_byte = Instant::now();
     // Now a gap longer than header_timeout: the next byte would come
     // after 2 s, but the answer must come first.
-    let raw = read_to_eof(&mut s, Duration::from_secs(4)).unwrap();
+    let raw = read_to_eof(&mut s, Duration::from_secs(6)).unwrap();
     let waited = last_byte.elapsed();
     assert_eq!(redact_dates(&raw), rejection(408));
+    // ~1 s (header_timeout, checked every 250 ms); up to 4 s is room for a
+    // loaded machine, well short of the 30 s keep-alive timeout.
     assert!(
-        waited >= Duration::from_millis(900) && waited <= Duration::from_millis(2500),
+        waited >= Duration::from_millis(900) && waited <= Duration::from_secs(4),
         "408 and close {waited:?} after the last byte, expected ~1 s"
     );
     assert!(
-        head_sent.elapsed() < Duration::from_secs(5),
+        head_sent.elapsed() < Duration::from_secs(8),
         "the whole exchange took {:?}",
         head_sent.elapsed()
     );
@@ -914,9 +696,10 @@ fn body_dripped_slower_than_header_timeout_gets_408() {
 #[test]
 fn greedy_pipeliner_is_throttled_and_dropped() {
     quiet_sigchld();
-    const TIMEOUT: Duration = Duration::from_secs(4);
+    // Long enough that the checks below, on a loaded machine, fit before it.
+    const TIMEOUT: Duration = Duration::from_secs(8);
     let server =
-        Server::start("workers = 1\nheader_timeout = \"4s\"\nkeepalive_timeout = \"30s\"\n");
+        Server::start("workers = 1\nheader_timeout = \"8s\"\nkeepalive_timeout = \"30s\"\n");
     let worker = server.wait_workers(1)[0];
     // Warm up (buffers allocated, pages touched), then measure.
     for _ in 0..3 {
@@ -965,11 +748,13 @@ fn greedy_pipeliner_is_throttled_and_dropped() {
     let rss_flooded = vm_rss_kib(worker);
     // Another client is served promptly meanwhile.
     for _ in 0..5 {
+        // A worker stuck on the greedy client would answer only once
+        // header_timeout drops it (TIMEOUT); a few seconds is room for load.
         let took = get_ok(server.addr).unwrap();
-        assert!(took < Duration::from_secs(1), "a GET took {took:?}");
+        assert!(took < TIMEOUT / 3, "a GET took {took:?}");
     }
     let mut other = open(server.addr);
-    get_on(&mut other, Duration::from_secs(1)).unwrap();
+    get_on(&mut other, TIMEOUT / 3).unwrap();
     drop(other);
     let still = server_rx_queue(server.addr.port(), client_port);
     assert_eq!(
@@ -999,7 +784,6 @@ fn greedy_pipeliner_is_throttled_and_dropped() {
     // Dropped once header_timeout passes without progress: the worker is
     // back to its own sockets.
     wait_sockets(
-        &server,
         worker,
         sockets,
         TIMEOUT + Duration::from_secs(3),
@@ -1097,9 +881,6 @@ fn ten_thousand_idle_connections_do_not_starve_a_client() {
                 set_linger0(&s);
             }
             idle.push(s);
-            if i % 500 == 0 {
-                server.log_lines();
-            }
             pace(i);
         }
         let opened = started.elapsed();
@@ -1107,10 +888,7 @@ fn ten_thousand_idle_connections_do_not_starve_a_client() {
         wait_until(
             Duration::from_secs(30),
             "the worker to hold them all",
-            || {
-                server.log_lines();
-                (socket_count(worker) >= sockets + IDLE).then_some(())
-            },
+            || (socket_count(worker) >= sockets + IDLE).then_some(()),
         );
         eprintln!(
             "idle: {IDLE} connections opened in {opened:?}, all held after {:?}; worker VmRSS {} KiB",
@@ -1120,7 +898,6 @@ fn ten_thousand_idle_connections_do_not_starve_a_client() {
         // Served while the worker holds them all.
         let so_far = served.load(Ordering::SeqCst);
         wait_until(WAIT, "20 more answers beside the idle connections", || {
-            server.log_lines();
             (served.load(Ordering::SeqCst) >= so_far + 20).then_some(())
         });
         assert!(
@@ -1142,8 +919,10 @@ fn ten_thousand_idle_connections_do_not_starve_a_client() {
         served >= 20,
         "the other client was served only {served} times"
     );
+    // Starved, it would wait for the idle connections to time out (120 s);
+    // 3 s is room for a loaded 2-CPU machine.
     assert!(
-        slowest < Duration::from_secs(2),
+        slowest < Duration::from_secs(3),
         "a GET took {slowest:?} beside the idle connections"
     );
     assert_eq!(
@@ -1156,7 +935,6 @@ fn ten_thousand_idle_connections_do_not_starve_a_client() {
     let closing = Instant::now();
     drop(idle);
     wait_sockets(
-        &server,
         worker,
         sockets,
         Duration::from_secs(20),
@@ -1199,15 +977,11 @@ fn connect_then_close_flood() {
             _ => (&s).write_all(GET).unwrap(),
         }
         conns.push(s);
-        if i % 500 == 0 {
-            server.log_lines();
-        }
         pace(i);
     }
     // All at once.
     drop(conns);
     wait_sockets(
-        &server,
         worker,
         sockets,
         Duration::from_secs(20),
@@ -1221,7 +995,7 @@ fn connect_then_close_flood() {
     for _ in 0..3 {
         get_ok(server.addr).unwrap();
     }
-    assert_eq!(error_lines(&server), Vec::<String>::new());
+    assert_eq!(server.error_lines(), Vec::<String>::new());
     server.finish();
 }
 
@@ -1267,12 +1041,8 @@ fn clients_resetting_mid_response() {
         }
         set_linger0(&s);
         drop(s);
-        if round % 5 == 0 {
-            server.log_lines();
-        }
     }
     wait_sockets(
-        &server,
         worker,
         sockets,
         Duration::from_secs(10),
@@ -1284,7 +1054,7 @@ fn clients_resetting_mid_response() {
         "the worker was replaced"
     );
     get_ok(server.addr).unwrap();
-    assert_eq!(error_lines(&server), Vec::<String>::new());
+    assert_eq!(server.error_lines(), Vec::<String>::new());
     server.finish();
 }
 
@@ -1382,7 +1152,7 @@ fn memory_stays_flat_over_a_million_requests() {
 fn read_one_after(s: &mut TcpStream) -> String {
     send(s, GET);
     let answer = read_one(s, ANSWER).unwrap();
-    assert_eq!(redact_dates(&answer), ok(false));
+    assert_eq!(redact_dates(&answer), ok(Persist::KeepAlive));
     answer
 }
 
@@ -1397,13 +1167,14 @@ fn empty_lines_after_a_request_keep_the_connection_idle() {
     let mut s = open(server.addr);
     send(&mut s, &cat(&[GET, b"\r\n\r\n"]));
     let first = read_one(&mut s, ANSWER).unwrap();
-    assert_eq!(redact_dates(&first), ok(false));
+    assert_eq!(redact_dates(&first), ok(Persist::KeepAlive));
     let started = Instant::now();
-    let rest = read_to_eof(&mut s, Duration::from_secs(4)).unwrap();
+    let rest = read_to_eof(&mut s, Duration::from_secs(8)).unwrap();
     assert_eq!(rest, "", "no answer to empty lines");
     let took = started.elapsed();
+    // keepalive_timeout is 1 s, header_timeout 30 s.
     assert!(
-        took < Duration::from_secs(3),
+        took < Duration::from_secs(6),
         "closed after {took:?}, not keepalive_timeout"
     );
     server.finish();

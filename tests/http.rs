@@ -43,131 +43,15 @@ const SMALL_LIMITS: &str = "workers = 1\nheader_timeout = \"30s\"\nkeepalive_tim
 const HEADER_LIMIT: usize = 1024;
 const BODY_LIMIT: usize = 1024;
 
-const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 const HEAD: &[u8] = b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n";
 const OPTIONS: &[u8] = b"OPTIONS * HTTP/1.1\r\nHost: t\r\n\r\n";
 const CHUNKED_POST: &[u8] = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
-
-fn cat(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
-}
-
-// ---------------------------------------------------------------------------
-// Expected responses (with `Date: D`)
-// ---------------------------------------------------------------------------
-
-const TEXT: &str = "text/plain; charset=utf-8";
-const ALLOW: &str = "Allow: GET, HEAD, OPTIONS\r\n";
-const HELLO: &str = "Hello, World!\n";
-
-/// How a response says whether the connection stays open.
-#[derive(Clone, Copy, Debug)]
-enum Persist {
-    /// HTTP/1.1 default: no `Connection` header.
-    KeepAlive,
-    /// HTTP/1.0 keep-alive.
-    KeepAlive10,
-    Close,
-}
-
-impl Persist {
-    fn header(self) -> &'static str {
-        match self {
-            Persist::KeepAlive => "",
-            Persist::KeepAlive10 => "Connection: keep-alive\r\n",
-            Persist::Close => "Connection: close\r\n",
-        }
-    }
-}
-
-/// A response with a body, as the server lays it out.
-fn response(status: &str, content_type: &str, extra: &str, body: &str, p: Persist) -> String {
-    format!(
-        "{}{body}",
-        response_head(status, content_type, extra, body.len(), p)
-    )
-}
-
-fn response_head(status: &str, content_type: &str, extra: &str, len: usize, p: Persist) -> String {
-    format!(
-        "HTTP/1.1 {status}\r\nDate: D\r\nServer: preforkd\r\nContent-Type: {content_type}\r\n\
-         Content-Length: {len}\r\n{extra}{}\r\n",
-        p.header()
-    )
-}
-
-/// The default configured response.
-fn ok(p: Persist) -> String {
-    response("200 OK", TEXT, "", HELLO, p)
-}
-
-/// The default configured response to HEAD: the same head, no body.
-fn ok_head(p: Persist) -> String {
-    response_head("200 OK", TEXT, "", HELLO.len(), p)
-}
-
-/// 204 to OPTIONS: no body, no Content-Length.
-fn no_content(p: Persist) -> String {
-    format!(
-        "HTTP/1.1 204 No Content\r\nDate: D\r\nServer: preforkd\r\n{ALLOW}{}\r\n",
-        p.header()
-    )
-}
-
-/// 405 to any method but GET, HEAD and OPTIONS.
-fn not_allowed(p: Persist) -> String {
-    response(
-        "405 Method Not Allowed",
-        TEXT,
-        ALLOW,
-        "Method Not Allowed\n",
-        p,
-    )
-}
-
-/// An error answer: always `Connection: close`, the reason as body.
-fn rejection(status: u16) -> String {
-    let reason = match status {
-        400 => "Bad Request",
-        408 => "Request Timeout",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        417 => "Expectation Failed",
-        431 => "Request Header Fields Too Large",
-        501 => "Not Implemented",
-        505 => "HTTP Version Not Supported",
-        _ => panic!("no error status {status}"),
-    };
-    response(
-        &format!("{status} {reason}"),
-        TEXT,
-        "",
-        &format!("{reason}\n"),
-        Persist::Close,
-    )
-}
 
 const CONTINUE: &str = "HTTP/1.1 100 Continue\r\n\r\n";
 
 // ---------------------------------------------------------------------------
 // Reading, with deadlines
 // ---------------------------------------------------------------------------
-
-/// The longest a single expected answer may take.
-const ANSWER: Duration = Duration::from_secs(5);
-
-/// A new connection to `server`, reads bounded by [`ANSWER`].
-fn open(server: &Server) -> TcpStream {
-    let s = server.connect();
-    s.set_read_timeout(Some(ANSWER))
-        .expect("set a read timeout");
-    s
-}
-
-fn send(s: &mut TcpStream, bytes: &[u8]) {
-    s.write_all(bytes).expect("send to the server");
-}
 
 /// Sends `bytes` one byte per write (TCP_NODELAY, a short pause between), so
 /// that the server sees the request in many reads.
@@ -179,131 +63,9 @@ fn drip(s: &mut TcpStream, bytes: &[u8]) {
     }
 }
 
-/// Checks that `date` is an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`,
-/// not one of the obsolete forms `parse_http_date` also takes).
-fn imf_fixdate(date: &str) -> SystemTime {
-    let t = httpdate::parse_http_date(date)
-        .unwrap_or_else(|e| panic!("Date {date:?} does not parse: {e}"));
-    assert_eq!(
-        httpdate::fmt_http_date(t),
-        date,
-        "Date {date:?} is not in IMF-fixdate form"
-    );
-    t
-}
-
-/// Replaces the value of every `Date` header by `D`, after checking it.
-fn redact_dates(raw: &str) -> String {
-    const KEY: &str = "\r\nDate: ";
-    let mut out = String::new();
-    let mut rest = raw;
-    while let Some(i) = rest.find(KEY) {
-        let start = i + KEY.len();
-        out.push_str(&rest[..start]);
-        let date = rest
-            .get(start..start + 29)
-            .unwrap_or_else(|| panic!("a 29-byte Date value in {raw:?}"));
-        imf_fixdate(date);
-        out.push('D');
-        rest = &rest[start + 29..];
-        assert!(rest.starts_with("\r\n"), "Date line ends after 29 bytes");
-    }
-    out.push_str(rest);
-    out
-}
-
-/// Reads one byte; panics with `so_far` as context on timeout, EOF or error.
-fn read_byte(s: &mut TcpStream, so_far: &[u8]) -> u8 {
-    let mut byte = [0u8; 1];
-    match s.read(&mut byte) {
-        Ok(1) => byte[0],
-        Ok(_) => panic!(
-            "connection closed mid-response after {:?}",
-            String::from_utf8_lossy(so_far)
-        ),
-        Err(e) => panic!(
-            "no complete response within {ANSWER:?} ({e}); got {:?}",
-            String::from_utf8_lossy(so_far)
-        ),
-    }
-}
-
-/// Reads a response head, up to and including its empty line.
-fn read_head(s: &mut TcpStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    while !out.ends_with(b"\r\n\r\n") {
-        let b = read_byte(s, &out);
-        out.push(b);
-    }
-    out
-}
-
-/// Reads exactly one response: its head and, unless `head_only` (the answer
-/// to HEAD) or the status has none, a Content-Length body. Dates redacted.
-fn read_one(s: &mut TcpStream, head_only: bool) -> String {
-    let mut out = read_head(s);
-    let head = String::from_utf8_lossy(&out).into_owned();
-    let no_body = head_only
-        || head.starts_with("HTTP/1.1 1")
-        || head.starts_with("HTTP/1.1 204 ")
-        || head.starts_with("HTTP/1.1 304 ");
-    let len = head
-        .split("\r\n")
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length").then(|| {
-                value
-                    .trim()
-                    .parse::<usize>()
-                    .expect("a numeric Content-Length")
-            })
-        })
-        .unwrap_or(0);
-    if !no_body {
-        for _ in 0..len {
-            let b = read_byte(s, &out);
-            out.push(b);
-        }
-    }
-    redact_dates(&String::from_utf8_lossy(&out))
-}
-
-/// Reads everything until the server closes the connection, which must be a
-/// clean close (EOF, not a reset) within `within`. Dates redacted.
-fn read_to_eof(s: &mut TcpStream, within: Duration) -> String {
-    redact_dates(&read_to_eof_raw(s, within))
-}
-
-/// [`read_to_eof`] without the Date check.
-fn read_to_eof_raw(s: &mut TcpStream, within: Duration) -> String {
-    let deadline = Instant::now() + within;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "the server did not close within {within:?}; got {:?}",
-            String::from_utf8_lossy(&out)
-        );
-        s.set_read_timeout(Some(left)).expect("set a read timeout");
-        match s.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => panic!(
-                "read failed ({e}) instead of a clean close; got {:?}",
-                String::from_utf8_lossy(&out)
-            ),
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// The server closes the connection (EOF) without sending anything more.
 fn expect_eof(s: &mut TcpStream) {
-    let rest = read_to_eof(s, ANSWER);
+    let rest = answers_to_eof(s, ANSWER);
     assert_eq!(rest, "", "bytes after the last expected response");
 }
 
@@ -327,9 +89,9 @@ fn expect_silence(s: &mut TcpStream, dur: Duration) {
 /// Sends `bytes` on a new connection; the whole answer must be exactly the
 /// error response for `status`, then a clean close.
 fn assert_rejected(server: &Server, status: u16, bytes: &[u8]) {
-    let mut s = open(server);
+    let mut s = server.open();
     send(&mut s, bytes);
-    let answer = read_to_eof(&mut s, ANSWER);
+    let answer = answers_to_eof(&mut s, ANSWER);
     assert_eq!(
         answer,
         rejection(status),
@@ -340,15 +102,15 @@ fn assert_rejected(server: &Server, status: u16, bytes: &[u8]) {
 
 /// The whole answer to `bytes` on a new connection, up to a clean close.
 fn read_to_eof_after(server: &Server, bytes: &[u8]) -> String {
-    let mut s = open(server);
+    let mut s = server.open();
     send(&mut s, bytes);
-    read_to_eof(&mut s, ANSWER)
+    answers_to_eof(&mut s, ANSWER)
 }
 
 /// A GET on a keep-alive connection is answered 200.
 fn assert_serves(s: &mut TcpStream) {
     send(s, GET);
-    assert_eq!(read_one(s, false), ok(Persist::KeepAlive));
+    assert_eq!(answer(s), ok(Persist::KeepAlive));
 }
 
 // ---------------------------------------------------------------------------
@@ -370,10 +132,10 @@ fn head_has_the_get_head_and_no_body() {
     assert_eq!(get, format!("{head}{HELLO}"), "HEAD head == GET head");
 
     // Kept alive: the next response follows the HEAD head directly.
-    let mut s = open(&server);
+    let mut s = server.open();
     send(&mut s, &cat(&[HEAD, GET_CLOSE]));
     assert_eq!(
-        read_to_eof(&mut s, ANSWER),
+        answers_to_eof(&mut s, ANSWER),
         ok_head(Persist::KeepAlive) + &ok(Persist::Close)
     );
     server.finish();
@@ -382,13 +144,13 @@ fn head_has_the_get_head_and_no_body() {
 #[test]
 fn options_is_204_with_allow_and_no_body() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     send(
         &mut s,
         &cat(&[OPTIONS, b"OPTIONS / HTTP/1.1\r\nHost: t\r\n\r\n", GET_CLOSE]),
     );
     assert_eq!(
-        read_to_eof(&mut s, ANSWER),
+        answers_to_eof(&mut s, ANSWER),
         no_content(Persist::KeepAlive) + &no_content(Persist::KeepAlive) + &ok(Persist::Close)
     );
     server.finish();
@@ -397,20 +159,16 @@ fn options_is_204_with_allow_and_no_body() {
 #[test]
 fn other_methods_are_405_with_allow() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     for method in ["POST", "PUT", "DELETE", "PATCH", "TRACE"] {
         send(
             &mut s,
             format!("{method} / HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes(),
         );
-        assert_eq!(
-            read_one(&mut s, false),
-            not_allowed(Persist::KeepAlive),
-            "{method}"
-        );
+        assert_eq!(answer(&mut s), not_allowed(Persist::KeepAlive), "{method}");
     }
     send(&mut s, GET_CLOSE);
-    assert_eq!(read_one(&mut s, false), ok(Persist::Close));
+    assert_eq!(answer(&mut s), ok(Persist::Close));
     expect_eof(&mut s);
     server.finish();
 }
@@ -421,14 +179,14 @@ const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n";
 #[test]
 fn content_length_body_of_405_is_discarded() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     let post = format!(
         "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{SMUGGLED}",
         SMUGGLED.len()
     );
     send(&mut s, &cat(&[post.as_bytes(), GET_CLOSE]));
     assert_eq!(
-        read_to_eof(&mut s, ANSWER),
+        answers_to_eof(&mut s, ANSWER),
         not_allowed(Persist::KeepAlive) + &ok(Persist::Close)
     );
     server.finish();
@@ -437,7 +195,7 @@ fn content_length_body_of_405_is_discarded() {
 #[test]
 fn chunked_body_of_405_is_discarded() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     let put = format!(
         "PUT / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
          {:x};ext=\"v\"\r\n{SMUGGLED}\r\n3\r\nabc\r\n0\r\nX-Trailer: v\r\n\r\n",
@@ -452,7 +210,7 @@ fn chunked_body_of_405_is_discarded() {
         &cat(&[put.as_bytes(), delete.as_bytes(), GET_CLOSE]),
     );
     assert_eq!(
-        read_to_eof(&mut s, ANSWER),
+        answers_to_eof(&mut s, ANSWER),
         not_allowed(Persist::KeepAlive) + &not_allowed(Persist::KeepAlive) + &ok(Persist::Close)
     );
     server.finish();
@@ -461,7 +219,7 @@ fn chunked_body_of_405_is_discarded() {
 #[test]
 fn bodies_at_the_limit_are_accepted() {
     let server = Server::start(SMALL_LIMITS);
-    let mut s = open(&server);
+    let mut s = server.open();
     let body = "a".repeat(BODY_LIMIT);
     let post = format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {BODY_LIMIT}\r\n\r\n{body}");
     let half = BODY_LIMIT / 2;
@@ -475,7 +233,7 @@ fn bodies_at_the_limit_are_accepted() {
         &cat(&[post.as_bytes(), CHUNKED_POST, chunked.as_bytes(), GET_CLOSE]),
     );
     assert_eq!(
-        read_to_eof(&mut s, ANSWER),
+        answers_to_eof(&mut s, ANSWER),
         not_allowed(Persist::KeepAlive) + &not_allowed(Persist::KeepAlive) + &ok(Persist::Close)
     );
     server.finish();
@@ -488,14 +246,14 @@ fn bodies_at_the_limit_are_accepted() {
 #[test]
 fn http11_keeps_alive_without_a_connection_header() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     for _ in 0..2 {
         send(&mut s, GET);
-        assert_eq!(read_one(&mut s, false), ok(Persist::KeepAlive));
+        assert_eq!(answer(&mut s), ok(Persist::KeepAlive));
     }
     // Still open: a third request is answered too.
     send(&mut s, GET_CLOSE);
-    assert_eq!(read_one(&mut s, false), ok(Persist::Close));
+    assert_eq!(answer(&mut s), ok(Persist::Close));
     expect_eof(&mut s);
     server.finish();
 }
@@ -503,13 +261,13 @@ fn http11_keeps_alive_without_a_connection_header() {
 #[test]
 fn connection_close_is_answered_and_closed() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     send(&mut s, GET_CLOSE);
-    assert_eq!(read_one(&mut s, false), ok(Persist::Close));
+    assert_eq!(answer(&mut s), ok(Persist::Close));
     expect_eof(&mut s);
 
     // A request pipelined after `Connection: close` is not answered.
-    let mut s = open(&server);
+    let mut s = server.open();
     send(
         &mut s,
         &cat(&[
@@ -517,16 +275,16 @@ fn connection_close_is_answered_and_closed() {
             GET,
         ]),
     );
-    assert_eq!(read_to_eof(&mut s, ANSWER), ok(Persist::Close));
+    assert_eq!(answers_to_eof(&mut s, ANSWER), ok(Persist::Close));
     server.finish();
 }
 
 #[test]
 fn http10_closes_by_default() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     send(&mut s, b"GET / HTTP/1.0\r\n\r\n");
-    assert_eq!(read_one(&mut s, false), ok(Persist::Close));
+    assert_eq!(answer(&mut s), ok(Persist::Close));
     expect_eof(&mut s);
     server.finish();
 }
@@ -534,16 +292,16 @@ fn http10_closes_by_default() {
 #[test]
 fn http10_keep_alive_stays_open() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     send(&mut s, b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
-    assert_eq!(read_one(&mut s, false), ok(Persist::KeepAlive10));
+    assert_eq!(answer(&mut s), ok(Persist::KeepAlive10));
     send(
         &mut s,
         b"GET / HTTP/1.0\r\nHost: t\r\nConnection: Keep-Alive\r\n\r\n",
     );
-    assert_eq!(read_one(&mut s, false), ok(Persist::KeepAlive10));
+    assert_eq!(answer(&mut s), ok(Persist::KeepAlive10));
     send(&mut s, b"GET / HTTP/1.0\r\n\r\n");
-    assert_eq!(read_one(&mut s, false), ok(Persist::Close));
+    assert_eq!(answer(&mut s), ok(Persist::Close));
     expect_eof(&mut s);
     server.finish();
 }
@@ -574,9 +332,9 @@ fn ten_pipelined_requests_are_answered_in_order() {
         .flat_map(|(r, _)| r.iter().copied())
         .collect();
     let expected: String = requests.iter().map(|(_, a)| a.as_str()).collect();
-    let mut s = open(&server);
+    let mut s = server.open();
     send(&mut s, &all);
-    assert_eq!(read_to_eof(&mut s, ANSWER), expected);
+    assert_eq!(answers_to_eof(&mut s, ANSWER), expected);
     server.finish();
 }
 
@@ -586,13 +344,13 @@ fn thousands_of_pipelined_requests_cross_read_boundaries() {
     // get cut between reads; the answers (~400 KiB) outgrow socket buffers.
     const N: usize = 3000;
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     let mut all = GET.repeat(N - 1);
     all.extend_from_slice(GET_CLOSE);
     let mut writer = s.try_clone().expect("clone the stream");
     let answer = std::thread::scope(|scope| {
         let w = scope.spawn(move || writer.write_all(&all));
-        let answer = read_to_eof(&mut s, Duration::from_secs(20));
+        let answer = answers_to_eof(&mut s, Duration::from_secs(20));
         w.join()
             .expect("the writer thread")
             .expect("send the pipeline");
@@ -612,13 +370,13 @@ fn thousands_of_pipelined_requests_cross_read_boundaries() {
 #[test]
 fn error_in_a_pipeline_comes_after_the_earlier_answers() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     send(
         &mut s,
         &cat(&[GET, HEAD, b"GET / HTTP/1.1\r\nHost t\r\n\r\n", GET]),
     );
     assert_eq!(
-        read_to_eof(&mut s, ANSWER),
+        answers_to_eof(&mut s, ANSWER),
         ok(Persist::KeepAlive) + &ok_head(Persist::KeepAlive) + &rejection(400)
     );
     server.finish();
@@ -627,22 +385,22 @@ fn error_in_a_pipeline_comes_after_the_earlier_answers() {
 #[test]
 fn request_in_one_byte_writes() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     drip(&mut s, GET);
-    assert_eq!(read_one(&mut s, false), ok(Persist::KeepAlive));
+    assert_eq!(answer(&mut s), ok(Persist::KeepAlive));
     drip(&mut s, GET_CLOSE);
-    assert_eq!(read_to_eof(&mut s, ANSWER), ok(Persist::Close));
+    assert_eq!(answers_to_eof(&mut s, ANSWER), ok(Persist::Close));
     server.finish();
 }
 
 #[test]
 fn chunked_body_in_one_byte_writes() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     let body = b"5;a=b\r\nhello\r\n10\r\n0123456789abcdef\r\n0\r\nX-T: v\r\n\r\n";
     drip(&mut s, &cat(&[CHUNKED_POST, body, GET_CLOSE]));
     assert_eq!(
-        read_to_eof(&mut s, ANSWER),
+        answers_to_eof(&mut s, ANSWER),
         not_allowed(Persist::KeepAlive) + &ok(Persist::Close)
     );
     server.finish();
@@ -655,32 +413,32 @@ fn chunked_body_in_one_byte_writes() {
 #[test]
 fn expect_100_continue_before_the_body() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     send(
         &mut s,
         b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
     );
-    assert_eq!(read_one(&mut s, false), CONTINUE);
+    assert_eq!(answer(&mut s), CONTINUE);
     send(&mut s, b"hello");
-    assert_eq!(read_one(&mut s, false), not_allowed(Persist::KeepAlive));
+    assert_eq!(answer(&mut s), not_allowed(Persist::KeepAlive));
 
     // Chunked, and a GET (a body on GET is allowed and discarded).
     send(
         &mut s,
         b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nExpect: 100-Continue\r\n\r\n",
     );
-    assert_eq!(read_one(&mut s, false), CONTINUE);
+    assert_eq!(answer(&mut s), CONTINUE);
     send(&mut s, b"3\r\nabc\r\n0\r\n\r\n");
-    assert_eq!(read_one(&mut s, false), ok(Persist::KeepAlive));
+    assert_eq!(answer(&mut s), ok(Persist::KeepAlive));
     send(&mut s, GET_CLOSE);
-    assert_eq!(read_to_eof(&mut s, ANSWER), ok(Persist::Close));
+    assert_eq!(answers_to_eof(&mut s, ANSWER), ok(Persist::Close));
     server.finish();
 }
 
 #[test]
 fn expect_100_continue_not_sent_when_the_body_came_along() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     send(
         &mut s,
         &cat(&[
@@ -690,7 +448,7 @@ fn expect_100_continue_not_sent_when_the_body_came_along() {
         ]),
     );
     assert_eq!(
-        read_to_eof(&mut s, ANSWER),
+        answers_to_eof(&mut s, ANSWER),
         not_allowed(Persist::KeepAlive) + &ok(Persist::Close)
     );
     server.finish();
@@ -702,14 +460,14 @@ fn expect_100_continue_not_sent_when_the_body_came_along() {
 #[test]
 fn expect_100_continue_ignored_for_http10() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     send(
         &mut s,
         b"POST / HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
     );
     expect_silence(&mut s, Duration::from_millis(500));
     send(&mut s, b"hello");
-    assert_eq!(read_to_eof(&mut s, ANSWER), not_allowed(Persist::Close));
+    assert_eq!(answers_to_eof(&mut s, ANSWER), not_allowed(Persist::Close));
     server.finish();
 }
 
@@ -874,21 +632,21 @@ fn worker_survives_every_kind_of_bad_input() {
     let cases = reject_cases();
     assert!(cases.len() > 40, "the table holds every case");
     for (name, status, bytes) in &cases {
-        let mut s = open(&server);
+        let mut s = server.open();
         send(&mut s, bytes);
         // Closed at once, not by header_timeout.
-        let answer = read_to_eof(&mut s, Duration::from_secs(2));
+        let answer = answers_to_eof(&mut s, Duration::from_secs(2));
         assert_eq!(answer, rejection(*status), "{name}");
     }
     // And a timed-out head, and a connection dropped mid-request.
-    let mut s = open(&server);
+    let mut s = server.open();
     send(&mut s, b"GET / HTTP/1.1\r\nHost:");
-    assert_eq!(read_to_eof(&mut s, ANSWER), rejection(408));
-    let mut s = open(&server);
+    assert_eq!(answers_to_eof(&mut s, ANSWER), rejection(408));
+    let mut s = server.open();
     send(&mut s, &cat(&[CHUNKED_POST, b"5\r\nhel"]));
     drop(s);
 
-    let mut s = open(&server);
+    let mut s = server.open();
     assert_serves(&mut s);
     assert_eq!(server.worker_pids(), pids, "the worker was not replaced");
     drop(s);
@@ -904,18 +662,18 @@ const SHORT_HEADER_TIMEOUT: &str =
     "workers = 1\nheader_timeout = \"1s\"\nkeepalive_timeout = \"30s\"\n";
 
 /// Asserts that `elapsed` fits a 1 s timeout checked every 250 ms, with
-/// room for a loaded machine.
+/// room for a loaded 2-CPU machine (the other timeout is 30 s).
 fn assert_about_one_second(elapsed: Duration, what: &str) {
     assert!(
-        elapsed >= Duration::from_millis(900) && elapsed <= Duration::from_secs(3),
-        "{what} after {elapsed:?}, expected ~1 s (0.9 s to 3 s)"
+        elapsed >= Duration::from_millis(900) && elapsed <= Duration::from_secs(5),
+        "{what} after {elapsed:?}, expected ~1 s (0.9 s to 5 s)"
     );
 }
 
 #[test]
 fn slow_head_gets_408() {
     let server = Server::start(SHORT_HEADER_TIMEOUT);
-    let mut s = open(&server);
+    let mut s = server.open();
     s.set_nodelay(true).expect("set TCP_NODELAY");
     let start = Instant::now();
     send(&mut s, b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ");
@@ -926,8 +684,8 @@ fn slow_head_gets_408() {
     let mut first = [0u8; 4096];
     let n = loop {
         assert!(
-            start.elapsed() < Duration::from_secs(4),
-            "no answer to a head dripped for 4 s"
+            start.elapsed() < Duration::from_secs(6),
+            "no answer to a head dripped for 6 s"
         );
         match s.read(&mut first) {
             Ok(n) => break n,
@@ -939,7 +697,7 @@ fn slow_head_gets_408() {
     };
     assert_about_one_second(start.elapsed(), "408");
     let answer =
-        String::from_utf8_lossy(&first[..n]).into_owned() + &read_to_eof_raw(&mut s, ANSWER);
+        String::from_utf8_lossy(&first[..n]).into_owned() + &read_to_eof(&mut s, ANSWER).unwrap();
     assert_eq!(redact_dates(&answer), rejection(408));
     server.finish();
 }
@@ -947,13 +705,13 @@ fn slow_head_gets_408() {
 #[test]
 fn stalled_body_gets_408() {
     let server = Server::start(SHORT_HEADER_TIMEOUT);
-    let mut s = open(&server);
+    let mut s = server.open();
     let start = Instant::now();
     send(
         &mut s,
         b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc",
     );
-    let answer = read_to_eof(&mut s, ANSWER);
+    let answer = answers_to_eof(&mut s, ANSWER);
     assert_about_one_second(start.elapsed(), "408");
     assert_eq!(answer, rejection(408));
     server.finish();
@@ -962,9 +720,9 @@ fn stalled_body_gets_408() {
 #[test]
 fn silent_connection_is_closed_without_answer() {
     let server = Server::start(SHORT_HEADER_TIMEOUT);
-    let mut s = open(&server);
+    let mut s = server.open();
     let start = Instant::now();
-    let answer = read_to_eof(&mut s, ANSWER);
+    let answer = answers_to_eof(&mut s, ANSWER);
     assert_about_one_second(start.elapsed(), "close");
     assert_eq!(answer, "", "no answer to a connection that sent nothing");
     server.finish();
@@ -974,10 +732,10 @@ fn silent_connection_is_closed_without_answer() {
 fn idle_keep_alive_connection_is_closed() {
     let server =
         Server::start("workers = 1\nheader_timeout = \"30s\"\nkeepalive_timeout = \"1s\"\n");
-    let mut s = open(&server);
+    let mut s = server.open();
     assert_serves(&mut s);
     let start = Instant::now();
-    let rest = read_to_eof(&mut s, ANSWER);
+    let rest = answers_to_eof(&mut s, ANSWER);
     assert_about_one_second(start.elapsed(), "close");
     assert_eq!(rest, "", "no answer to an idle connection");
     server.finish();
@@ -994,14 +752,14 @@ fn keepalive_timeout_applies_after_a_blocked_write() {
          [response]\nbody = \"{}\"\n",
         "x".repeat(BODY)
     ));
-    let mut s = open(&server);
+    let mut s = server.open();
     // A fixed 256 KiB receive buffer (no autotuning) and a client that reads
     // nothing for 300 ms: 8 MiB cannot fit the buffers (send buffers top out
     // at 4 MiB), so the server's write must block before we read.
     setsockopt(&s, sockopt::RcvBuf, &(256 << 10)).expect("set SO_RCVBUF");
     send(&mut s, GET);
     std::thread::sleep(Duration::from_millis(300));
-    let head = String::from_utf8(read_head(&mut s)).expect("an ASCII head");
+    let head = read_one_head(&mut s, ANSWER).unwrap();
     assert!(
         head.starts_with("HTTP/1.1 200 OK\r\n")
             && head.contains(&format!("\r\nContent-Length: {BODY}\r\n")),
@@ -1011,7 +769,7 @@ fn keepalive_timeout_applies_after_a_blocked_write() {
     s.read_exact(&mut body).expect("read the body");
     assert!(body.iter().all(|&b| b == b'x'));
     let start = Instant::now();
-    let rest = read_to_eof(&mut s, ANSWER);
+    let rest = answers_to_eof(&mut s, ANSWER);
     assert_about_one_second(start.elapsed(), "close of the idle connection");
     assert_eq!(rest, "", "no answer to an idle connection");
     drop(s);
@@ -1027,20 +785,20 @@ fn worker_connections_limit_holds_back_new_connections() {
     let server = Server::start(
         "workers = 1\nworker_connections = 2\nheader_timeout = \"30s\"\nkeepalive_timeout = \"30s\"\n",
     );
-    let mut first = open(&server);
+    let mut first = server.open();
     assert_serves(&mut first);
-    let mut second = open(&server);
+    let mut second = server.open();
     assert_serves(&mut second);
 
     // Connects (the kernel's backlog takes it) but is not served.
-    let mut third = open(&server);
+    let mut third = server.open();
     send(&mut third, GET);
     expect_silence(&mut third, Duration::from_secs(1));
     // The worker itself is not stuck.
     assert_serves(&mut second);
 
     drop(first);
-    assert_eq!(read_one(&mut third, false), ok(Persist::KeepAlive));
+    assert_eq!(answer(&mut third), ok(Persist::KeepAlive));
     assert_serves(&mut third);
     drop((second, third));
     server.finish();
@@ -1058,7 +816,7 @@ fn configured_response_is_sent_exactly() {
     );
     let extra = "X-A: b\r\nX-Other: two words\r\n";
     let body = "<p>gone</p>\n";
-    let mut s = open(&server);
+    let mut s = server.open();
     send(
         &mut s,
         &cat(&[
@@ -1070,7 +828,7 @@ fn configured_response_is_sent_exactly() {
         ]),
     );
     assert_eq!(
-        read_to_eof(&mut s, ANSWER),
+        answers_to_eof(&mut s, ANSWER),
         [
             response(
                 "404 Not Found",
@@ -1099,7 +857,7 @@ fn configured_response_is_sent_exactly() {
 #[test]
 fn date_is_a_current_imf_fixdate() {
     let server = Server::start(ONE_WORKER);
-    let mut s = open(&server);
+    let mut s = server.open();
     send(&mut s, GET_CLOSE);
     let mut raw = String::new();
     s.read_to_string(&mut raw).expect("read the answer");
@@ -1111,7 +869,7 @@ fn date_is_a_current_imf_fixdate() {
     let now = SystemTime::now();
     let skew = now.duration_since(t).unwrap_or_else(|e| e.duration());
     assert!(
-        skew <= Duration::from_secs(3),
+        skew <= Duration::from_secs(5),
         "Date {date:?} is {skew:?} away from now"
     );
     server.finish();

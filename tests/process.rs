@@ -4,7 +4,7 @@
 //! process group; workers not outliving a SIGKILLed master; graceful stop
 //! finishing an in-flight request and closing idle keep-alive connections
 //! after `drain_idle_grace`; the syslog line format (RFC 3164, facility,
-//! ident, pids); crash backoff; a worker surviving malformed requests; the
+//! ident, pids); a worker surviving malformed requests; the
 //! pid file; `-l`, `-w` and `--log-target` over the config; bind failure; an
 //! unreachable syslog socket.
 mod common;
@@ -19,30 +19,7 @@ use common::*;
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
-const GET_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-const GET_KEEP: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
-
 // ---------------------------------------------------------------- helpers
-
-/// One GET on a fresh connection with short timeouts; Ok only for a full
-/// 200 answer ending in EOF.
-fn try_get(addr: SocketAddr) -> Result<(), String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(1))
-        .map_err(|e| format!("connect: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(Duration::from_secs(2)))
-        .map_err(|e| e.to_string())?;
-    s.write_all(GET_CLOSE).map_err(|e| format!("write: {e}"))?;
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).map_err(|e| format!("read: {e}"))?;
-    let text = String::from_utf8_lossy(&out);
-    if text.starts_with("HTTP/1.1 200 ") && text.ends_with("\r\n\r\nHello, World!\n") {
-        Ok(())
-    } else {
-        Err(format!("bad answer {text:?}"))
-    }
-}
 
 /// The master has exited with status 0 and its process group is empty
 /// (it reaps every worker before it exits, so no wait is needed here).
@@ -183,9 +160,10 @@ fn stop_with(sig: Signal, mode: &str) {
     let asked = Instant::now();
     server.signal(sig);
     assert_clean_exit(&mut server);
-    // The fast stop's grace is 2 s and nothing is in flight here.
+    // The fast stop's grace is 2 s and nothing is in flight here; a hang
+    // would last shutdown_timeout (20 s). 8 s is room for a loaded machine.
     assert!(
-        asked.elapsed() < Duration::from_secs(5),
+        asked.elapsed() < Duration::from_secs(8),
         "{sig} took {:?}",
         asked.elapsed()
     );
@@ -243,7 +221,6 @@ fn worker_count_and_one_shared_listening_socket() {
 fn killed_worker_is_replaced_and_at_most_one_request_fails() {
     let server = Server::start("workers = 2\n");
     let workers = server.wait_workers(2);
-    let since = Instant::now();
     let addr = server.addr;
     let ok = Arc::new(AtomicUsize::new(0));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -256,8 +233,8 @@ fn killed_worker_is_replaced_and_at_most_one_request_fails() {
                 if stop.load(Ordering::SeqCst) || Instant::now() > deadline {
                     break;
                 }
-                match try_get(addr) {
-                    Ok(()) => {
+                match get_ok(addr) {
+                    Ok(_) => {
                         ok.fetch_add(1, Ordering::SeqCst);
                     }
                     Err(e) => failures.lock().expect("lock").push(e),
@@ -267,11 +244,10 @@ fn killed_worker_is_replaced_and_at_most_one_request_fails() {
             }
         })
     };
-    // A worker killed younger than 1 s counts as a crash (error line,
-    // backoff); let the workers pass that age while requests flow.
-    wait_until(WAIT, "20 requests and workers older than 1.2 s", || {
-        (ok.load(Ordering::SeqCst) >= 20 && since.elapsed() > Duration::from_millis(1200))
-            .then_some(())
+    // Both workers have served (a worker killed before it is ready would
+    // count as a crash); an outside kill after that is replaced at once.
+    wait_until(WAIT, "20 requests", || {
+        (ok.load(Ordering::SeqCst) >= 20).then_some(())
     });
     let victim = workers[0];
     kill(Pid::from_raw(victim), Signal::SIGKILL).expect("SIGKILL a worker");
@@ -299,7 +275,7 @@ fn killed_worker_is_replaced_and_at_most_one_request_fails() {
     let killed = parse_syslog(&server.wait_for_log(&format!(" pid={victim} killed")));
     assert_eq!(
         killed.pri, 30,
-        "an old worker's death is no crash: {killed:?}"
+        "a served worker's death is no crash: {killed:?}"
     );
     let slot = killed
         .message
@@ -349,7 +325,7 @@ fn graceful_stop_finishes_an_in_flight_request() {
         "workers = 1\ndrain_idle_grace = \"1s\"\nshutdown_timeout = \"20s\"\nkeepalive_timeout = \"30s\"\n",
     );
     let mut s = server.connect();
-    s.write_all(GET_KEEP).expect("write GET");
+    s.write_all(GET).expect("write GET");
     let first = read_response(&mut s);
     assert_eq!(status(&first), 200, "{first}");
     assert!(!first.contains("Connection: close"), "{first}");
@@ -388,7 +364,7 @@ fn graceful_stop_closes_idle_keepalive_connections_after_the_grace() {
     let mut conns: Vec<TcpStream> = (0..2)
         .map(|_| {
             let mut s = server.connect();
-            s.write_all(GET_KEEP).expect("write GET");
+            s.write_all(GET).expect("write GET");
             let r = read_response(&mut s);
             assert_eq!(status(&r), 200, "{r}");
             assert!(!r.contains("Connection: close"), "{r}");
@@ -410,14 +386,15 @@ fn graceful_stop_closes_idle_keepalive_connections_after_the_grace() {
         closed >= Duration::from_millis(800),
         "idle connections closed after {closed:?}, before the 1s grace"
     );
+    // Not closed, they would last until shutdown_timeout (20 s).
     assert!(
-        closed < Duration::from_secs(4),
+        closed < Duration::from_secs(7),
         "idle connections closed after {closed:?}"
     );
     assert_clean_exit(&mut server);
     let exited = asked.elapsed();
     assert!(
-        exited < Duration::from_secs(5),
+        exited < Duration::from_secs(10),
         "master exited {exited:?} after QUIT; shutdown_timeout is 20s"
     );
 }
@@ -530,75 +507,6 @@ fn syslog_day_of_month_is_space_padded() {
 }
 
 #[test]
-fn crashing_workers_back_off() {
-    let mut server = Server::start("workers = 1\n");
-    let master = server.pid().as_raw();
-    // Every worker dies young: the test SIGKILLs each new one as soon as
-    // it shows up, for 3 s (polling every 5 ms, the loop is bounded).
-    let window = Duration::from_secs(3);
-    let begin = Instant::now();
-    let mut seen: Vec<(i32, Duration)> = Vec::new();
-    while begin.elapsed() < window {
-        for pid in children_of(master) {
-            if !seen.iter().any(|(p, _)| *p == pid) {
-                seen.push((pid, begin.elapsed()));
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let lines = server.log_lines();
-    let crashes: Vec<u64> = lines
-        .iter()
-        .filter(|l| l.contains("crashed, respawn in "))
-        .map(|l| {
-            // daemon.err = 3 * 8 + 3.
-            assert!(l.starts_with("<27>"), "a crash is logged as an error: {l}");
-            assert!(l.contains(" killed signal=SIGKILL after "), "{l}");
-            l.rsplit_once("respawn in ")
-                .and_then(|(_, d)| d.strip_suffix("ms"))
-                .and_then(|d| d.parse().ok())
-                .unwrap_or_else(|| panic!("no delay in {l}"))
-        })
-        .collect();
-    let spawns = lines
-        .iter()
-        .filter(|l| l.contains(" started generation="))
-        .count();
-    let log = lines.join("\n");
-    assert!(
-        spawns < 10,
-        "{spawns} spawns in {window:?}: a fork bomb\n{log}"
-    );
-    assert!(
-        crashes.len() >= 4,
-        "crash lines {crashes:?} for {} killed workers\n{log}",
-        seen.len()
-    );
-    assert_eq!(crashes[0], 100, "first delay\n{log}");
-    for w in crashes.windows(2) {
-        assert!(w[1] > w[0], "delays must grow: {crashes:?}");
-    }
-    // Each respawn waited (about) the delay announced before it.
-    for (i, pair) in seen.windows(2).enumerate() {
-        let gap = pair[1].1.saturating_sub(pair[0].1);
-        let announced = Duration::from_millis(crashes[i]);
-        assert!(
-            gap + Duration::from_millis(30) >= announced,
-            "respawn {} came {gap:?} after the previous one, announced {announced:?}; seen {seen:?}",
-            i + 1
-        );
-    }
-    // Once the killing stops, a worker comes back and serves.
-    let survivor = server.wait_workers(1)[0];
-    assert!(!seen.iter().any(|(p, _)| *p == survivor));
-    let answer = server.get();
-    assert_eq!(status(&answer), 200, "{answer}");
-    server.signal(Signal::SIGQUIT);
-    assert_clean_exit(&mut server);
-}
-
-#[test]
 fn malformed_requests_do_not_kill_the_worker() {
     let server = Server::start("workers = 1\n");
     let worker = server.wait_workers(1);
@@ -668,11 +576,13 @@ fn pid_file_key_holds_the_master_pid_and_is_removed() {
     assert!(!path.exists(), "the pid file is removed on exit");
 }
 
-/// Starts a server on `-l 127.0.0.1:PORT` with a port from `free_port()`,
-/// trying another port if a parallel test took that one meanwhile.
+/// Starts a server on `-l 127.0.0.1:PORT` (a test of binding itself): the
+/// port is held by this process until just before the server starts, and
+/// another is tried if a parallel test took it in that moment.
 fn start_on_free_port(toml: &str, extra: &[&str]) -> (Server, SocketAddr) {
     for _ in 0..3 {
-        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let (held, addr) = loopback_listener();
+        drop(held);
         let mut args = vec!["-l".to_owned(), addr.to_string()];
         args.extend(extra.iter().map(|a| (*a).to_owned()));
         let mut server = Server::spawn(Options {
@@ -840,45 +750,4 @@ fn unreachable_syslog_socket_falls_back_to_stderr() {
         );
     }
     assert!(server.log_lines().is_empty(), "{:#?}", server.log_lines());
-}
-
-// After a worker crash the master waits out its backoff asleep: it must not
-// spin (a passed backoff deadline once made every poll return at once).
-#[test]
-fn master_does_not_spin_after_a_worker_crash() {
-    let server = Server::start("workers = 1\n");
-    let master = server.pid().as_raw();
-    let first = server.wait_workers(1)[0];
-    // Younger than a second: a crash, with a 100 ms backoff.
-    let _ = kill(Pid::from_raw(first), Signal::SIGKILL);
-    server.wait_for_log("crashed, respawn in");
-    wait_until(WAIT, "a new worker", || {
-        server
-            .worker_pids()
-            .iter()
-            .any(|p| *p != first)
-            .then_some(())
-    });
-    let cpu = |pid: i32| -> u64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let f: Vec<&str> = stat
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .collect();
-        f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
-    };
-    let before = cpu(master);
-    // The window being measured: the master should sleep through it.
-    std::thread::sleep(Duration::from_secs(1));
-    let ticks = cpu(master) - before;
-    assert!(
-        ticks <= 5,
-        "the master used {ticks} clock ticks in a second while idle"
-    );
-    // finish() would refuse the (expected) crash line.
-    let mut server = server;
-    server.signal(Signal::SIGQUIT);
-    assert!(server.wait_exit().success());
 }

@@ -4,16 +4,12 @@
 //! moment their worker drains (reload, TTOU, WINCH, QUIT,
 //! max_requests_per_worker); `-s maintenance on|off` switches every worker
 //! and survives reloads and upgrades; `-t` names every bad route with
-//! `file:line:col`.
-//!
-//! Every test first blocks SIGCHLD in its thread (`quiet_sigchld`, see the
-//! harness), and keeps the server's log drained while `preforkd -s` runs.
+//! `file:line:col`. Clients, servers and waits are the harness'
+//! (`tests/common`).
 #![allow(clippy::unwrap_used)] // a test fails loudly on the first surprise
 mod common;
 
-use std::io::Write;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 
 use common::*;
 use nix::sys::signal::Signal;
@@ -70,31 +66,13 @@ kind = "redirect"
 location = "/elsewhere"
 "#;
 
-/// One request on a new connection, closed after the answer.
-fn ask(server: &Server, head: &str) -> Response {
-    let mut s = server.connect();
-    s.write_all(head.as_bytes()).unwrap();
-    try_read_response(&mut s).unwrap_or_else(|e| panic!("{head:?}: {e}"))
-}
-
+/// `GET path` with `Connection: close`, on a new connection.
 fn get(server: &Server, path: &str) -> Response {
-    ask(
-        server,
-        &format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
-    )
-}
-
-fn header<'a>(r: &'a Response, name: &str) -> Option<&'a str> {
-    let head = r.text.split("\r\n\r\n").next().unwrap();
-    head.lines().skip(1).find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
+    server.ask(format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes())
 }
 
 #[test]
 fn routes_answer_by_path_host_and_method_in_file_order() {
-    quiet_sigchld();
     let server = Server::start(ROUTES);
 
     // The default backend: 404 for anything no route takes.
@@ -108,7 +86,7 @@ fn routes_answer_by_path_host_and_method_in_file_order() {
 
     let r = get(&server, "/healthz");
     assert_eq!((r.status, r.body.as_str()), (200, "ok\n"), "{}", r.text);
-    assert_eq!(header(&r, "Cache-Control"), Some("no-store"));
+    assert_eq!(r.header("Cache-Control"), Some("no-store"));
     // The query is not part of the path.
     assert_eq!(get(&server, "/healthz?probe=1").status, 200);
     assert_eq!(get(&server, "/healthz/").status, 404, "exact means exact");
@@ -119,27 +97,30 @@ fn routes_answer_by_path_host_and_method_in_file_order() {
     // ...and an exact route written first wins over a later prefix.
     let r = get(&server, "/exact");
     assert_eq!((r.status, r.body.as_str()), (200, "exact\n"));
-    assert_eq!(header(&r, "X-Route"), Some("exact"));
+    assert_eq!(r.header("X-Route"), Some("exact"));
     assert_eq!(get(&server, "/exactly").body, "prefix after exact\n");
 
     // Host: without its port, case-insensitively; absent or other: next route.
     let site = |host: &str| {
-        ask(
-            &server,
-            &format!("GET /site HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
-        )
-        .body
+        server
+            .ask(
+                format!("GET /site HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .body
     };
     assert_eq!(site("example.org"), "example.org\n");
     assert_eq!(site("EXAMPLE.org:8080"), "example.org\n");
     assert_eq!(site("www.example.org"), "any host\n");
-    let r = ask(&server, "GET /site HTTP/1.0\r\n\r\n");
+    let r = server.ask(b"GET /site HTTP/1.0\r\n\r\n");
     assert_eq!(r.body, "any host\n", "HTTP/1.0 without Host");
 
     // HEAD: the head alone, Content-Length of the GET answer.
-    let mut s = server.connect();
-    s.write_all(b"HEAD /exact HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    let mut s = server.open();
+    send(
+        &mut s,
+        b"HEAD /exact HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
     let text = read_until_close(&mut s);
     assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert!(
@@ -147,84 +128,73 @@ fn routes_answer_by_path_host_and_method_in_file_order() {
         "{text}"
     );
 
-    finish(server);
+    server.finish();
 }
 
 #[test]
 fn methods_get_405_with_allow_and_options_204() {
-    quiet_sigchld();
     let server = Server::start(ROUTES);
     // A GET route refuses POST, naming what it takes.
-    let r = ask(
-        &server,
-        "POST /exact HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+    let r = server.ask(
+        b"POST /exact HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
     );
     assert_eq!(r.status, 405, "{}", r.text);
-    assert_eq!(header(&r, "Allow"), Some("GET, HEAD, OPTIONS"));
+    assert_eq!(r.header("Allow"), Some("GET, HEAD, OPTIONS"));
     // A POST route takes POST (its body is read and discarded)...
-    let r = ask(
-        &server,
-        "POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+    let r = server.ask(
+        b"POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
     );
     assert_eq!((r.status, r.body.as_str()), (201, "posted\n"), "{}", r.text);
-    assert_eq!(header(&r, "Content-Type"), Some("application/json"));
+    assert_eq!(r.header("Content-Type"), Some("application/json"));
     // ...and refuses GET with its own Allow.
     let r = get(&server, "/form");
     assert_eq!(r.status, 405);
-    assert_eq!(header(&r, "Allow"), Some("POST, OPTIONS"));
+    assert_eq!(r.header("Allow"), Some("POST, OPTIONS"));
     // A method no route may list, on the default response: 405 as before.
-    let r = ask(
-        &server,
-        "DELETE / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    );
+    let r = server.ask(b"DELETE / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     assert_eq!(r.status, 405);
-    assert_eq!(header(&r, "Allow"), Some("GET, HEAD, OPTIONS"));
+    assert_eq!(r.header("Allow"), Some("GET, HEAD, OPTIONS"));
     // OPTIONS: 204 with the route's Allow.
-    let mut s = server.connect();
-    s.write_all(b"OPTIONS /form HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    let mut s = server.open();
+    send(
+        &mut s,
+        b"OPTIONS /form HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
     let text = read_until_close(&mut s);
     assert!(text.starts_with("HTTP/1.1 204 "), "{text}");
     assert!(text.contains("\r\nAllow: POST, OPTIONS\r\n"), "{text}");
-    finish(server);
+    server.finish();
 }
 
 #[test]
 fn redirects_carry_location_and_keep_path_appends_path_and_query() {
-    quiet_sigchld();
     let server = Server::start(ROUTES);
     let r = get(&server, "/old/a/b.html?x=1&y=%20");
     assert_eq!(r.status, 308);
     assert_eq!(
-        header(&r, "Location"),
+        r.header("Location"),
         Some("https://example.org/new/a/b.html?x=1&y=%20")
     );
     let r = get(&server, "/old/");
-    assert_eq!(header(&r, "Location"), Some("https://example.org/new/"));
+    assert_eq!(r.header("Location"), Some("https://example.org/new/"));
     let r = get(&server, "/moved?q=1");
     assert_eq!(r.status, 301, "default redirect status");
     assert_eq!(
-        header(&r, "Location"),
+        r.header("Location"),
         Some("/elsewhere"),
         "no keep_path: no query"
     );
     // absolute-form targets route by their path too.
-    let r = ask(
-        &server,
-        "GET http://t/old/z?k HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    );
-    assert_eq!(header(&r, "Location"), Some("https://example.org/new/z?k"));
+    let r = server.ask(b"GET http://t/old/z?k HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.header("Location"), Some("https://example.org/new/z?k"));
 
     // A keep_path redirect whose request has a body (the head's bytes are
     // gone when the body ends), pipelined with others on one connection.
-    let mut s = server.connect();
-    s.write_all(
-        b"GET /old/1 HTTP/1.1\r\nHost: t\r\n\r\n\
+    let mut s = server.open();
+    send(&mut s, b"GET /old/1 HTTP/1.1\r\nHost: t\r\n\r\n\
           GET /old/2?two HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n12345\
           GET /exact HTTP/1.1\r\nHost: t\r\n\r\n\
-          GET /old/3 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
-    )
-    .unwrap();
+          GET /old/3 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
     let want = [
         "https://example.org/new/1",
         "https://example.org/new/2?two",
@@ -249,10 +219,10 @@ fn redirects_carry_location_and_keep_path_appends_path_and_query() {
         ));
         let r = get(&s, "/p?q");
         assert_eq!(r.status, status);
-        assert_eq!(header(&r, "Location"), Some("https://x.example/p?q"));
-        finish(s);
+        assert_eq!(r.header("Location"), Some("https://x.example/p?q"));
+        s.finish();
     }
-    finish(server);
+    server.finish();
 }
 
 // ---------------------------------------------------------------------------
@@ -269,9 +239,8 @@ fn health_config(extra: &str) -> String {
 
 /// A kept-alive connection that has seen one 200 from /healthz.
 fn healthy_conn(server: &Server) -> TcpStream {
-    let mut s = server.connect();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    let mut s = server.open();
+    send(&mut s, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     let r = try_read_response(&mut s).unwrap();
     assert_eq!((r.status, r.close), (200, false), "{}", r.text);
     s
@@ -279,8 +248,7 @@ fn healthy_conn(server: &Server) -> TcpStream {
 
 /// On a connection whose worker drains: 503 `draining`, then the close.
 fn assert_draining(mut s: TcpStream) {
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    send(&mut s, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     let r = try_read_response(&mut s).unwrap();
     assert_eq!(
         (r.status, r.body.as_str()),
@@ -292,29 +260,10 @@ fn assert_draining(mut s: TcpStream) {
     assert_eq!(read_until_close(&mut s), "", "the connection closes");
 }
 
-/// The server-side socket inode of `client`'s connection.
-fn server_inode(client: &TcpStream) -> u64 {
-    let (local, peer) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
-    let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let port = |a: &str| {
-            a.rsplit_once(':')
-                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
-        };
-        if f.len() > 9 && port(f[1]) == Some(peer.port()) && port(f[2]) == Some(local.port()) {
-            return f[9].parse().unwrap();
-        }
-    }
-    panic!("no server side for {local} -> {peer}");
-}
-
 #[test]
 fn health_turns_503_on_reload_and_quit() {
-    quiet_sigchld();
     let mut server = Server::start(&health_config("workers = 1"));
     let s = healthy_conn(&server);
-    server.log_lines();
     server.signal(Signal::SIGHUP);
     server.wait_for_log("reload done");
     server.wait_for_log("draining");
@@ -324,7 +273,6 @@ fn health_turns_503_on_reload_and_quit() {
 
     // QUIT (graceful stop of the master): its workers drain too.
     let s = healthy_conn(&server);
-    server.log_lines();
     server.signal(Signal::SIGQUIT);
     server.wait_for_log("master stopping mode=graceful");
     server.wait_for_log_count("draining", 2);
@@ -334,7 +282,6 @@ fn health_turns_503_on_reload_and_quit() {
 
 #[test]
 fn health_turns_503_on_ttou_and_winch() {
-    quiet_sigchld();
     let server = Server::start(&health_config("workers = 2"));
     let started = server.wait_for_log("worker=1 pid=");
     let pid1: i32 = started
@@ -348,12 +295,12 @@ fn health_turns_503_on_ttou_and_winch() {
     // Connections until worker 1 (the one TTOU retires) holds one.
     let conn = wait_until(WAIT, "a connection served by worker 1", || {
         let s = healthy_conn(&server);
-        let inode = server_inode(&s);
+        let inode = server_side_inode(&s);
         socket_inodes(pid1).contains(&inode).then_some(s)
     });
     let other = wait_until(WAIT, "a connection served by worker 0", || {
         let s = healthy_conn(&server);
-        let inode = server_inode(&s);
+        let inode = server_side_inode(&s);
         (!socket_inodes(pid1).contains(&inode)).then_some(s)
     });
     server.signal(Signal::SIGTTOU);
@@ -362,29 +309,25 @@ fn health_turns_503_on_ttou_and_winch() {
     assert_draining(conn);
     // The worker that stays answers 200 on its kept connection.
     let mut other = other;
-    other
-        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    send(&mut other, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(try_read_response(&mut other).unwrap().status, 200);
 
     // WINCH: every worker drains.
     server.signal(Signal::SIGWINCH);
     server.wait_for_log_count("draining", 2);
     assert_draining(other);
-    finish(server);
+    server.finish();
 }
 
 #[test]
 fn health_turns_503_when_max_requests_per_worker_is_reached() {
-    quiet_sigchld();
     let server = Server::start(&health_config("workers = 1\nmax_requests_per_worker = 2"));
     let mut s = healthy_conn(&server); // request 1
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n")
-        .unwrap();
+    send(&mut s, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(try_read_response(&mut s).unwrap().status, 200); // request 2
     server.wait_for_log("retiring on its own");
     assert_draining(s);
-    finish(server);
+    server.finish();
 }
 
 // ---------------------------------------------------------------------------
@@ -399,45 +342,32 @@ body = "Down for maintenance\n"
 headers = { "Cache-Control" = "no-store" }
 "#;
 
-/// `preforkd -s ARGS -p PID_FILE`, keeping the server's log drained while
-/// it runs (a full log socket would stall the master it talks to).
-fn ctl(server: &Server, pid_file: &Path, args: &[&str]) -> (i32, String, String) {
-    let mut all: Vec<String> = vec!["-s".into()];
-    all.extend(args.iter().map(|a| (*a).to_owned()));
-    all.extend(["-p".into(), pid_file.display().to_string()]);
-    let handle = std::thread::spawn(move || {
-        let args: Vec<&str> = all.iter().map(String::as_str).collect();
-        run_bin(&args)
-    });
-    wait_until(WAIT + WAIT, "preforkd -s to finish", || {
-        server.log_lines();
-        handle.is_finished().then_some(())
-    });
-    handle.join().unwrap()
+/// `preforkd -s ARGS -p PID_FILE` for a server started with
+/// `Options::pid_file`.
+fn ctl(server: &Server, args: &[&str]) -> (i32, String, String) {
+    let pid_file = server.pid_file.to_str().unwrap();
+    run_bin(&[&["-s"], args, &["-p", pid_file]].concat())
+}
+
+/// [`Server::start`] with a pid file, and so a control socket.
+fn start_with_pid_file(toml: &str) -> Server {
+    Server::start_with(Options {
+        pid_file: true,
+        ..Options::toml(toml)
+    })
 }
 
 fn assert_maintenance_page(r: &Response) {
     assert_eq!(r.status, 503, "{}", r.text);
     assert_eq!(r.body, "Down for maintenance\n");
-    assert_eq!(header(r, "Retry-After"), Some("120"));
-    assert_eq!(header(r, "Cache-Control"), Some("no-store"));
-}
-
-fn pid_file_in(dir: &TempDir) -> PathBuf {
-    dir.path().join("preforkd.pid")
+    assert_eq!(r.header("Retry-After"), Some("120"));
+    assert_eq!(r.header("Cache-Control"), Some("no-store"));
 }
 
 #[test]
 fn maintenance_switches_every_worker_and_survives_reload() {
-    quiet_sigchld();
-    let pid_dir = TempDir::new();
-    let pid_file = pid_file_in(&pid_dir);
-    let base = format!(
-        "pid_file = \"{}\"\nworkers = 2\n{MAINTENANCE}",
-        pid_file.display()
-    );
-    let mut server = Server::start(&format!("{base}{ROUTES}"));
-    let mode = std::fs::metadata(control_socket(&pid_file)).unwrap();
+    let server = start_with_pid_file(&format!("workers = 2\n{MAINTENANCE}{ROUTES}"));
+    let mode = std::fs::metadata(control_socket(&server)).unwrap();
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         mode.permissions().mode() & 0o777,
@@ -445,11 +375,11 @@ fn maintenance_switches_every_worker_and_survives_reload() {
         "control socket mode"
     );
 
-    let (code, out, err) = ctl(&server, &pid_file, &["status"]);
+    let (code, out, err) = ctl(&server, &["status"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(" maintenance=off "), "{out}");
 
-    let (code, out, err) = ctl(&server, &pid_file, &["maintenance", "on"]);
+    let (code, out, err) = ctl(&server, &["maintenance", "on"]);
     assert_eq!(
         (code, out.as_str()),
         (0, "preforkd: maintenance on\n"),
@@ -464,20 +394,20 @@ fn maintenance_switches_every_worker_and_survives_reload() {
         assert_maintenance_page(&get(&server, "/old/x"));
         assert_eq!(get(&server, "/healthz").body, "ok\n");
     }
-    let r = ask(
-        &server,
-        "POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-    );
+    let r = server
+        .ask(b"POST /form HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     assert_maintenance_page(&r);
-    let mut s = server.connect();
-    s.write_all(b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    let mut s = server.open();
+    send(
+        &mut s,
+        b"HEAD / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    );
     let text = read_until_close(&mut s);
     assert!(
         text.starts_with("HTTP/1.1 503 ") && text.ends_with("\r\n\r\n"),
         "{text}"
     );
-    let (_, out, _) = ctl(&server, &pid_file, &["status"]);
+    let (_, out, _) = ctl(&server, &["status"]);
     assert!(out.contains(" maintenance=on "), "{out}");
 
     // A reload with other routes: new workers, still in maintenance.
@@ -488,7 +418,7 @@ fn maintenance_switches_every_worker_and_survives_reload() {
             .replace("path = \"/exact\"", "path = \"/renamed\""),
     )
     .unwrap();
-    let (code, out, err) = ctl(&server, &pid_file, &["reload", "--wait", "10"]);
+    let (code, out, err) = ctl(&server, &["reload", "--wait", "10"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_maintenance_page(&get(&server, "/renamed"));
     assert_eq!(get(&server, "/healthz").status, 200);
@@ -500,7 +430,7 @@ fn maintenance_switches_every_worker_and_survives_reload() {
         format!("{good}\n[[route]]\npath = \"nope\"\n"),
     )
     .unwrap();
-    let (code, _, err) = ctl(&server, &pid_file, &["reload", "--wait", "10"]);
+    let (code, _, err) = ctl(&server, &["reload", "--wait", "10"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("route.path: \"nope\" does not start with \"/\""),
@@ -509,7 +439,7 @@ fn maintenance_switches_every_worker_and_survives_reload() {
     assert_maintenance_page(&get(&server, "/renamed"));
     std::fs::write(&server.config_path, good).unwrap();
 
-    let (code, out, _) = ctl(&server, &pid_file, &["maintenance", "off"]);
+    let (code, out, _) = ctl(&server, &["maintenance", "off"]);
     assert_eq!((code, out.as_str()), (0, "preforkd: maintenance off\n"));
     server.wait_for_log("master maintenance=off");
     for _ in 0..20 {
@@ -517,49 +447,39 @@ fn maintenance_switches_every_worker_and_survives_reload() {
         assert_eq!(get(&server, "/exact").body, "prefix after exact\n");
         assert_eq!(get(&server, "/").status, 404);
     }
-    // Not `finish`: the failed reload above logged an error on purpose.
-    server.log_lines();
-    server.signal(Signal::SIGQUIT);
-    assert!(server.wait_exit().success());
+    // The failed reload above logged an error on purpose.
+    server.finish_with(&["reload failed"]);
 }
 
-fn control_socket(pid_file: &Path) -> PathBuf {
-    let mut name = pid_file.file_name().unwrap().to_owned();
-    name.push(".sock");
-    pid_file.with_file_name(name)
+fn control_socket(server: &Server) -> std::path::PathBuf {
+    preforkd::control::socket_path(&server.pid_file)
 }
 
 #[test]
 fn maintenance_survives_an_upgrade() {
-    quiet_sigchld();
-    let pid_dir = TempDir::new();
-    let pid_file = pid_file_in(&pid_dir);
-    let mut server = Server::start(&format!(
-        "pid_file = \"{}\"\nworkers = 1\n{MAINTENANCE}[[route]]\npath = \"/healthz\"\nkind = \"health\"\n",
-        pid_file.display()
+    let mut server = start_with_pid_file(&format!(
+        "workers = 1\n{MAINTENANCE}[[route]]\npath = \"/healthz\"\nkind = \"health\"\n"
     ));
     let old = server.pid().as_raw();
-    let (code, _, err) = ctl(&server, &pid_file, &["maintenance", "on"]);
+    let (code, _, err) = ctl(&server, &["maintenance", "on"]);
     assert_eq!(code, 0, "{err}");
-    let (code, out, err) = ctl(&server, &pid_file, &["upgrade", "--wait", "10"]);
+    let (code, out, err) = ctl(&server, &["upgrade", "--wait", "10"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(server.wait_exit().success(), "old master");
-    let new = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse::<i32>()
-        .unwrap();
+    let new = server.pid_file_pid().expect("the new master's pid file");
     assert_ne!(new, old);
     assert_maintenance_page(&get(&server, "/"));
     assert_eq!(get(&server, "/healthz").status, 200);
-    let (_, out, _) = ctl(&server, &pid_file, &["status"]);
+    let (code, out, err) = ctl(&server, &["status"]);
     assert!(
-        out.contains(&format!("master pid={new} ")) && out.contains(" maintenance=on "),
-        "{out}"
+        code == 0
+            && out.contains(&format!("master pid={new} "))
+            && out.contains(" maintenance=on "),
+        "{out}{err}"
     );
     // Once from the old master, once from the new one that inherited it.
     server.wait_for_log_count("master maintenance=on", 2);
-    let (code, _, _) = ctl(&server, &pid_file, &["maintenance", "off"]);
+    let (code, _, _) = ctl(&server, &["maintenance", "off"]);
     assert_eq!(code, 0);
     assert_eq!(get(&server, "/").body, "Hello, World!\n");
     // The new master is not our child: stop it by its pid.
@@ -571,33 +491,26 @@ fn maintenance_survives_an_upgrade() {
 
 #[test]
 fn maintenance_is_refused_to_other_users() {
-    quiet_sigchld();
     if !nix::unistd::geteuid().is_root() {
         eprintln!("skipped: needs root to run -s as another user");
         return;
     }
-    let pid_dir = TempDir::new();
-    let pid_file = pid_file_in(&pid_dir);
-    let server = Server::start(&format!(
-        "pid_file = \"{}\"\n{MAINTENANCE}",
-        pid_file.display()
-    ));
+    let server = start_with_pid_file(MAINTENANCE);
     // Open the socket's mode, so that only SO_PEERCRED stands in the way.
     use std::os::unix::fs::PermissionsExt;
-    let sock = control_socket(&pid_file);
+    let sock = control_socket(&server);
     std::fs::set_permissions(&sock, std::fs::Permissions::from_mode(0o666)).unwrap();
-    std::fs::set_permissions(pid_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(server.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let as_nobody = |args: &[&str]| {
         use std::os::unix::process::CommandExt;
         let mut cmd = std::process::Command::new(BIN);
         cmd.arg("-s")
             .args(args)
             .arg("-p")
-            .arg(&pid_file)
+            .arg(&server.pid_file)
             .uid(65534)
             .gid(65534);
         let out = unblocked_sigchld(|| cmd.output()).unwrap();
-        server.log_lines();
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -607,7 +520,7 @@ fn maintenance_is_refused_to_other_users() {
     let (code, _, err) = as_nobody(&["maintenance", "on"]);
     if err.contains("Permission denied (os error 13)") && err.contains("cannot connect") {
         eprintln!("skipped: uid 65534 cannot reach the socket here: {err}");
-        finish(server);
+        server.finish();
         return;
     }
     assert_eq!(code, Some(1), "{err}");
@@ -621,7 +534,48 @@ fn maintenance_is_refused_to_other_users() {
     let (code, out, err) = as_nobody(&["status"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(out.contains(" maintenance=off "), "{out}");
-    finish(server);
+    server.finish();
+}
+
+// ---------------------------------------------------------------------------
+// Access log
+// ---------------------------------------------------------------------------
+
+#[test]
+fn access_log_names_what_answered() {
+    let server = start_with_pid_file(&format!(
+        "workers = 1\n[access_log]\npath = \"a.json\"\nformat = \"json\"\nbuffer = \"0\"\n{MAINTENANCE}{ROUTES}"
+    ));
+    let log = server.dir.path().join("a.json");
+    let mut want = Vec::new();
+    let mut expect = |path: &str, status: u16, route: &str| {
+        assert_eq!(get(&server, path).status, status, "{path}");
+        want.push(format!("\"target\":\"{path}\"|{status}|\"route\":{route},"));
+    };
+    expect("/healthz", 200, "\"/healthz\"");
+    expect("/old/x", 308, "\"/old/*\"");
+    expect("/form", 405, "\"/form\"");
+    expect("/nothing", 404, "null");
+    let (code, _, err) = ctl(&server, &["maintenance", "on"]);
+    assert_eq!(code, 0, "{err}");
+    expect("/exact", 503, "\"maintenance\"");
+    expect("/healthz", 200, "\"/healthz\"");
+    let lines = wait_until(WAIT, "an access log line per request", || {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        (lines.len() >= want.len()).then_some(lines)
+    });
+    assert_eq!(lines.len(), want.len(), "{lines:#?}");
+    for (line, w) in lines.iter().zip(&want) {
+        let [target, status, route] = [0, 1, 2].map(|i| w.split('|').nth(i).unwrap());
+        assert!(
+            line.contains(target)
+                && line.contains(&format!("\"status\":{status},"))
+                && line.contains(route),
+            "{line}\nwant {w}"
+        );
+    }
+    server.finish();
 }
 
 // ---------------------------------------------------------------------------
@@ -630,7 +584,6 @@ fn maintenance_is_refused_to_other_users() {
 
 #[test]
 fn bad_routes_fail_t_with_file_line_col() {
-    quiet_sigchld();
     let dir = TempDir::new();
     let many: String = (0..=1000)
         .map(|i| format!("[[route]]\npath = \"/{i}\"\n"))
@@ -661,10 +614,4 @@ fn bad_routes_fail_t_with_file_line_col() {
     std::fs::write(&path, format!("{ROUTES}{MAINTENANCE}")).unwrap();
     let (code, out, err) = run_bin(&["-t", "-c", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
-}
-
-/// `Server::finish` after draining the log.
-fn finish(server: Server) {
-    server.log_lines();
-    server.finish();
 }
