@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::http::{self, Body, ChunkedDecoder, Decoded, Limits, Method, Parsed, Reject, Request};
 use crate::response::{Persistence, Responses, CONTINUE};
+use crate::route::Choice;
 
 /// Bytes read from a socket at once.
 pub const READ_SIZE: usize = 32 * 1024;
@@ -65,6 +66,8 @@ pub struct Ctx<'a> {
     pub now: Instant,
     /// The worker is draining: every answer closes its connection.
     pub draining: bool,
+    /// `-s maintenance on`: the maintenance page answers (health routes excepted).
+    pub maintenance: bool,
     /// Told of every answer (the access log); None when nobody listens.
     pub observer: Option<&'a dyn Observer>,
 }
@@ -90,7 +93,9 @@ pub struct Exchange<'a> {
     pub started: Instant,
     /// When it was answered (the worker's loop time).
     pub now: Instant,
-    // Routes, when they exist, add `route: Option<&'a str>` here.
+    /// What answered: a route's path (a prefix ends in `*`),
+    /// `maintenance`, or None for `[response]` and refusals.
+    pub route: Option<&'a str>,
 }
 
 /// The worker's reusable buffers, shared by all its connections.
@@ -147,7 +152,11 @@ enum Phase {
     /// Part of a request head has arrived.
     Head,
     /// The head is parsed; discarding its body, answer still due.
-    Body { request: Request, left: BodyLeft },
+    Body {
+        request: Request,
+        left: BodyLeft,
+        route: Choice,
+    },
     /// Answered, write side shut: reading and discarding until EOF.
     Lingering,
 }
@@ -212,6 +221,9 @@ pub struct Conn<S = TcpStream> {
     sent: usize,
     /// What to do once `pending` is written.
     after_flush: Verdict,
+    /// The end of the target a keep_path redirect appends, kept while a
+    /// body is read (the head's bytes are gone by then); empty otherwise.
+    tail: Vec<u8>,
     deadline: Instant,
     /// The `header_timeout` limit of the head or body under way, which the
     /// minimum rate may bring `deadline` before.
@@ -242,6 +254,7 @@ impl<S: Transport> Conn<S> {
             pending: Vec::new(),
             sent: 0,
             after_flush: Verdict::Open,
+            tail: Vec::new(),
             // The first request head gets header_timeout, not keepalive_timeout.
             deadline: ctx.now + ctx.timeouts.header,
             limit: ctx.now + ctx.timeouts.header,
@@ -272,6 +285,7 @@ impl<S: Transport> Conn<S> {
     pub fn held_bytes(&self) -> usize {
         self.inbuf.as_ref().map_or(0, |b| b.len())
             + self.pending.capacity()
+            + self.tail.capacity()
             + self.observed_head.as_ref().map_or(0, |b| b.len())
     }
 
@@ -444,43 +458,51 @@ impl<S: Transport> Conn<S> {
                     if matches!(self.phase, Phase::Idle) {
                         self.started = ctx.now;
                     }
-                    let (request, head) = match http::parse_head(&input[pos..], &ctx.limits) {
-                        Err(reject) => {
-                            let mark = out.len();
-                            ctx.responses.reject(out, reject, false);
-                            self.observe(ctx, &input[pos..], &out[mark..]);
-                            return (input.len(), Verdict::Close { linger: true });
-                        }
-                        // Empty lines between requests are not a request
-                        // yet: the connection stays idle (keepalive_timeout).
-                        Ok(Parsed::Partial)
-                            if input[pos..].iter().all(|&b| b == b'\r' || b == b'\n') =>
-                        {
-                            break
-                        }
-                        Ok(Parsed::Partial) => {
-                            if matches!(self.phase, Phase::Idle) {
-                                self.phase = Phase::Head;
-                                self.since = ctx.now;
-                                // The first head's clock started at accept.
-                                if self.requests > 0 {
-                                    self.limit = ctx.now + ctx.timeouts.header;
-                                }
+                    let (request, route, tail, head) =
+                        match http::parse_head(&input[pos..], &ctx.limits) {
+                            Err(reject) => {
+                                let mark = out.len();
+                                ctx.responses.reject(out, reject, false);
+                                self.observe(ctx, &input[pos..], &out[mark..]);
+                                return (input.len(), Verdict::Close { linger: true });
                             }
-                            self.got = (input.len() - pos) as u64;
-                            self.deadline = self.progress_deadline(ctx);
-                            break;
-                        }
-                        Ok(Parsed::Complete(request, n)) => {
-                            pos += n;
-                            (request, &input[pos - n..pos])
-                        }
-                    };
+                            // Empty lines between requests are not a request
+                            // yet: the connection stays idle (keepalive_timeout).
+                            Ok(Parsed::Partial)
+                                if input[pos..].iter().all(|&b| b == b'\r' || b == b'\n') =>
+                            {
+                                break
+                            }
+                            Ok(Parsed::Partial) => {
+                                if matches!(self.phase, Phase::Idle) {
+                                    self.phase = Phase::Head;
+                                    self.since = ctx.now;
+                                    // The first head's clock started at accept.
+                                    if self.requests > 0 {
+                                        self.limit = ctx.now + ctx.timeouts.header;
+                                    }
+                                }
+                                self.got = (input.len() - pos) as u64;
+                                self.deadline = self.progress_deadline(ctx);
+                                break;
+                            }
+                            Ok(Parsed::Complete(request, n)) => {
+                                let (route, tail) =
+                                    ctx.responses.route(&request, &input[pos..pos + n]);
+                                pos += n;
+                                if request.body != Body::None {
+                                    // Rare (a body on a keep_path redirect): the only copy.
+                                    self.tail.clear();
+                                    self.tail.extend_from_slice(tail);
+                                }
+                                (request, route, tail, &input[pos - n..pos])
+                            }
+                        };
                     let left = match request.body {
                         Body::None => {
                             let mark = out.len();
-                            let keep = self.answer(request, ctx, out);
-                            self.observe(ctx, head, &out[mark..]);
+                            let keep = self.answer(request, route, tail, ctx, out);
+                            self.observe_routed(ctx, head, Some(route), &out[mark..]);
                             if !keep {
                                 return (
                                     pos,
@@ -501,14 +523,22 @@ impl<S: Transport> Conn<S> {
                     if request.expect_continue && pos == input.len() {
                         out.extend_from_slice(CONTINUE);
                     }
-                    self.phase = Phase::Body { request, left };
+                    self.phase = Phase::Body {
+                        request,
+                        left,
+                        route,
+                    };
                     self.since = ctx.now;
                     self.got = 0;
                     self.limit = ctx.now + ctx.timeouts.header;
                     self.deadline = self.limit;
                 }
-                Phase::Body { request, left } => {
-                    let request = *request;
+                Phase::Body {
+                    request,
+                    left,
+                    route,
+                } => {
+                    let (request, route) = (*request, *route);
                     let avail = &input[pos..];
                     let before = pos;
                     let done = match left {
@@ -545,9 +575,16 @@ impl<S: Transport> Conn<S> {
                         break;
                     }
                     let mark = out.len();
-                    let keep = self.answer(request, ctx, out);
+                    let tail = std::mem::take(&mut self.tail);
+                    let keep = self.answer(request, route, &tail, ctx, out);
+                    self.tail = tail;
                     let head = self.observed_head.take();
-                    self.observe(ctx, head.as_deref().unwrap_or(&[]), &out[mark..]);
+                    self.observe_routed(
+                        ctx,
+                        head.as_deref().unwrap_or(&[]),
+                        Some(route),
+                        &out[mark..],
+                    );
                     if !keep {
                         return (
                             pos,
@@ -564,7 +601,14 @@ impl<S: Transport> Conn<S> {
 
     /// Appends the answer to a complete request; false when the connection
     /// closes after it.
-    fn answer(&mut self, request: Request, ctx: &Ctx, out: &mut Vec<u8>) -> bool {
+    fn answer(
+        &mut self,
+        request: Request,
+        route: Choice,
+        tail: &[u8],
+        ctx: &Ctx,
+        out: &mut Vec<u8>,
+    ) -> bool {
         self.requests += 1;
         let keep = request.keep_alive && !ctx.draining;
         let p = match (keep, request.http10) {
@@ -572,21 +616,24 @@ impl<S: Transport> Conn<S> {
             (true, true) => Persistence::KeepAlive10,
             (true, false) => Persistence::KeepAlive,
         };
-        match request.method {
-            Method::Get => ctx.responses.configured(out, p, false),
-            Method::Head => ctx.responses.configured(out, p, true),
-            Method::Options => ctx.responses.options(out, p),
-            Method::Other => ctx.responses.not_allowed(out, p),
-        }
+        // The hook where routes, health and maintenance choose the bytes.
+        ctx.responses
+            .answer(out, &request, route, tail, p, ctx.maintenance, ctx.draining);
         self.phase = Phase::Idle;
         self.since = ctx.now;
         self.deadline = ctx.now + self.idle_timeout(ctx);
         keep
     }
 
-    /// Tells the observer, if any, of an answer: `answer` is its bytes as
+    /// Tells the observer, if any, of a refusal: `answer` is its bytes as
     /// appended to the output (status line, header, body).
     fn observe(&self, ctx: &Ctx, head: &[u8], answer: &[u8]) {
+        self.observe_routed(ctx, head, None, answer);
+    }
+
+    /// Tells the observer, if any, of an answer and of what chose it
+    /// (`route`: None for a refusal).
+    fn observe_routed(&self, ctx: &Ctx, head: &[u8], route: Option<Choice>, answer: &[u8]) {
         if let Some(o) = ctx.observer {
             let (status, body_bytes) = summarize(answer);
             o.answered(&Exchange {
@@ -596,6 +643,7 @@ impl<S: Transport> Conn<S> {
                 body_bytes,
                 started: self.started,
                 now: ctx.now,
+                route: route.and_then(|c| ctx.responses.route_name(c, ctx.maintenance)),
             });
         }
     }
@@ -618,6 +666,7 @@ impl<S: Transport> Conn<S> {
             body_bytes: 0,
             started: self.started,
             now: ctx.now,
+            route: None,
         });
     }
 

@@ -35,6 +35,8 @@ pub mod notify;
 pub mod pidfile;
 /// Precomputed response bytes with an in-place `Date`.
 pub mod response;
+/// `[[route]]` → a lookup built once per config, and each route's answers.
+pub mod route;
 /// Shared-memory heartbeat, state and counters (evictions too), one slot per
 /// worker, behind typed accessors.
 pub mod scoreboard;

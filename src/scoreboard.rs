@@ -4,8 +4,11 @@
 //! reads: heartbeat (for the hung-worker watchdog), state and counters (for
 //! `-s status`), and, for a worker deciding whether to take more of a burst,
 //! the other workers' open connections. A slot whose `pid` is 0 is free; a
-//! heartbeat of 0 means "not started". Mapping memory is `sys.rs`'s job.
+//! heartbeat of 0 means "not started". The master also writes one switch
+//! into every slot, the maintenance flag, which its worker reads per request
+//! from the cache line it writes anyway. Mapping memory is `sys.rs`'s job.
 
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::OnceLock;
@@ -114,6 +117,8 @@ pub struct Slot {
     pub log_lost: AtomicU64,
     /// One counter per `Eviction`, in `Eviction::ALL` order.
     evictions: [AtomicU64; 6],
+    /// Written by the master only: 1 while `-s maintenance on`.
+    maintenance: AtomicU32,
 }
 
 impl Slot {
@@ -175,6 +180,11 @@ impl Slot {
 
     pub fn evictions(&self) -> Evictions {
         Evictions(std::array::from_fn(|i| self.evictions[i].load(Relaxed)))
+    }
+
+    /// Maintenance is on (`-s maintenance on`): read per request.
+    pub fn maintenance(&self) -> bool {
+        self.maintenance.load(Relaxed) != 0
     }
 
     /// Zeroes the counters of a slot about to be reused.
@@ -246,12 +256,30 @@ static BOARD: OnceLock<&'static [Slot]> = OnceLock::new();
 
 pub struct Scoreboard {
     slots: &'static [Slot],
+    /// The maintenance switch, copied into each slot as it is claimed.
+    maintenance: Cell<bool>,
 }
 
 impl Scoreboard {
     pub fn new(slots: &'static [Slot]) -> Self {
         let _ = BOARD.set(slots);
-        Scoreboard { slots }
+        Scoreboard {
+            slots,
+            maintenance: Cell::new(false),
+        }
+    }
+
+    /// Turns maintenance on or off for every worker at once (each reads
+    /// the flag in its own slot per request) and for workers started later.
+    pub fn set_maintenance(&self, on: bool) {
+        self.maintenance.set(on);
+        for s in self.slots {
+            s.maintenance.store(u32::from(on), Relaxed);
+        }
+    }
+
+    pub fn maintenance(&self) -> bool {
+        self.maintenance.get()
     }
 
     /// Claims a free slot for a worker about to be forked; the heartbeat
@@ -265,6 +293,8 @@ impl Scoreboard {
         s.set_state(WorkerState::Starting);
         s.beat();
         s.reset();
+        s.maintenance
+            .store(u32::from(self.maintenance.get()), Relaxed);
         // Marks it taken even before the pid is known.
         s.set_pid(u32::MAX);
         Some(i)
@@ -337,7 +367,20 @@ mod tests {
         assert_eq!(sb.claim(), None, "full");
         assert!(sb.slot(a).heartbeat() > 0);
         sb.release(a);
+        sb.set_maintenance(true);
         assert_eq!(sb.claim(), Some(a));
+        assert_eq!(
+            sb.slot(a).maintenance.load(Relaxed),
+            1,
+            "a new worker starts switched"
+        );
+        assert_eq!(
+            sb.slot(b).maintenance.load(Relaxed),
+            1,
+            "a running one is switched"
+        );
+        sb.set_maintenance(false);
+        assert_eq!(sb.slot(b).maintenance.load(Relaxed), 0);
     }
 
     #[test]

@@ -450,7 +450,7 @@ fn json_common_and_syslog_lines() {
         .unwrap_or_else(|| panic!("{l}"));
     assert_eq!(
         body,
-        r#"","remote_addr":"127.0.0.1","method":"GET","target":"/j?x=1","protocol":"HTTP/1.1","status":200,"body_bytes":14,"referer":null,"user_agent":"q\"\\""#
+        r#"","remote_addr":"127.0.0.1","method":"GET","target":"/j?x=1","protocol":"HTTP/1.1","status":200,"body_bytes":14,"referer":null,"user_agent":"q\"\\","route":null"#
     );
     let (us, pid) = us.split_once(",\"pid\":").unwrap();
     assert!(us.parse::<u64>().is_ok(), "{l}");

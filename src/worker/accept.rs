@@ -91,7 +91,7 @@ impl Worker {
                     // TCP_NODELAY comes from the listener (Linux copies it
                     // to accepted sockets): no setsockopt per connection.
                     self.accepted += 1;
-                    self.board.set_accepted(self.accepted);
+                    self.shared.board.set_accepted(self.accepted);
                     self.add_conn(TcpStream::from(fd));
                     // EPOLLEXCLUSIVE wakes the first idle worker in the
                     // listener's wait queue, so the one woken first would

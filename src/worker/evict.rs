@@ -85,7 +85,7 @@ impl Worker {
     pub(super) fn count(&mut self, kind: Eviction) {
         let n = &mut self.evicted[kind as usize];
         *n += 1;
-        self.board.set_evictions(kind, *n);
+        self.shared.board.set_evictions(kind, *n);
     }
 
     /// Records a pressure event; logs its cause the first time in an

@@ -138,6 +138,9 @@ struct Shared {
     draining: bool,
     /// Written on its deadline, when draining, and when dropped (exit).
     access_log: Option<AccessLog>,
+    /// Our scoreboard slot: heartbeat and counters for the master, and
+    /// the maintenance switch it sets.
+    board: &'static Slot,
 }
 
 impl Shared {
@@ -148,6 +151,7 @@ impl Shared {
             timeouts: self.timeouts,
             now: self.now,
             draining: self.draining,
+            maintenance: self.board.maintenance(),
             observer: self.access_log.as_ref().map(|l| l as &dyn Observer),
         }
     }
@@ -155,8 +159,6 @@ impl Shared {
 
 struct Worker {
     epoll: Epoll,
-    /// Our scoreboard slot: heartbeat and counters for the master.
-    board: &'static Slot,
     listeners: Vec<Listener>,
     /// Listeners are in the epoll set.
     listening: bool,
@@ -223,7 +225,6 @@ impl Worker {
         let now = Instant::now();
         let mut w = Worker {
             epoll,
-            board,
             listeners,
             listening: false,
             paused_until: None,
@@ -232,7 +233,11 @@ impl Worker {
             table: Table::default(),
             bufs: Buffers::new(&limits),
             shared: Shared {
-                responses: Responses::new(&config.response),
+                responses: Responses::with_routes(
+                    &config.response,
+                    &config.routes,
+                    &config.maintenance,
+                ),
                 limits,
                 timeouts: Timeouts {
                     header: config.header_timeout,
@@ -243,6 +248,7 @@ impl Worker {
                 now,
                 draining: false,
                 access_log,
+                board,
             },
             max_conns: config.worker_connections,
             client_cap: config.max_connections_per_client,
@@ -289,7 +295,7 @@ impl Worker {
             self.shared.now = Instant::now();
             // Every turn: at least every SWEEP_EVERY (the epoll timeout),
             // even when idle.
-            self.board.beat();
+            self.shared.board.beat();
             if self.shared.now >= self.next_date {
                 self.refresh_date();
             }
@@ -417,7 +423,7 @@ impl Worker {
             client = Some(ip);
         }
         let index = self.table.reserve(client);
-        self.board.set_open(self.table.open() as u64);
+        self.shared.board.set_open(self.table.open() as u64);
         let ctx = self.shared.ctx();
         let mut entry = Entry {
             conn: Conn::new(stream, &ctx),
@@ -458,7 +464,7 @@ impl Worker {
         let answered = entry.conn.requests - before;
         if answered > 0 {
             self.served += answered;
-            self.board.set_requests(self.served);
+            self.shared.board.set_requests(self.served);
         }
     }
 
@@ -467,7 +473,7 @@ impl Worker {
         self.table.remove(index, &entry);
         // Closing the socket also takes it out of the epoll set.
         entry.conn.release(&mut self.bufs);
-        self.board.set_open(self.table.open() as u64);
+        self.shared.board.set_open(self.table.open() as u64);
     }
 
     /// Puts a connection back with its new interest, or closes it.
@@ -540,7 +546,7 @@ impl Worker {
     /// `Connection: close`; all within shutdown_timeout.
     fn start_drain(&mut self) {
         log::info!("worker pid={} draining", std::process::id());
-        self.board.set_state(WorkerState::Draining);
+        self.shared.board.set_state(WorkerState::Draining);
         self.stop_listening();
         // Draining from here on: every answer closes its connection.
         self.drain_deadline = Some(self.shared.now + self.shutdown_timeout);
