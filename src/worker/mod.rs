@@ -85,7 +85,7 @@ pub fn run(
                 owner: config.user.as_ref(),
                 syslog: &config.log,
                 max_header_bytes: config.max_request_header_bytes,
-                lost: &slot.log_lost,
+                lost: slot.log_lost(),
             },
         )
     });
