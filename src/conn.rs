@@ -27,8 +27,10 @@ use std::net::{IpAddr, Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::http::{self, Body, ChunkedDecoder, Decoded, Limits, Method, Parsed, Reject, Request};
+use crate::proxy;
 use crate::response::{Persistence, Responses, CONTINUE};
 use crate::route::Choice;
+use crate::scoreboard::Slot;
 
 /// Bytes read from a socket at once.
 pub const READ_SIZE: usize = 32 * 1024;
@@ -70,6 +72,9 @@ pub struct Ctx<'a> {
     pub maintenance: bool,
     /// Told of every answer (the access log); None when nobody listens.
     pub observer: Option<&'a dyn Observer>,
+    /// The worker's scoreboard slot, where answers are counted by status
+    /// class; None outside a worker.
+    pub counters: Option<&'a Slot>,
 }
 
 /// Learns of each answer a connection decides on, before it is written.
@@ -235,9 +240,15 @@ pub struct Conn<S = TcpStream> {
     got: u64,
     /// Requests answered on this connection.
     pub requests: u64,
-    /// The client's address, looked up once (getpeername) only when an
-    /// observer is there.
+    /// The client's address: looked up once (getpeername) only when an
+    /// observer or a status route's `allow` needs it, or taken from a
+    /// PROXY protocol header.
     peer: Option<IpAddr>,
+    /// A PROXY protocol header must come first (a `proxy_protocol`
+    /// listener) and has not arrived yet.
+    awaiting_proxy: bool,
+    /// `peer` came from a PROXY protocol header.
+    peer_from_header: bool,
     /// When the request under way began.
     started: Instant,
     /// The head of a request whose body is being read, kept for the
@@ -261,7 +272,13 @@ impl<S: Transport> Conn<S> {
             since: ctx.now,
             got: 0,
             requests: 0,
-            peer: ctx.observer.and_then(|_| stream.peer_ip()),
+            peer: if ctx.observer.is_some() || ctx.responses.needs_client() {
+                stream.peer_ip()
+            } else {
+                None
+            },
+            awaiting_proxy: false,
+            peer_from_header: false,
             started: ctx.now,
             observed_head: None,
             stream,
@@ -270,6 +287,19 @@ impl<S: Transport> Conn<S> {
 
     pub fn stream(&self) -> &S {
         &self.stream
+    }
+
+    /// The connection comes from a `proxy_protocol` listener: its first
+    /// bytes must be a PROXY header, which never reaches the HTTP parser;
+    /// anything else closes it without an answer.
+    pub fn expect_proxy_header(&mut self) {
+        self.awaiting_proxy = true;
+    }
+
+    /// The client's address as a PROXY protocol header named it (None
+    /// before the header, for a `LOCAL` one, or without a header).
+    pub fn client_from_header(&self) -> Option<IpAddr> {
+        self.peer.filter(|_| self.peer_from_header)
     }
 
     pub fn stream_mut(&mut self) -> &mut S {
@@ -368,7 +398,30 @@ impl<S: Transport> Conn<S> {
             Some(b) => &b[..len],
             None => &bufs.scratch[..len],
         };
-        let (used, verdict) = self.process(input, ctx, &mut bufs.out);
+        // The PROXY header first; its bytes are skipped, never parsed as HTTP.
+        let mut skip = 0;
+        if self.awaiting_proxy {
+            match proxy::parse(input) {
+                proxy::Parsed::Done { len, client } => {
+                    self.awaiting_proxy = false;
+                    if let Some(ip) = client {
+                        self.peer = Some(ip);
+                        self.peer_from_header = true;
+                    }
+                    skip = len;
+                }
+                proxy::Parsed::Partial => skip = len,
+                // Not from a balancer that speaks it: no answer at all.
+                proxy::Parsed::Invalid => return recycle(own, bufs, Interest::Close),
+            }
+        }
+        let (used, verdict) = if self.awaiting_proxy {
+            // Kept as a partial head is kept, until the rest arrives.
+            (0, Verdict::Open)
+        } else {
+            let (used, verdict) = self.process(&input[skip..], ctx, &mut bufs.out);
+            (skip + used, verdict)
+        };
         let left = len - used;
         self.in_len = 0;
         if verdict == Verdict::Open && left > 0 {
@@ -420,8 +473,10 @@ impl<S: Transport> Conn<S> {
             Phase::Head | Phase::Body { .. } if self.pending.is_empty() => {
                 let own = self.inbuf.take();
                 bufs.out.clear();
-                ctx.responses
+                let status = ctx
+                    .responses
                     .reject(&mut bufs.out, Reject::RequestTimeout, false);
+                count(ctx, status);
                 if matches!(self.phase, Phase::Head) {
                     let head = own.as_deref().map_or(&[][..], |b| &b[..self.in_len]);
                     self.observe(ctx, head, &bufs.out);
@@ -462,7 +517,7 @@ impl<S: Transport> Conn<S> {
                         match http::parse_head(&input[pos..], &ctx.limits) {
                             Err(reject) => {
                                 let mark = out.len();
-                                ctx.responses.reject(out, reject, false);
+                                count(ctx, ctx.responses.reject(out, reject, false));
                                 self.observe(ctx, &input[pos..], &out[mark..]);
                                 return (input.len(), Verdict::Close { linger: true });
                             }
@@ -560,8 +615,14 @@ impl<S: Transport> Conn<S> {
                             Err(reject) => {
                                 // A HEAD answer carries no body, an error one included.
                                 let mark = out.len();
-                                ctx.responses
-                                    .reject(out, reject, request.method == Method::Head);
+                                count(
+                                    ctx,
+                                    ctx.responses.reject(
+                                        out,
+                                        reject,
+                                        request.method == Method::Head,
+                                    ),
+                                );
                                 let head = self.observed_head.take();
                                 self.observe(ctx, head.as_deref().unwrap_or(&[]), &out[mark..]);
                                 return (input.len(), Verdict::Close { linger: true });
@@ -617,8 +678,17 @@ impl<S: Transport> Conn<S> {
             (true, false) => Persistence::KeepAlive,
         };
         // The hook where routes, health and maintenance choose the bytes.
-        ctx.responses
-            .answer(out, &request, route, tail, p, ctx.maintenance, ctx.draining);
+        let status = ctx.responses.answer(
+            out,
+            &request,
+            route,
+            tail,
+            p,
+            ctx.maintenance,
+            ctx.draining,
+            self.peer,
+        );
+        count(ctx, status);
         self.phase = Phase::Idle;
         self.since = ctx.now;
         self.deadline = ctx.now + self.idle_timeout(ctx);
@@ -750,6 +820,13 @@ fn summarize(answer: &[u8]) -> (u16, u64) {
         .position(|w| w == b"\r\n\r\n")
         .map_or(0, |i| answer.len() - i - 4);
     (status, body as u64)
+}
+
+/// Counts an answer in the worker's slot, if there is one.
+fn count(ctx: &Ctx, status: u16) {
+    if let Some(slot) = ctx.counters {
+        slot.count_response(status);
+    }
 }
 
 fn recycle(own: Option<Box<[u8]>>, bufs: &mut Buffers, interest: Interest) -> Interest {

@@ -104,7 +104,7 @@ fn start(
     log::init(&config.log);
     let replaces = upgrade::old_master();
     for l in &listeners {
-        if config.listen_given && !config.listen.contains(&l.addr) {
+        if config.listen_given && !config.listen_addrs().contains(&l.addr) {
             ::log::info!(
                 "serving inherited socket {} although the config does not list it",
                 l.addr
@@ -114,12 +114,15 @@ fn start(
     if listeners.is_empty() || config.listen_given {
         // Inherited sockets stand for the addresses they are bound to;
         // bind only what the config names beyond them.
-        let missing = listener::missing(&listeners, &config.listen);
+        let missing = listener::missing(&listeners, &config.listen_addrs());
         listeners.extend(listener::bind_all(&missing, config.backlog)?);
     } else {
         // Socket activation with no listen configured: the inherited
         // sockets are all we serve (the built-in default is not bound).
-        config.listen = listeners.iter().map(|l| l.addr).collect();
+        config.listen = listeners
+            .iter()
+            .map(|l| config::Listen::plain(l.addr))
+            .collect();
     }
     if config.user.is_some() && !nix::unistd::geteuid().is_root() {
         ::log::warn!(
@@ -135,6 +138,7 @@ fn start(
     let signals = signals::Signals::install().context("installing signal handlers")?;
     let inbox = inbox::Inbox::new().context("creating the worker pipe")?;
     let board = sys::map_scoreboard(scoreboard::CAPACITY).context("mapping the scoreboard")?;
+    let totals = sys::map_totals().context("mapping the scoreboard totals")?;
     let pid_file = match &config.pid_file {
         Some(path) => Some(pidfile::PidFile::write(path, std::process::id())?),
         None => None,
@@ -160,7 +164,7 @@ fn start(
         pid_file,
         exec,
         replaces,
-        scoreboard: scoreboard::Scoreboard::new(board),
+        scoreboard: scoreboard::Scoreboard::new(board, totals),
         status_socket,
         reporter: reporter.take(),
     }))

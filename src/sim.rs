@@ -230,6 +230,7 @@ pub fn run_in(state: State, input: &[u8], cuts: &[usize], write_budget: Option<u
         draining: state.draining,
         maintenance: state.maintenance,
         observer: Some(&recorder),
+        counters: None,
     };
     let mut bufs = Buffers::new(&limits);
     let stream = Scripted {
@@ -737,6 +738,7 @@ mod tests {
                 draining: false,
                 maintenance: false,
                 observer: None,
+                counters: None,
             };
             let stream = Scripted {
                 pieces: VecDeque::new(),
@@ -766,6 +768,7 @@ mod tests {
                 draining: false,
                 maintenance: false,
                 observer: None,
+                counters: None,
             };
             self.conn.on_readable(&ctx, &mut self.bufs)
         }
@@ -802,6 +805,7 @@ mod tests {
             draining: false,
             maintenance: false,
             observer: None,
+            counters: None,
         };
         let mut bufs = Buffers::new(&limits());
         assert_eq!(c.conn.on_timeout(&ctx, &mut bufs), Interest::Read);

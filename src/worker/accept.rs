@@ -92,7 +92,8 @@ impl Worker {
                     // to accepted sockets): no setsockopt per connection.
                     self.accepted += 1;
                     self.shared.board.set_accepted(self.accepted);
-                    self.add_conn(TcpStream::from(fd));
+                    let via_proxy = self.proxied.get(index).copied().unwrap_or(false);
+                    self.add_conn(TcpStream::from(fd), via_proxy);
                     // EPOLLEXCLUSIVE wakes the first idle worker in the
                     // listener's wait queue, so the one woken first would
                     // take a whole burst: past its share it steps aside.

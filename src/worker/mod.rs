@@ -49,7 +49,7 @@ use crate::signals::WorkerSignals;
 
 use evict::{Cause, Episode};
 use pressure::Victim;
-use table::{Entry, Table};
+use table::{Class, Entry, Table};
 
 /// epoll tokens: connections use their slab index; these sit above.
 const WAKE: u64 = u64::MAX;
@@ -153,6 +153,7 @@ impl Shared {
             draining: self.draining,
             maintenance: self.board.maintenance(),
             observer: self.access_log.as_ref().map(|l| l as &dyn Observer),
+            counters: Some(self.board),
         }
     }
 }
@@ -160,6 +161,13 @@ impl Shared {
 struct Worker {
     epoll: Epoll,
     listeners: Vec<Listener>,
+    /// Per listener (same index): a `proxy_protocol` one.
+    proxied: Vec<bool>,
+    /// `proxy_protocol_from`.
+    proxy_from: Vec<crate::cidr::Cidr>,
+    /// Connections reading a head, and idle, now (stub_status).
+    reading: u64,
+    waiting: u64,
     /// Listeners are in the epoll set.
     listening: bool,
     /// Accepting paused after EMFILE/ENFILE until then.
@@ -223,9 +231,18 @@ impl Worker {
             max_body_bytes: config.max_request_body_bytes,
         };
         let now = Instant::now();
+        // A listener's flags come from the config, by its address.
+        let proxied = listeners
+            .iter()
+            .map(|l| config.listen_for(l.addr).proxy_protocol)
+            .collect();
         let mut w = Worker {
             epoll,
             listeners,
+            proxied,
+            proxy_from: config.proxy_protocol_from.clone(),
+            reading: 0,
+            waiting: 0,
             listening: false,
             paused_until: None,
             full_stop: false,
@@ -402,9 +419,20 @@ impl Worker {
             self.shared.now + Duration::from_nanos(u64::from(1_000_000_000 - into_second));
     }
 
-    fn add_conn(&mut self, stream: TcpStream) {
+    fn add_conn(&mut self, stream: TcpStream, via_proxy: bool) {
         let mut client = None;
-        if self.client_cap > 0 && (self.table.counting() || self.table.open() >= self.client_cap) {
+        if via_proxy {
+            // Only the balancers named in proxy_protocol_from may say who
+            // the client is; anyone else is closed without an answer.
+            let trusted = stream
+                .peer_addr()
+                .is_ok_and(|a| crate::cidr::any_contains(&self.proxy_from, a.ip()));
+            if !trusted {
+                return;
+            }
+        } else if self.client_cap > 0
+            && (self.table.counting() || self.table.open() >= self.client_cap)
+        {
             // Only now can a client be past the cap (see table.rs); once
             // counting, every new connection is counted until the worker
             // is well under the cap again (see `sweep`).
@@ -429,7 +457,12 @@ impl Worker {
             conn: Conn::new(stream, &ctx),
             interest: None,
             client,
+            via_proxy,
+            class: Class::New,
         };
+        if via_proxy {
+            entry.conn.expect_proxy_header();
+        }
         // Read at once rather than wait for epoll: on a new connection the
         // request has usually arrived with the handshake, and one answered
         // and closed right here never costs an epoll_ctl.
@@ -470,10 +503,29 @@ impl Worker {
 
     /// Closes a connection taken out of the table.
     fn close(&mut self, index: usize, entry: Entry) {
+        self.reclass(entry.class, Class::New);
         self.table.remove(index, &entry);
         // Closing the socket also takes it out of the epoll set.
         entry.conn.release(&mut self.bufs);
         self.shared.board.set_open(self.table.open() as u64);
+    }
+
+    /// Moves a connection from one stub_status class to another and, if
+    /// that changed a count, publishes the counts: on state changes only.
+    fn reclass(&mut self, from: Class, to: Class) {
+        if from == to {
+            return;
+        }
+        for (class, delta) in [(from, u64::wrapping_neg(1)), (to, 1)] {
+            match class {
+                Class::Reading => self.reading = self.reading.wrapping_add(delta),
+                Class::Waiting => self.waiting = self.waiting.wrapping_add(delta),
+                Class::New | Class::Writing => {}
+            }
+        }
+        self.shared
+            .board
+            .set_reading_waiting(self.reading, self.waiting);
     }
 
     /// Puts a connection back with its new interest, or closes it.
@@ -482,6 +534,16 @@ impl Worker {
             self.close(index, entry);
             self.resume_listening();
             return;
+        }
+        let class = Class::of(entry.conn.standing());
+        self.reclass(entry.class, class);
+        entry.class = class;
+        if entry.via_proxy && entry.client.is_none() {
+            // Its PROXY header may have named the client by now: that is
+            // the address per-client limits count (issue 13).
+            if let Some(ip) = entry.conn.client_from_header() {
+                self.table.learn_client(&mut entry, ip);
+            }
         }
         if entry.interest != Some(interest) {
             let flags = match interest {
