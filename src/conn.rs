@@ -688,6 +688,9 @@ impl<S: Transport> Conn<S> {
             ctx.draining,
             self.peer,
         );
+        if let Some(slot) = ctx.counters {
+            slot.count_request();
+        }
         count(ctx, status);
         self.phase = Phase::Idle;
         self.since = ctx.now;
@@ -822,7 +825,8 @@ fn summarize(answer: &[u8]) -> (u16, u64) {
     (status, body as u64)
 }
 
-/// Counts an answer in the worker's slot, if there is one.
+/// Counts an answer in the worker's slot, if there is one (before it is
+/// written: a client that read it finds it counted).
 fn count(ctx: &Ctx, status: u16) {
     if let Some(slot) = ctx.counters {
         slot.count_response(status);

@@ -26,8 +26,8 @@ impl Page {
         }
     }
 
-    /// The page's body from `snap`. The request being answered is counted
-    /// in `requests` already, as nginx counts it.
+    /// The page's body from `snap`, which counts the request being
+    /// answered among `requests` and `writing` already, as nginx does.
     pub fn body(self, snap: &Snapshot) -> String {
         match self {
             Page::StubStatus => stub_status(snap),
@@ -38,15 +38,24 @@ impl Page {
 
 /// nginx's stub_status text, byte for byte (the spaces before the line
 /// ends included): `handled` is `accepts` (preforkd refuses no accepted
-/// connection for want of resources), `Writing` every open connection that
-/// is neither reading a head nor idle (the one being answered among them
-/// when it is new).
+/// connection for want of resources), and, as nginx derives it, `Waiting`
+/// is every open connection neither reading nor writing.
 pub fn stub_status(s: &Snapshot) -> String {
-    let writing = s.open.saturating_sub(s.reading + s.waiting);
     format!(
         "Active connections: {} \nserver accepts handled requests\n {} {} {} \nReading: {} Writing: {} Waiting: {} \n",
-        s.open, s.accepted, s.accepted, s.requests, s.reading, writing, s.waiting
+        s.open,
+        s.accepted,
+        s.accepted,
+        s.requests,
+        s.reading,
+        s.writing,
+        waiting(s)
     )
+}
+
+/// Open connections neither reading nor writing (idle).
+fn waiting(s: &Snapshot) -> u64 {
+    s.open.saturating_sub(s.reading + s.writing)
 }
 
 /// The metric name of an eviction kind's label.
@@ -129,7 +138,6 @@ pub fn prometheus(s: &Snapshot) -> String {
         "Client connections accepted.",
         &one(s.accepted),
     );
-    let writing = s.open.saturating_sub(s.reading + s.waiting);
     family(
         &mut out,
         "connections",
@@ -139,8 +147,8 @@ pub fn prometheus(s: &Snapshot) -> String {
             "state",
             [
                 ("reading", s.reading),
-                ("writing", writing),
-                ("waiting", s.waiting),
+                ("writing", s.writing),
+                ("waiting", waiting(s)),
             ],
         ),
     );
@@ -229,7 +237,7 @@ mod tests {
             evictions: Evictions([1, 0, 0, 2, 0, 0]),
             open: 4,
             reading: 1,
-            waiting: 2,
+            writing: 1,
             workers: [0, 2, 1],
             restarts: [1, 2, 3, 4],
             reloads: [5, 6],

@@ -522,8 +522,10 @@ impl Route {
 fn status_page(page: Page, p: Persistence) -> Template {
     let body = crate::scoreboard::snapshot()
         .map(|mut s| {
-            // The request being answered counts, as nginx counts it.
+            // The request being answered counts, and its connection is
+            // writing, as nginx counts them (its slot has neither yet).
             s.requests += 1;
+            s.writing += 1;
             page.body(&s)
         })
         .unwrap_or_else(|| page.body(&Default::default()));

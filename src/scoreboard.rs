@@ -124,8 +124,9 @@ pub struct Slot {
     responses: [AtomicU64; 5],
     /// Connections reading a request head now.
     reading: AtomicU64,
-    /// Connections idle now (keep-alive, or no byte yet).
-    waiting: AtomicU64,
+    /// Connections reading a body, writing an answer or lingering now
+    /// (idle ones are the rest of `open`, as nginx derives "Waiting").
+    writing: AtomicU64,
 }
 
 impl Slot {
@@ -206,24 +207,31 @@ impl Slot {
         c.store(c.load(Relaxed) + 1, Relaxed);
     }
 
+    /// Counts one request answered (before its answer is written, so a
+    /// client that has read it never finds it uncounted).
+    pub fn count_request(&self) {
+        self.requests
+            .store(self.requests.load(Relaxed) + 1, Relaxed);
+    }
+
     /// Answers by status class, 1xx to 5xx.
     pub fn responses(&self) -> [u64; 5] {
         std::array::from_fn(|i| self.responses[i].load(Relaxed))
     }
 
-    /// Publishes how many connections read a head and how many are idle
-    /// (on connection state changes only).
-    pub fn set_reading_waiting(&self, reading: u64, waiting: u64) {
+    /// Publishes how many connections read a head and how many read a
+    /// body or write (on connection state changes only).
+    pub fn set_reading_writing(&self, reading: u64, writing: u64) {
         self.reading.store(reading, Relaxed);
-        self.waiting.store(waiting, Relaxed);
+        self.writing.store(writing, Relaxed);
     }
 
     pub fn reading(&self) -> u64 {
         self.reading.load(Relaxed)
     }
 
-    pub fn waiting(&self) -> u64 {
-        self.waiting.load(Relaxed)
+    pub fn writing(&self) -> u64 {
+        self.writing.load(Relaxed)
     }
 
     /// Zeroes the counters of a slot about to be reused.
@@ -233,7 +241,7 @@ impl Slot {
             &self.requests,
             &self.open,
             &self.reading,
-            &self.waiting,
+            &self.writing,
         ] {
             c.store(0, Relaxed);
         }
@@ -320,10 +328,11 @@ pub struct Snapshot {
     /// By status class, 1xx to 5xx.
     pub responses: [u64; 5],
     pub evictions: Evictions,
-    /// Connections open now, and of those reading a head and idle.
+    /// Connections open now, and of those reading a head, and reading a
+    /// body or writing (the rest are idle: nginx's "Waiting").
     pub open: u64,
     pub reading: u64,
-    pub waiting: u64,
+    pub writing: u64,
     /// Live workers by state: starting, accepting, draining.
     pub workers: [u64; 3],
     /// In [`Restart::ALL`] order.
@@ -392,7 +401,7 @@ fn read_once(slots: &[Slot], t: &Totals) -> Snapshot {
         s.evictions += slot.evictions();
         s.open += slot.open();
         s.reading += slot.reading();
-        s.waiting += slot.waiting();
+        s.writing += slot.writing();
         s.workers[slot.state() as usize] += 1;
     }
     s
@@ -627,11 +636,11 @@ mod tests {
         s.count_response(999);
         s.set_evictions(Eviction::Idle, 2);
         s.set_open(1);
-        s.set_reading_waiting(0, 1);
+        s.set_reading_writing(0, 1);
         let live = sb.snapshot();
         assert_eq!((live.accepted, live.requests), (3, 5));
         assert_eq!(live.responses, [0, 1, 0, 1, 2]);
-        assert_eq!((live.open, live.waiting), (1, 1));
+        assert_eq!((live.open, live.writing), (1, 1));
         assert_eq!(live.workers, [1, 0, 0]);
         sb.release(a);
         let gone = sb.snapshot();
@@ -639,7 +648,7 @@ mod tests {
         assert_eq!(gone.responses, [0, 1, 0, 1, 2]);
         assert_eq!(gone.evictions.get(Eviction::Idle), 2);
         assert_eq!(
-            (gone.open, gone.waiting),
+            (gone.open, gone.writing),
             (0, 0),
             "gauges go with the worker"
         );

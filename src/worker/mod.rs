@@ -165,9 +165,10 @@ struct Worker {
     proxied: Vec<bool>,
     /// `proxy_protocol_from`.
     proxy_from: Vec<crate::cidr::Cidr>,
-    /// Connections reading a head, and idle, now (stub_status).
+    /// Connections reading a head, and reading a body or writing, now
+    /// (stub_status; idle ones are the rest).
     reading: u64,
-    waiting: u64,
+    writing: u64,
     /// Listeners are in the epoll set.
     listening: bool,
     /// Accepting paused after EMFILE/ENFILE until then.
@@ -242,7 +243,7 @@ impl Worker {
             proxied,
             proxy_from: config.proxy_protocol_from.clone(),
             reading: 0,
-            waiting: 0,
+            writing: 0,
             listening: false,
             paused_until: None,
             full_stop: false,
@@ -492,13 +493,11 @@ impl Worker {
         self.settle(index, entry, interest);
     }
 
-    /// Adds what a connection answered since `before` to our counters.
+    /// Adds what a connection answered since `before` to our count (for
+    /// `max_requests_per_worker`; the slot's was counted per answer, as
+    /// it was written, by `conn.rs`).
     fn count_served(&mut self, entry: &Entry, before: u64) {
-        let answered = entry.conn.requests - before;
-        if answered > 0 {
-            self.served += answered;
-            self.shared.board.set_requests(self.served);
-        }
+        self.served += entry.conn.requests - before;
     }
 
     /// Closes a connection taken out of the table.
@@ -519,13 +518,13 @@ impl Worker {
         for (class, delta) in [(from, u64::wrapping_neg(1)), (to, 1)] {
             match class {
                 Class::Reading => self.reading = self.reading.wrapping_add(delta),
-                Class::Waiting => self.waiting = self.waiting.wrapping_add(delta),
-                Class::New | Class::Writing => {}
+                Class::Writing => self.writing = self.writing.wrapping_add(delta),
+                Class::New | Class::Waiting => {}
             }
         }
         self.shared
             .board
-            .set_reading_waiting(self.reading, self.waiting);
+            .set_reading_writing(self.reading, self.writing);
     }
 
     /// Puts a connection back with its new interest, or closes it.
