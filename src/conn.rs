@@ -442,6 +442,11 @@ impl<S: Transport> Conn<S> {
         } else if let Some(b) = own {
             bufs.give(b);
         }
+        if self.awaiting_proxy {
+            // Nothing to send, and the deadline stays header_timeout's
+            // from accept (not the keep-alive one an idle connection gets).
+            return Interest::Read;
+        }
         let out = std::mem::take(&mut bufs.out);
         let interest = self.send(&out, verdict, ctx);
         bufs.out = out;
