@@ -1,5 +1,5 @@
 //! The status routes' bodies, built per scrape from a scoreboard
-//! [`Snapshot`]: nginx's stub_status text (so that tools written for nginx,
+//! [`Snapshot`](crate::scoreboard::Snapshot): nginx's stub_status text (so that tools written for nginx,
 //! such as prometheus-nginx-exporter, read preforkd unchanged) and the
 //! Prometheus text exposition format 0.0.4. Counting is the workers' (into
 //! their slots) and the master's (into the totals); who may read a page is

@@ -8,11 +8,11 @@
 //! into every slot, the maintenance flag, which its worker reads per request
 //! from the cache line it writes anyway. Mapping memory is `sys.rs`'s job.
 //!
-//! Beside the slots, one [`Totals`] block that only the master writes: the
+//! Beside the slots, one [`Totals`](crate::scoreboard::Totals) block that only the master writes: the
 //! counters of workers that are gone (folded in from their slot when they
 //! are reaped, before the slot is released), and the master's own counts
 //! (restarts, reloads, upgrades, generation). A worker answering a status
-//! route reads both ([`snapshot`]), so that counters never go down while
+//! route reads both ([`snapshot`](crate::scoreboard::snapshot)), so that counters never go down while
 //! the master lives. Folding and releasing a slot happen inside a sequence
 //! lock (the master writes, single-threaded; readers retry), so a reader
 //! never sees a dead worker's counts twice or not at all.
