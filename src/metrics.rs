@@ -26,6 +26,17 @@ impl Page {
         }
     }
 
+    /// The page's body now, from this process's scoreboard (zeroes where
+    /// there is none: tests, fuzzing), for the request being answered.
+    pub fn render(self) -> String {
+        let mut snap = crate::scoreboard::snapshot().unwrap_or_default();
+        // The request being answered counts, and its connection is
+        // writing, as nginx counts them (its slot has neither yet).
+        snap.requests += 1;
+        snap.writing += 1;
+        self.body(&snap)
+    }
+
     /// The page's body from `snap`, which counts the request being
     /// answered among `requests` and `writing` already, as nginx does.
     pub fn body(self, snap: &Snapshot) -> String {

@@ -520,21 +520,12 @@ impl Route {
 
 /// A status page as it is now (built per scrape; nothing of it is kept).
 fn status_page(page: Page, p: Persistence) -> Template {
-    let body = crate::scoreboard::snapshot()
-        .map(|mut s| {
-            // The request being answered counts, and its connection is
-            // writing, as nginx counts them (its slot has neither yet).
-            s.requests += 1;
-            s.writing += 1;
-            page.body(&s)
-        })
-        .unwrap_or_else(|| page.body(&Default::default()));
     Template::new(
         200,
         "Cache-Control: no-store\r\n",
         p,
         page.content_type(),
-        body.as_bytes(),
+        page.render().as_bytes(),
     )
 }
 

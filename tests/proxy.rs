@@ -216,6 +216,40 @@ fn only_proxy_protocol_from_may_send_a_header() {
 }
 
 #[test]
+fn max_connections_per_client_counts_the_header_address() {
+    let server = Server::start(
+        "workers = 1\nlisten = [\"{addr} proxy_protocol\"]\nmax_connections_per_client = 2\n\
+         keepalive_timeout = \"30s\"\nmin_request_rate = \"off\"\n",
+    );
+    let keep_alive = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+    let connect = |client: &str| {
+        let mut s = server.open();
+        let header = format!("PROXY TCP4 {client} 127.0.0.1 5555 80\r\n");
+        send(&mut s, &cat(&[header.as_bytes(), keep_alive]));
+        assert_eq!(try_read_response(&mut s).unwrap().status, 200, "{client}");
+        s
+    };
+    // All from HAProxy's one address (127.0.0.1), two clients by header.
+    let mut first = connect("192.0.2.9");
+    let mut second = connect("192.0.2.9");
+    let mut other = connect("192.0.2.10");
+    // The third of 192.0.2.9 is past the cap of 2: its idle-longest goes.
+    let mut third = connect("192.0.2.9");
+    server.wait_for_log("client=192.0.2.9 at max_connections_per_client=2");
+    closed_silently(&mut first, Duration::from_secs(1));
+    for (name, s) in [
+        ("second", &mut second),
+        ("third", &mut third),
+        ("other", &mut other),
+    ] {
+        send(s, keep_alive);
+        assert_eq!(try_read_response(s).unwrap().status, 200, "{name}");
+    }
+    drop((second, third, other));
+    server.finish_with(&[]);
+}
+
+#[test]
 fn bad_listen_flags_and_ranges_fail_the_config_test() {
     let dir = TempDir::new();
     for (toml, want) in [

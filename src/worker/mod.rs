@@ -509,6 +509,25 @@ impl Worker {
         self.shared.board.set_open(self.table.open() as u64);
     }
 
+    /// `max_connections_per_client` for a client a PROXY header named (a
+    /// plain connection's is applied at accept, see `add_conn`): past the
+    /// cap, one of its idle connections makes room, or this one goes
+    /// (after what it was already answered).
+    fn admit_proxied(&mut self, ip: std::net::IpAddr) -> bool {
+        if self.client_cap == 0 || !(self.table.counting() || self.table.open() >= self.client_cap)
+        {
+            return true;
+        }
+        if !self.table.counting() {
+            self.table.count_clients();
+        }
+        if self.table.held_by(ip) as usize >= self.client_cap && !self.make_room_for(ip) {
+            self.count(Eviction::ClientCap);
+            return false;
+        }
+        true
+    }
+
     /// Moves a connection from one stub_status class to another and, if
     /// that changed a count, publishes the counts: on state changes only.
     fn reclass(&mut self, from: Class, to: Class) {
@@ -541,6 +560,11 @@ impl Worker {
             // Its PROXY header may have named the client by now: that is
             // the address per-client limits count (issue 13).
             if let Some(ip) = entry.conn.client_from_header() {
+                if !self.admit_proxied(ip) {
+                    self.close(index, entry);
+                    self.resume_listening();
+                    return;
+                }
                 self.table.learn_client(&mut entry, ip);
             }
         }
