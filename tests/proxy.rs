@@ -322,7 +322,8 @@ frontend v2
     default_backend preforkd_v2
 
 backend preforkd_v2
-    server s1 {backend} send-proxy-v2
+    option httpchk GET /healthz
+    server s1 {backend} send-proxy-v2 check inter 200
 "
         );
         let path = dir.join("haproxy.cfg");
@@ -350,7 +351,9 @@ fn haproxy_send_proxy_and_v2_pass_the_clients_address() {
     let Some(exe) = tool("haproxy", "haproxy") else {
         return;
     };
-    let server = Server::start(PROXIED);
+    let server = Server::start(&format!(
+        "{PROXIED}\n[[route]]\npath = \"/healthz\"\nkind = \"health\"\n"
+    ));
     let haproxy = Haproxy::start(&exe, server.dir.path(), server.addr);
     let client = IpAddr::from([127, 0, 0, 3]);
     let stranger = IpAddr::from([127, 0, 0, 4]);
@@ -368,8 +371,29 @@ fn haproxy_send_proxy_and_v2_pass_the_clients_address() {
         assert_eq!(status(&answer), 403, "{answer}");
         expected.extend(["127.0.0.3", "127.0.0.3", "127.0.0.4"]);
     }
-    let lines = access_lines(server.dir.path(), 6);
-    let clients: Vec<&str> = lines.iter().map(|l| l.split(' ').next().unwrap()).collect();
-    assert_eq!(clients, expected, "{lines:#?}");
+    // HAProxy's health checks (send-proxy-v2: a LOCAL header) are its
+    // own, and logged with its own address.
+    let checks = wait_until(WAIT, "a health check in the access log", || {
+        let text = std::fs::read_to_string(server.dir.path().join("access.log")).unwrap();
+        let checks: Vec<String> = text
+            .lines()
+            .filter(|l| l.contains("GET /healthz"))
+            .map(str::to_owned)
+            .collect();
+        (!checks.is_empty()).then_some(checks)
+    });
+    assert!(
+        checks
+            .iter()
+            .all(|l| l.starts_with("127.0.0.1 ") && l.contains("\" 200 ")),
+        "{checks:#?}"
+    );
+    let text = std::fs::read_to_string(server.dir.path().join("access.log")).unwrap();
+    let clients: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("GET /healthz"))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(clients, expected, "{text}");
     server.finish();
 }
