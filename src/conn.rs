@@ -17,6 +17,10 @@
 //! is doing now, for the worker's eviction choice, is its
 //! [`Standing`](crate::conn::Standing).
 //!
+//! On a `proxy_protocol` listener the connection first takes a PROXY
+//! header (`proxy.rs`), whose bytes never reach the HTTP parser and whose
+//! address is the client from then on; no valid header, no answer.
+//!
 //! Every answer (and a request cut short by its client) is told to the
 //! worker's [`Observer`](crate::conn::Observer), if any (the access log),
 //! with the request head as read; the observer decides what to make of it.
@@ -410,13 +414,13 @@ impl<S: Transport> Conn<S> {
                     }
                     skip = len;
                 }
-                proxy::Parsed::Partial => skip = len,
+                // Kept below, as a partial head is, until the rest arrives.
+                proxy::Parsed::Partial => {}
                 // Not from a balancer that speaks it: no answer at all.
                 proxy::Parsed::Invalid => return recycle(own, bufs, Interest::Close),
             }
         }
         let (used, verdict) = if self.awaiting_proxy {
-            // Kept as a partial head is kept, until the rest arrives.
             (0, Verdict::Open)
         } else {
             let (used, verdict) = self.process(&input[skip..], ctx, &mut bufs.out);
