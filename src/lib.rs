@@ -47,6 +47,8 @@ pub mod sim;
 /// adoption, the scoreboard mapping, TCP_DEFER_ACCEPT.
 #[allow(unsafe_code)] // the one module allowed to; each block says why it is sound
 pub mod sys;
+/// HTTPS: certificate and key loading, ticket keys, rustls as a `Transport`.
+pub mod tls;
 /// USR2: exec the new binary with the listening sockets.
 pub mod upgrade;
 /// One worker after fork: epoll, accept, connections, draining.

@@ -44,6 +44,12 @@ pub struct Slot {
     /// this slot: not reset when the slot is claimed again, so the sum over
     /// all slots is the master's total ([`Scoreboard::log_lost_total`]).
     pub log_lost: AtomicU64,
+    /// TLS handshakes completed, of them resumed, and connections that
+    /// never completed one (see `tls::Counters`); like `log_lost`, never
+    /// reset, so their sums over all slots are the master's totals.
+    pub tls_handshakes: AtomicU64,
+    pub tls_resumed: AtomicU64,
+    pub tls_failures: AtomicU64,
 }
 
 /// The most slots (and so workers, counting old and new during a reload).
@@ -95,6 +101,18 @@ impl Scoreboard {
     /// exited workers alike.
     pub fn log_lost_total(&self) -> u64 {
         self.slots.iter().map(|s| s.log_lost.load(Relaxed)).sum()
+    }
+
+    /// TLS (handshakes, resumed, failures) since the scoreboard was mapped,
+    /// by live and exited workers alike.
+    pub fn tls_totals(&self) -> (u64, u64, u64) {
+        self.slots.iter().fold((0, 0, 0), |(h, r, f), s| {
+            (
+                h + s.tls_handshakes.load(Relaxed),
+                r + s.tls_resumed.load(Relaxed),
+                f + s.tls_failures.load(Relaxed),
+            )
+        })
     }
 
     /// The worker is gone: the slot may be claimed again.

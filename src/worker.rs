@@ -28,6 +28,7 @@ use crate::listener::Listener;
 use crate::response::{http_date, Responses};
 use crate::scoreboard::{self, Slot, WorkerState};
 use crate::signals::WorkerSignals;
+use crate::tls::{self, Stream, TlsStream};
 
 /// epoll tokens: connections use their slab index; these sit above.
 const WAKE: u64 = u64::MAX;
@@ -155,7 +156,7 @@ fn orphan_guard(master: Pid) -> nix::Result<()> {
 }
 
 struct Entry {
-    conn: Conn,
+    conn: Conn<Stream>,
     /// What it waits for in the epoll set; None until first registered.
     interest: Option<Interest>,
 }
@@ -165,6 +166,8 @@ struct Worker {
     /// Our scoreboard slot: heartbeat and counters for the master.
     board: &'static Slot,
     listeners: Vec<Listener>,
+    /// Per listener (same index): its rustls config if it is a `tls` one.
+    tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// Listeners are in the epoll set.
     listening: bool,
     /// Accepting paused after EMFILE/ENFILE until then.
@@ -217,9 +220,22 @@ impl Worker {
             max_body_bytes: config.max_request_body_bytes,
         };
         let now = Instant::now();
+        // A listener's flags come from the config, by its address.
+        let tls = listeners
+            .iter()
+            .map(|l| {
+                let tls = config.listen_for(l.addr).tls;
+                config
+                    .tls
+                    .as_ref()
+                    .filter(|_| tls)
+                    .map(|t| t.server.clone())
+            })
+            .collect();
         let mut w = Worker {
             epoll,
             board,
+            tls,
             listeners,
             listening: false,
             paused_until: None,
@@ -424,7 +440,21 @@ impl Worker {
                     // to accepted sockets): no setsockopt per connection.
                     self.accepted += 1;
                     self.board.accepted.store(self.accepted, Relaxed);
-                    self.add_conn(TcpStream::from(fd));
+                    let tcp = TcpStream::from(fd);
+                    let stream = match self.tls.get(index).and_then(Option::as_ref) {
+                        None => Stream::Plain(tcp),
+                        Some(server) => match TlsStream::new(tcp, server, self.tls_counters()) {
+                            Ok(s) => Stream::Tls(Box::new(s)),
+                            Err(e) => {
+                                log::error!(
+                                    "worker pid={} cannot start a TLS session: {e}",
+                                    std::process::id()
+                                );
+                                continue;
+                            }
+                        },
+                    };
+                    self.add_conn(stream);
                     self.since_rearm += 1;
                     if self.since_rearm >= REARM_EVERY {
                         // Leave the rest of the queue to whoever is woken next.
@@ -457,7 +487,15 @@ impl Worker {
         }
     }
 
-    fn add_conn(&mut self, stream: TcpStream) {
+    fn tls_counters(&self) -> tls::Counters {
+        tls::Counters {
+            handshakes: &self.board.tls_handshakes,
+            resumed: &self.board.tls_resumed,
+            failures: &self.board.tls_failures,
+        }
+    }
+
+    fn add_conn(&mut self, stream: Stream) {
         let index = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
