@@ -541,7 +541,7 @@ try:
     session(ctx(alpn=("h2",)))
     print("FAIL h2 accepted")
 except ssl.SSLError as e:
-    print("ok h2 refused", e.reason)
+    print("ok h2 refused" if "no application protocol" in str(e) else "FAIL " + str(e))
 # A name the certificate does not have: the client refuses it (SNI was sent).
 try:
     c = ctx()
@@ -559,7 +559,7 @@ except ssl.SSLCertVerificationError:
             "ok TLSv1.3",
             "ok TLSv1.2",
             "ok no-alpn",
-            "ok h2 refused NO_APPLICATION_PROTOCOL",
+            "ok h2 refused",
             "ok wrong name"
         ],
         "{err}"
@@ -907,8 +907,8 @@ fn hostile_input_is_closed_and_counted() {
     let (_, out) = run_with_input(&mut cmd, b"R\n");
     assert!(out.contains("RENEGOTIATING"), "{out}");
     assert!(
-        !out.contains("Verify return code: 0 (ok)\n---\nread R BLOCK"),
-        "{out}"
+        out.contains("no renegotiation"),
+        "renegotiation not refused: {out}"
     );
     // The session after the attempt is unusable or closed: GET gets no answer.
     let (_, out) = run_with_input(&mut cmd, b"R\nGET / HTTP/1.1\r\nHost: t\r\n\r\n");
