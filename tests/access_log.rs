@@ -151,20 +151,6 @@ fn redact(line: &str) -> String {
     format!("{}[T]{}", &line[..a], &line[b + 1..])
 }
 
-/// QUIT, exit 0, no error lines in the log; the temp dir stays (the
-/// `Server` is not consumed) so that the log can be read after.
-fn stop(server: &mut Server) {
-    server.signal(Signal::SIGQUIT);
-    let status = server.wait_exit();
-    assert!(status.success(), "master exit status {status}");
-    let errors: Vec<String> = server
-        .log_lines()
-        .into_iter()
-        .filter(|l| l.starts_with("<27>") || l.starts_with("<26>") || l.starts_with("<25>"))
-        .collect();
-    assert!(errors.is_empty(), "error lines in the log: {errors:#?}");
-}
-
 fn have(tool: &str) -> bool {
     Command::new("sh")
         .arg("-c")
@@ -308,7 +294,7 @@ fn combined_lines_equal_nginx() {
     quiet_sigchld();
     let mut server = Server::start("workers = 1\n[access_log]\npath = \"access.log\"\n");
     send_cases(server.addr);
-    stop(&mut server);
+    server.stop_checked(&[]);
     let ours: Vec<String> = read_lines(&server.dir.path().join("access.log"))
         .iter()
         .map(|l| redact(l))
@@ -392,7 +378,7 @@ fn error_answers_are_logged_with_what_was_read() {
         let l = read_lines(&path);
         (l.len() >= 7).then_some(l)
     });
-    stop(&mut server);
+    server.stop_checked(&[]);
     let lines: Vec<String> = lines.iter().map(|l| redact(l)).collect();
     let p = "127.0.0.1 - - [T] ";
     assert_eq!(
@@ -443,7 +429,7 @@ fn json_common_and_syslog_lines() {
     server.request(get);
     server.request(b"\x16\x03\r\n\r\n");
     let worker = server.worker_pids()[0];
-    stop(&mut server);
+    server.stop_checked(&[]);
     let lines = read_lines(&server.dir.path().join("a.json"));
     assert_eq!(lines.len(), 2, "{lines:#?}");
     let l = &lines[0];
@@ -494,7 +480,7 @@ fn json_common_and_syslog_lines() {
     let mut server =
         Server::start("workers = 1\n[access_log]\npath = \"a.log\"\nformat = \"common\"\n");
     server.request(get);
-    stop(&mut server);
+    server.stop_checked(&[]);
     let lines: Vec<String> = read_lines(&server.dir.path().join("a.log"))
         .iter()
         .map(|l| redact(l))
@@ -705,7 +691,7 @@ fn reopen_in_every_worker_with_owner_and_mode() {
         assert_eq!(common::status(&server.get()), 200);
         sent += 1;
     }
-    stop(&mut server);
+    server.stop_checked(&[]);
     assert_eq!(
         read_lines(&rotated).len(),
         old,
@@ -833,7 +819,7 @@ fn logrotate_under_load_loses_no_line() {
         .unwrap();
     assert!(!report.contains("Non-2xx"), "{report}");
     let answered = status_total_requests(&server);
-    stop(&mut server);
+    server.stop_checked(&[]);
     let old = read_lines(&rotated);
     let new = read_lines(&path);
     assert!(
@@ -875,7 +861,7 @@ fn goaccess_reads_every_line() {
         server.get();
     }
     send_cases(server.addr);
-    stop(&mut server);
+    server.stop_checked(&[]);
     let log = server.dir.path().join("access.log");
     let lines = read_lines(&log).len();
     let report = server.dir.path().join("report.json");

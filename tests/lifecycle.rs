@@ -731,6 +731,31 @@ fn s_upgrade_after_a_failed_upgrade_reports_the_new_outcome() {
     });
 }
 
+// Proves: when the new binary cannot be executed at all (here it is gone),
+// the reason reaches the operator: `-s upgrade` exits 1 naming the exec
+// failure, the log says the same, and the old master keeps serving. (A
+// plain fork + exec would only have shown exit status 127 on a stderr
+// that `-d` has closed.)
+#[test]
+fn an_upgrade_whose_binary_is_gone_reports_why() {
+    quiet_sigchld();
+    let server = start_copy("workers = 1\n");
+    wait_workers_of(server.pid().as_raw(), 1);
+    std::fs::remove_file(&server.exe).unwrap();
+    let config = server.config().to_owned();
+    let (code, out, err) = run_bin(&["-s", "upgrade", "-c", &config, "--wait", "10"]);
+    assert_eq!(code, 1, "stdout {out:?} stderr {err:?}");
+    assert!(
+        err.contains("cannot execute the new binary") && err.contains("ENOENT"),
+        "stderr {err:?}"
+    );
+    let line = server.wait_for_log("upgrade failed");
+    assert!(line.contains("cannot execute the new binary"), "{line}");
+    assert_eq!(get(server.addr), (200, "Hello, World!\n".to_owned()));
+    install_binary(&server.exe);
+    server.finish_with(&["upgrade failed"]);
+}
+
 // ---------------------------------------------------------------------------
 // TTIN / TTOU / WINCH
 // ---------------------------------------------------------------------------

@@ -591,17 +591,7 @@ fn start_on_free_port(toml: &str, extra: &[&str]) -> (Server, SocketAddr) {
             args,
             ..Options::default()
         });
-        let up = wait_until(WAIT, "master ready or exit", || {
-            if server
-                .log_lines()
-                .iter()
-                .any(|l| l.contains("master ready"))
-            {
-                return Some(true);
-            }
-            server.child.try_wait().expect("try_wait").map(|_| false)
-        });
-        if up {
+        if server.wait_ready_or_exit() {
             return (server, addr);
         }
         let err = server.stderr();

@@ -83,17 +83,7 @@ fn start_with_workers_that_cannot_start() -> Server {
             ..Options::default()
         });
         let mut server = server;
-        let started = wait_until(WAIT, "the master to start or exit", || {
-            if server
-                .log_lines()
-                .iter()
-                .any(|l| l.contains("master ready"))
-            {
-                return Some(true);
-            }
-            server.child.try_wait().expect("try_wait").map(|_| false)
-        });
-        if !started {
+        if !server.wait_ready_or_exit() {
             continue;
         }
         server.wait_for_log("crashed, respawn in ");

@@ -655,6 +655,17 @@ impl Server {
         wait_workers_of(self.pid().as_raw(), n)
     }
 
+    /// Waits until the master says `master ready` (true) or exits (false):
+    /// for tests that start servers which may fail on purpose.
+    pub fn wait_ready_or_exit(&mut self) -> bool {
+        wait_until(WAIT, "master ready or exit", || {
+            if self.log_lines().iter().any(|l| l.contains("master ready")) {
+                return Some(true);
+            }
+            self.child.try_wait().expect("try_wait").map(|_| false)
+        })
+    }
+
     /// Waits for the master to exit; returns its status.
     pub fn wait_exit(&mut self) -> ExitStatus {
         let child = &mut self.child;
@@ -676,7 +687,9 @@ impl Server {
         (lines, stderr)
     }
 
-    fn stop_checked(&mut self, expected: &[&str]) -> Vec<String> {
+    /// [`Server::finish_with`] that keeps the `Server` (and its temp dir)
+    /// for reading what the run left behind; returns the log.
+    pub fn stop_checked(&mut self, expected: &[&str]) -> Vec<String> {
         self.signal(Signal::SIGQUIT);
         let status = self.wait_exit();
         assert!(status.success(), "master exit status {status}");
