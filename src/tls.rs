@@ -19,7 +19,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, TcpStream};
+use std::net::{IpAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -127,41 +127,68 @@ pub fn load(certificate: &Path, key: &Path, protocols: &[Version]) -> Result<Tls
         reason,
     };
     let cert_pem = std::fs::read(certificate).map_err(|e| fail(certificate, e.to_string()))?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(certificate, format!("bad PEM: {e}")))?;
-    if chain.is_empty() {
-        return Err(fail(certificate, "no CERTIFICATE in the PEM file".into()));
-    }
     let key_pem = std::fs::read(key).map_err(|e| fail(key, e.to_string()))?;
-    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
-        rustls::pki_types::pem::Error::NoItemsFound => fail(
+    let server = server_config(&cert_pem, &key_pem, protocols).map_err(|e| match e {
+        Bad::Certificate(reason) => fail(certificate, reason),
+        Bad::Key(reason) => fail(key, reason),
+        Bad::Mismatch => fail(
             key,
-            "no private key (PKCS#8, SEC1 or RSA PEM) in the file".into(),
+            format!("does not match the certificate {}", certificate.display()),
         ),
-        e => fail(key, format!("bad PEM: {e}")),
+    })?;
+    Ok(TlsConfig {
+        certificate: certificate.to_owned(),
+        key: key.to_owned(),
+        protocols: protocols.to_vec(),
+        server,
+    })
+}
+
+/// What is wrong with a certificate and key.
+#[derive(Debug)]
+pub enum Bad {
+    Certificate(String),
+    Key(String),
+    /// The key is not the certificate's.
+    Mismatch,
+}
+
+/// The rustls config from PEM text (see [`load`]).
+pub fn server_config(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    protocols: &[Version],
+) -> Result<Arc<ServerConfig>, Bad> {
+    let chain = CertificateDer::pem_slice_iter(cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Bad::Certificate(format!("bad PEM: {e}")))?;
+    if chain.is_empty() {
+        return Err(Bad::Certificate("no CERTIFICATE in the PEM file".into()));
+    }
+    let key_der = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => {
+            Bad::Key("no private key (PKCS#8, SEC1 or RSA PEM) in the file".into())
+        }
+        e => Bad::Key(format!("bad PEM: {e}")),
     })?;
     let provider = Arc::new(provider::default_provider());
     let signing = provider
         .key_provider
         .load_private_key(key_der)
-        .map_err(|e| fail(key, format!("unusable key: {e}")))?;
+        .map_err(|e| Bad::Key(format!("unusable key: {e}")))?;
     let certified = CertifiedKey::new(chain, signing);
     match certified.keys_match() {
         Ok(()) => {}
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
-            return Err(fail(
-                key,
-                format!("does not match the certificate {}", certificate.display()),
-            ))
+            return Err(Bad::Mismatch)
         }
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
-        Err(e) => return Err(fail(certificate, format!("bad certificate: {e}"))),
+        Err(e) => return Err(Bad::Certificate(format!("bad certificate: {e}"))),
     }
     let versions: Vec<_> = protocols.iter().map(|v| v.rustls()).collect();
     let mut server = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
-        .map_err(|e| fail(certificate, e.to_string()))?
+        .map_err(|e| Bad::Certificate(e.to_string()))?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     server.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -170,33 +197,26 @@ pub fn load(certificate: &Path, key: &Path, protocols: &[Version]) -> Result<Tls
     // Resumption by ticket only: a session cache would live in one worker,
     // and the client's next connection usually lands on another.
     server.session_storage = Arc::new(NoServerSessionStorage {});
-    server.ticketer = Arc::new(Tickets::new(secret()?));
+    server.ticketer = Arc::new(Tickets::new(secret().map_err(Bad::Key)?));
     // One ticket per connection (rustls sends two by default): each
     // resumed connection gets a fresh one, and a full handshake costs one
     // encryption less.
     server.send_tls13_tickets = 1;
-    Ok(TlsConfig {
-        certificate: certificate.to_owned(),
-        key: key.to_owned(),
-        protocols: protocols.to_vec(),
-        server: Arc::new(server),
-    })
+    Ok(Arc::new(server))
 }
 
 /// The master's ticket secret: made once, on the first load (in the
 /// master, before the first fork), and kept across reloads, so every
 /// worker of every generation derives the same keys and a ticket issued by
 /// one is taken by any other. A new master (USR2) makes a new one.
-fn secret() -> Result<[u8; 32], LoadError> {
+fn secret() -> Result<[u8; 32], String> {
     static SECRET: OnceLock<[u8; 32]> = OnceLock::new();
     if let Some(s) = SECRET.get() {
         return Ok(*s);
     }
     let mut s = [0u8; 32];
-    rand::fill(&mut s).map_err(|_| LoadError {
-        path: PathBuf::from("/dev/urandom"),
-        reason: "cannot get random bytes for the session ticket secret".into(),
-    })?;
+    rand::fill(&mut s)
+        .map_err(|_| "cannot get random bytes for the session ticket secret".to_owned())?;
     Ok(*SECRET.get_or_init(|| s))
 }
 
@@ -324,9 +344,10 @@ enum Handshake {
     Failed,
 }
 
-/// A client connection on a TLS listener.
-pub struct TlsStream {
-    tcp: TcpStream,
+/// A client connection on a TLS listener: rustls over the client's socket
+/// (a `TcpStream` in a worker, an in-memory pipe in the simulation).
+pub struct TlsStream<S: Transport = TcpStream> {
+    tcp: S,
     tls: ServerConnection,
     counters: Counters,
     handshake: Handshake,
@@ -339,12 +360,12 @@ pub struct TlsStream {
     closed: bool,
 }
 
-impl TlsStream {
+impl<S: Transport> TlsStream<S> {
     pub fn new(
-        tcp: TcpStream,
+        tcp: S,
         config: &Arc<ServerConfig>,
         counters: Counters,
-    ) -> Result<TlsStream, rustls::Error> {
+    ) -> Result<TlsStream<S>, rustls::Error> {
         Ok(TlsStream {
             tcp,
             tls: ServerConnection::new(Arc::clone(config))?,
@@ -363,7 +384,7 @@ impl TlsStream {
             return self.tls.read_tls(&mut self.tcp);
         }
         let mut rec = Recording {
-            tcp: &mut self.tcp,
+            inner: &mut self.tcp,
             first: &mut self.first,
             len: &mut self.first_len,
         };
@@ -398,7 +419,7 @@ impl TlsStream {
             self.counters.failures.fetch_add(1, Relaxed);
             if looks_like_http(&self.first[..self.first_len]) {
                 let _ = self.tcp.write(PLAIN_HTTP_ANSWER);
-                let _ = self.tcp.shutdown(Shutdown::Write);
+                let _ = self.tcp.shutdown_write();
                 return io::Error::new(io::ErrorKind::InvalidData, error);
             }
         }
@@ -417,6 +438,11 @@ impl TlsStream {
             }
         }
     }
+
+    /// The socket under the session.
+    pub fn socket_mut(&mut self) -> &mut S {
+        &mut self.tcp
+    }
 }
 
 /// Plain HTTP starts with an upper-case method and a space.
@@ -426,15 +452,15 @@ fn looks_like_http(first: &[u8]) -> bool {
 }
 
 /// A reader that keeps a copy of the first bytes it passes on.
-struct Recording<'a> {
-    tcp: &'a mut TcpStream,
+struct Recording<'a, R> {
+    inner: &'a mut R,
     first: &'a mut [u8; 8],
     len: &'a mut usize,
 }
 
-impl Read for Recording<'_> {
+impl<R: Read> Read for Recording<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.tcp.read(buf)?;
+        let n = self.inner.read(buf)?;
         let take = n.min(self.first.len() - *self.len);
         self.first[*self.len..*self.len + take].copy_from_slice(&buf[..take]);
         *self.len += take;
@@ -442,7 +468,7 @@ impl Read for Recording<'_> {
     }
 }
 
-impl Read for TlsStream {
+impl<S: Transport> Read for TlsStream<S> {
     /// Plaintext if rustls has some; else one read from the socket, fed to
     /// rustls, whose handshake replies go out at once. `WouldBlock` when
     /// the socket has nothing more; `Ok(0)` at the end (close_notify or EOF).
@@ -470,7 +496,7 @@ impl Read for TlsStream {
     }
 }
 
-impl Write for TlsStream {
+impl<S: Transport> Write for TlsStream<S> {
     /// Encrypts and sends; `WouldBlock` while earlier records still wait
     /// for the socket, so that at most one batch of output is buffered.
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
@@ -488,7 +514,7 @@ impl Write for TlsStream {
     }
 }
 
-impl Transport for TlsStream {
+impl<S: Transport> Transport for TlsStream<S> {
     /// close_notify, then FIN.
     fn shutdown_write(&mut self) -> io::Result<()> {
         if !self.closed {
@@ -496,11 +522,11 @@ impl Transport for TlsStream {
             self.tls.send_close_notify();
             self.flush_tls()?;
         }
-        self.tcp.shutdown(Shutdown::Write)
+        self.tcp.shutdown_write()
     }
 
     fn peer_ip(&self) -> Option<IpAddr> {
-        self.tcp.peer_addr().ok().map(|a| a.ip())
+        self.tcp.peer_ip()
     }
 
     fn has_pending_output(&self) -> bool {
@@ -512,7 +538,7 @@ impl Transport for TlsStream {
     }
 }
 
-impl Drop for TlsStream {
+impl<S: Transport> Drop for TlsStream<S> {
     /// A connection closed mid-handshake (timeout, client gone) is a
     /// failure; one closed after it says close_notify first (best effort:
     /// the socket is non-blocking), so clients see a clean end.
@@ -530,7 +556,7 @@ impl Drop for TlsStream {
     }
 }
 
-impl AsFd for TlsStream {
+impl<S: Transport + AsFd> AsFd for TlsStream<S> {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.tcp.as_fd()
     }
