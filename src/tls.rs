@@ -8,14 +8,16 @@
 //! no threads, no runtime. `read` feeds socket bytes to rustls and hands out
 //! plaintext, sending whatever the handshake wants to send; `write`
 //! encrypts and sends; records the socket does not take now stay in rustls
-//! ([`Transport::has_pending_output`]) until the socket is writable.
+//! ([`Transport::has_pending_output`](crate::conn::Transport::has_pending_output)) until the socket is writable.
 //!
-//! Memory: an idle TLS connection holds its `ServerConnection` (a few
-//! hundred bytes of state on the heap, boxed here) and rustls' receive
-//! buffer, whose capacity stays at the largest record read so far (a
-//! request head usually fits in one record of a few hundred bytes; at most
-//! one full record, 16 KiB plus overhead, because a longer record is an
-//! error). rustls caps buffered plaintext at 16 KiB each way.
+//! Memory: an idle TLS connection holds its `ServerConnection` (boxed, so
+//! plain connections do not pay for it) with rustls' session state and its
+//! receive buffer, whose capacity stays at what the largest read needed (at
+//! most one full record, 16 KiB plus overhead: a longer one is an error):
+//! about 7.7 KiB of worker RSS per idle keep-alive connection after a small
+//! request, measured over 1,000 connections. rustls caps buffered plaintext
+//! at 16 KiB each way. The buffered API allocates per record it encrypts or
+//! decrypts; rustls' unbuffered API would not (not used yet).
 
 use std::fmt;
 use std::io::{self, Read, Write};
