@@ -1,6 +1,6 @@
 //! HTTPS: the `[tls]` certificate and key as the master loads them (before
 //! fork, as root), the session-ticket keys every worker derives alike, and
-//! a rustls session over a client's TCP socket as a [`Transport`] for
+//! a rustls session over a client's TCP socket as a [`Transport`](crate::conn::Transport) for
 //! `Conn`. HTTP, the event loop and the counting of answers stay with
 //! `conn.rs` and `worker.rs`.
 //!
