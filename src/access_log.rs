@@ -366,13 +366,15 @@ impl State {
                 push_json(buf, fields.referer);
                 buf.extend_from_slice(b",\"user_agent\":");
                 push_json(buf, fields.user_agent);
+                // What answered: a route, the maintenance page, or null
+                // (before the timing, so that `pid` stays the last field).
+                buf.extend_from_slice(b",\"route\":");
+                push_json(buf, e.route.map(str::as_bytes));
                 buf.extend_from_slice(b",\"request_time_us\":");
                 let us = e.now.saturating_duration_since(e.started).as_micros();
                 push_u64(buf, u64::try_from(us).unwrap_or(u64::MAX));
                 buf.extend_from_slice(b",\"pid\":");
                 push_u64(buf, u64::from(self.pid));
-                // Routes (when they exist) add `,"route":"NAME"` here,
-                // from a `route` field of `Exchange`.
                 buf.push(b'}');
             }
         }
@@ -1143,6 +1145,7 @@ mod tests {
             body_bytes: body,
             started: now,
             now,
+            route: None,
         }
     }
 
@@ -1195,7 +1198,7 @@ mod tests {
                     assert_eq!(
                         rest,
                         format!(
-                            "\",\"remote_addr\":\"127.0.0.1\",\"method\":\"GET\",\"target\":\"/a\",\"protocol\":\"HTTP/1.1\",\"status\":200,\"body_bytes\":14,\"referer\":\"http://r/\",\"user_agent\":\"\\\"x\\\"\\\\\\u00FF\",\"request_time_us\":0,\"pid\":{}}}",
+                            "\",\"remote_addr\":\"127.0.0.1\",\"method\":\"GET\",\"target\":\"/a\",\"protocol\":\"HTTP/1.1\",\"status\":200,\"body_bytes\":14,\"referer\":\"http://r/\",\"user_agent\":\"\\\"x\\\"\\\\\\u00FF\",\"route\":null,\"request_time_us\":0,\"pid\":{}}}",
                             std::process::id()
                         )
                     );

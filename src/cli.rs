@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::config::Overrides;
 use crate::log::LogTarget;
-use crate::signals::{self, Action};
+use crate::signals::{self, Action, MAINTENANCE_WORD};
 
 /// `--help` and the text after a usage error.
 pub fn usage() -> String {
@@ -18,6 +18,7 @@ pub fn usage() -> String {
     format!(
         "usage: preforkd [-c FILE] [-l ADDR]... [-w N] [-p PIDFILE] [--log-target syslog|stderr|both] [-d] [-t] [-V] [-h]
        preforkd -s {} [-c FILE | -p PIDFILE] [--wait SECONDS]
+       preforkd -s {MAINTENANCE_WORD} on|off [-c FILE | -p PIDFILE]
 
 {OPTIONS}
 {}",
@@ -45,7 +46,8 @@ options:
                            reload, stop (fast), quit (graceful), reopen (logs)
                            or upgrade (start the binary anew), or print its
                            status; reload and upgrade wait for the outcome
-                           and exit 1 if it failed
+                           and exit 1 if it failed; maintenance on|off
+                           switches every worker to [maintenance] and back
       --wait SECONDS       how long -s reload/upgrade wait (default 30)
   -V, --version            print the version and exit
   -h, --help               print this help and exit
@@ -139,13 +141,20 @@ where
             Short('d') | Long("daemon") => args.daemon = true,
             Short('s') | Long("signal") => {
                 let v = string(&mut parser)?;
-                args.signal = Some(v.parse().map_err(|()| {
-                    let words: Vec<&str> = Action::words().collect();
-                    format!(
-                        "invalid signal action '{v}': expected one of {}",
-                        words.join(", ")
-                    )
-                })?);
+                args.signal = Some(if v == MAINTENANCE_WORD {
+                    let w = string(&mut parser)?;
+                    Action::maintenance(&w).ok_or_else(|| {
+                        format!("invalid '-s {MAINTENANCE_WORD} {w}': expected on or off")
+                    })?
+                } else {
+                    v.parse().map_err(|()| {
+                        let words: Vec<&str> = Action::words().collect();
+                        format!(
+                            "invalid signal action '{v}': expected one of {} or {MAINTENANCE_WORD} on|off",
+                            words.join(", ")
+                        )
+                    })?
+                });
             }
             Long("wait") => {
                 let v = string(&mut parser)?;
@@ -237,6 +246,18 @@ mod tests {
     }
 
     #[test]
+    fn maintenance_takes_on_or_off() {
+        assert_eq!(
+            p(&["-s", "maintenance", "on", "-p", "x"]).unwrap().signal,
+            Some(Action::Maintenance(true))
+        );
+        assert_eq!(
+            p(&["--signal", "maintenance", "off"]).unwrap().signal,
+            Some(Action::Maintenance(false))
+        );
+    }
+
+    #[test]
     fn bad_flags() {
         for bad in [
             &["--nope"][..],
@@ -248,6 +269,8 @@ mod tests {
             &["-c"],
             &["stray"],
             &["-s", "restart"],
+            &["-s", "maintenance"],
+            &["-s", "maintenance", "maybe"],
             &["--wait", "0"],
         ] {
             assert!(p(bad).is_err(), "{bad:?}");

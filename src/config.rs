@@ -15,6 +15,7 @@ use serde::{de, Deserialize, Deserializer};
 use crate::access_log::{AccessLogConfig, Destination};
 use crate::log::{LogConfig, LogTarget};
 use crate::response::ResponseSpec;
+use crate::route::{Answer, Methods, PathMatch, RouteSpec, MAX_ROUTES};
 use crate::tls::TlsConfig;
 
 /// One `listen` entry: an address and the flags that may follow it,
@@ -128,12 +129,21 @@ pub struct Config {
     pub max_request_body_bytes: u64,
     /// A worker drains and is replaced after this many requests (0: never).
     pub max_requests_per_worker: u64,
+    /// Bytes per second a request head or body must keep up with after a
+    /// short grace, else 408 (0: no minimum).
+    pub min_request_rate: u64,
+    /// Connections one client address may hold in a worker (0: no cap).
+    pub max_connections_per_client: usize,
     pub pid_file: Option<PathBuf>,
     /// A worker whose heartbeat is older than this is killed and replaced.
     pub worker_timeout: Duration,
     /// Who workers run as, when the master starts as root.
     pub user: Option<Credentials>,
     pub response: ResponseSpec,
+    /// `[[route]]`s, in file order.
+    pub routes: Vec<RouteSpec>,
+    /// `[maintenance]`: the answer while `-s maintenance on`.
+    pub maintenance: ResponseSpec,
     pub log: LogConfig,
     /// `[access_log]`; None: no access log.
     pub access_log: Option<AccessLogConfig>,
@@ -173,6 +183,8 @@ impl Default for Config {
             max_request_header_bytes: 8192,
             max_request_body_bytes: 1024 * 1024,
             max_requests_per_worker: 0,
+            min_request_rate: 512,
+            max_connections_per_client: 256,
             pid_file: None,
             worker_timeout: Duration::from_secs(30),
             user: None,
@@ -182,6 +194,8 @@ impl Default for Config {
                 headers: Vec::new(),
                 body: b"Hello, World!\n".to_vec(),
             },
+            routes: Vec::new(),
+            maintenance: crate::response::default_maintenance(),
             log: LogConfig::default(),
             access_log: None,
             tls: None,
@@ -302,6 +316,11 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
         &mut c.max_requests_per_worker,
         raw.max_requests_per_worker.map(|n| n.0),
     );
+    set(&mut c.min_request_rate, raw.min_request_rate.map(|r| r.0));
+    set(
+        &mut c.max_connections_per_client,
+        raw.max_connections_per_client.map(|n| n.0 as usize),
+    );
     // Relative paths in a file mean relative to that file, wherever the
     // process runs (`-d` moves to /, an upgraded master may start there).
     let base = path.parent().unwrap_or(Path::new("."));
@@ -346,6 +365,12 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
             (None, None) => {}
         }
     }
+    if let Some(routes) = raw.route {
+        c.routes = parse_routes(text, path, base, routes)?;
+    }
+    if let Some(m) = raw.maintenance {
+        c.maintenance = parse_maintenance(text, path, base, m)?;
+    }
     if let Some(l) = raw.log {
         set(&mut c.log.target, l.target);
         set(&mut c.log.facility, l.facility.map(|f| f.0));
@@ -372,6 +397,315 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
             Some(access_log(a, base).map_err(|(span, m)| span_error(text, path, span, m))?);
     }
     Ok(c)
+}
+
+/// `body` or `body_file` (relative to the config file), not both.
+fn read_body(
+    text: &str,
+    path: &Path,
+    base: &Path,
+    table: &str,
+    body: Option<String>,
+    body_file: Option<toml::Spanned<PathBuf>>,
+) -> Result<Option<Vec<u8>>, Error> {
+    match (body, body_file) {
+        (Some(_), Some(file)) => Err(span_error(
+            text,
+            path,
+            file.span(),
+            format!("{table}.body and {table}.body_file exclude each other"),
+        )),
+        (Some(body), None) => Ok(Some(body.into_bytes())),
+        (None, Some(file)) => {
+            let file_path = base.join(file.get_ref());
+            std::fs::read(&file_path).map(Some).map_err(|e| {
+                span_error(
+                    text,
+                    path,
+                    file.span(),
+                    format!(
+                        "{table}.body_file: cannot read {}: {e}",
+                        file_path.display()
+                    ),
+                )
+            })
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+/// `[maintenance]`: like `[response]`, 503 by default, with `Retry-After`
+/// from `retry_after` (whole seconds, rounded up).
+fn parse_maintenance(
+    text: &str,
+    path: &Path,
+    base: &Path,
+    m: RawMaintenance,
+) -> Result<ResponseSpec, Error> {
+    let mut spec = crate::response::default_maintenance();
+    set(&mut spec.status, m.status.map(|s| s.0));
+    set(&mut spec.content_type, m.content_type.map(|t| t.0));
+    if let Some(h) = m.headers {
+        let span = h.span();
+        spec.headers = h.into_inner().0;
+        if m.retry_after.is_some()
+            && spec
+                .headers
+                .iter()
+                .any(|(n, _)| n.eq_ignore_ascii_case("retry-after"))
+        {
+            return Err(span_error(
+                text,
+                path,
+                span,
+                "maintenance.headers: Retry-After is set by maintenance.retry_after".into(),
+            ));
+        }
+    }
+    if let Some(d) = m.retry_after {
+        let secs = d.0.as_millis().div_ceil(1000);
+        spec.headers.push(("Retry-After".into(), secs.to_string()));
+    }
+    if let Some(body) = read_body(text, path, base, "maintenance", m.body, m.body_file)? {
+        spec.body = body;
+    }
+    Ok(spec)
+}
+
+/// `[[route]]` tables, checked one by one and against each other.
+fn parse_routes(
+    text: &str,
+    path: &Path,
+    base: &Path,
+    raw: Vec<toml::Spanned<RawRoute>>,
+) -> Result<Vec<RouteSpec>, Error> {
+    let err = |span: std::ops::Range<usize>, m: String| span_error(text, path, span, m);
+    let mut out: Vec<RouteSpec> = Vec::with_capacity(raw.len().min(MAX_ROUTES));
+    // Exact routes seen: (path, host, methods, line) for the duplicate check.
+    let mut seen: Vec<(String, Option<String>, Methods, usize)> = Vec::new();
+    for (n, spanned) in raw.into_iter().enumerate() {
+        let table_span = spanned.span();
+        if n == MAX_ROUTES {
+            return Err(err(
+                table_span,
+                format!("route: more than {MAX_ROUTES} routes"),
+            ));
+        }
+        let r = spanned.into_inner();
+        let (matcher, match_span) = match (r.path, r.prefix) {
+            (Some(_), Some(p)) => {
+                return Err(err(
+                    p.span(),
+                    "route.prefix: a route has a path or a prefix, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(err(
+                    table_span,
+                    "route: needs a path (exact) or a prefix".into(),
+                ))
+            }
+            (Some(p), None) => {
+                let span = p.span();
+                (PathMatch::Exact(p.into_inner()), span)
+            }
+            (None, Some(p)) => {
+                let span = p.span();
+                (PathMatch::Prefix(p.into_inner()), span)
+            }
+        };
+        let (PathMatch::Exact(ref value) | PathMatch::Prefix(ref value)) = matcher;
+        let key = if matches!(matcher, PathMatch::Exact(_)) {
+            "path"
+        } else {
+            "prefix"
+        };
+        if !value.starts_with('/') {
+            return Err(err(
+                match_span,
+                format!("route.{key}: {value:?} does not start with \"/\""),
+            ));
+        }
+        if !value
+            .bytes()
+            .all(|b| (0x21..0x7f).contains(&b) && b != b'?' && b != b'#')
+        {
+            return Err(err(
+                match_span,
+                format!("route.{key}: {value:?} holds a character a request path cannot (space, control, non-ASCII, '?' or '#')"),
+            ));
+        }
+        let methods = match r.methods {
+            None => Methods::DEFAULT,
+            Some(m) => {
+                let span = m.span();
+                let names = m.into_inner();
+                if names.is_empty() {
+                    return Err(err(
+                        span,
+                        "route.methods: an empty list answers nothing".into(),
+                    ));
+                }
+                Methods::parse(names.iter().map(String::as_str)).map_err(|bad| {
+                    err(
+                        span.clone(),
+                        format!(
+                            "route.methods: unknown method {bad:?}: expected {} (OPTIONS is always answered)",
+                            crate::route::METHOD_NAMES.join(", ")
+                        ),
+                    )
+                })?
+            }
+        };
+        let host = match r.host {
+            None => None,
+            Some(h) => {
+                let span = h.span();
+                let h = h.into_inner();
+                let ok = !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b))
+                    && (h.starts_with('[') || !h.contains(':'));
+                if !ok {
+                    return Err(err(
+                        span,
+                        format!("route.host: {h:?} is not a host name or address (without a port)"),
+                    ));
+                }
+                Some(h.to_ascii_lowercase())
+            }
+        };
+        let kind_span = r.kind.as_ref().map(toml::Spanned::span);
+        let kind = r
+            .kind
+            .map_or("static".to_owned(), toml::Spanned::into_inner);
+        // Keys that mean nothing for this kind are refused, not ignored.
+        let unused = |present: &[(&str, Option<std::ops::Range<usize>>)]| -> Result<(), Error> {
+            match present.iter().find(|(_, s)| s.is_some()) {
+                Some((name, Some(span))) => Err(err(
+                    span.clone(),
+                    format!("route.{name}: not used by a route of kind \"{kind}\""),
+                )),
+                _ => Ok(()),
+            }
+        };
+        let answer = match kind.as_str() {
+            "static" => {
+                unused(&[
+                    ("location", r.location.as_ref().map(toml::Spanned::span)),
+                    ("keep_path", r.keep_path.as_ref().map(toml::Spanned::span)),
+                ])?;
+                let mut spec = ResponseSpec {
+                    status: 200,
+                    ..Config::default().response
+                };
+                if let Some(s) = r.status {
+                    let n = *s.get_ref();
+                    match u16::try_from(n) {
+                        Ok(v @ 200..=599) if v != 204 && v != 205 && v != 304 => spec.status = v,
+                        _ => {
+                            return Err(err(
+                                s.span(),
+                                format!("route.status: status {n} is not allowed: expected 200 to 599, except 204, 205 and 304 (they carry no body)"),
+                            ))
+                        }
+                    }
+                }
+                set(&mut spec.content_type, r.content_type.map(|t| t.into_inner().0));
+                set(&mut spec.headers, r.headers.map(|h| h.into_inner().0));
+                let body = r.body.map(toml::Spanned::into_inner);
+                set(&mut spec.body, read_body(text, path, base, "route", body, r.body_file)?);
+                Answer::Static(spec)
+            }
+            "redirect" => {
+                unused(&[
+                    ("body", r.body.as_ref().map(toml::Spanned::span)),
+                    ("body_file", r.body_file.as_ref().map(toml::Spanned::span)),
+                    ("content_type", r.content_type.as_ref().map(toml::Spanned::span)),
+                ])?;
+                let Some(location) = r.location else {
+                    return Err(err(
+                        table_span,
+                        "route: a redirect needs a location".into(),
+                    ));
+                };
+                if location.get_ref().0.is_empty() {
+                    return Err(err(location.span(), "route.location: empty".into()));
+                }
+                let status = match r.status {
+                    None => 301,
+                    Some(s) => match *s.get_ref() {
+                        n @ (301 | 302 | 303 | 307 | 308) => n as u16,
+                        n => {
+                            return Err(err(
+                                s.span(),
+                                format!("route.status: a redirect's status is 301, 302, 303, 307 or 308, not {n}"),
+                            ))
+                        }
+                    },
+                };
+                let headers = match r.headers {
+                    None => Vec::new(),
+                    Some(h) => {
+                        let span = h.span();
+                        let h = h.into_inner().0;
+                        if h.iter().any(|(n, _)| n.eq_ignore_ascii_case("location")) {
+                            return Err(err(
+                                span,
+                                "route.headers: a redirect's Location is set by route.location"
+                                    .into(),
+                            ));
+                        }
+                        h
+                    }
+                };
+                Answer::Redirect {
+                    status,
+                    location: location.into_inner().0,
+                    keep_path: r.keep_path.is_some_and(toml::Spanned::into_inner),
+                    headers,
+                }
+            }
+            "health" => {
+                unused(&[
+                    ("status", r.status.as_ref().map(toml::Spanned::span)),
+                    ("body", r.body.as_ref().map(toml::Spanned::span)),
+                    ("body_file", r.body_file.as_ref().map(toml::Spanned::span)),
+                    ("content_type", r.content_type.as_ref().map(toml::Spanned::span)),
+                    ("headers", r.headers.as_ref().map(toml::Spanned::span)),
+                    ("location", r.location.as_ref().map(toml::Spanned::span)),
+                    ("keep_path", r.keep_path.as_ref().map(toml::Spanned::span)),
+                ])?;
+                Answer::Health
+            }
+            other => {
+                return Err(err(
+                    kind_span.unwrap_or(table_span),
+                    format!("route.kind: unknown kind {other:?}: expected \"static\", \"redirect\" or \"health\""),
+                ))
+            }
+        };
+        if let PathMatch::Exact(p) = &matcher {
+            let line = line_col(text, match_span.start).0;
+            if let Some((_, _, _, first)) = seen
+                .iter()
+                .find(|(sp, sh, sm, _)| sp == p && *sh == host && sm.overlaps(methods))
+            {
+                return Err(err(
+                    match_span,
+                    format!("route.path: {p:?} is already routed for this host and method at line {first}"),
+                ));
+            }
+            seen.push((p.clone(), host.clone(), methods, line));
+        }
+        out.push(RouteSpec {
+            path: matcher,
+            host,
+            methods,
+            answer,
+        });
+    }
+    Ok(out)
 }
 
 /// `[access_log]`: `path` is required (a file, or "syslog"); a file's
@@ -571,7 +905,7 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
     let mut lines = std::iter::once(this_line).chain(before[..line_start].lines().rev());
     let key = lines.find_map(|line| {
         let line = line.trim();
-        if line.starts_with('[') && !line.starts_with("[[") {
+        if line.starts_with('[') {
             return Some(None); // a table header: no key above it belongs to us
         }
         let (key, _) = line.split_once('=')?;
@@ -586,7 +920,7 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
         .lines()
         .rev()
         .map(str::trim)
-        .find(|l| l.starts_with('[') && !l.starts_with("[["))
+        .find(|l| l.starts_with('['))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
     Some(match table {
         Some(t) => format!("{t}.{key}"),
@@ -608,11 +942,15 @@ struct RawConfig {
     max_request_header_bytes: Option<Positive>,
     max_request_body_bytes: Option<Positive>,
     max_requests_per_worker: Option<NonNegative>,
+    min_request_rate: Option<Rate>,
+    max_connections_per_client: Option<NonNegative>,
     pid_file: Option<PathBuf>,
     worker_timeout: Option<Dur>,
     user: Option<toml::Spanned<String>>,
     group: Option<toml::Spanned<String>>,
     response: Option<RawResponse>,
+    route: Option<Vec<toml::Spanned<RawRoute>>>,
+    maintenance: Option<RawMaintenance>,
     log: Option<RawLog>,
     access_log: Option<toml::Spanned<RawAccessLog>>,
     tls: Option<toml::Spanned<RawTls>>,
@@ -624,6 +962,34 @@ struct RawTls {
     certificate: Option<PathBuf>,
     key: Option<PathBuf>,
     protocols: Option<toml::Spanned<Vec<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    path: Option<toml::Spanned<String>>,
+    prefix: Option<toml::Spanned<String>>,
+    methods: Option<toml::Spanned<Vec<String>>>,
+    host: Option<toml::Spanned<String>>,
+    kind: Option<toml::Spanned<String>>,
+    status: Option<toml::Spanned<i64>>,
+    body: Option<toml::Spanned<String>>,
+    body_file: Option<toml::Spanned<PathBuf>>,
+    content_type: Option<toml::Spanned<FieldValue>>,
+    headers: Option<toml::Spanned<Headers>>,
+    location: Option<toml::Spanned<FieldValue>>,
+    keep_path: Option<toml::Spanned<bool>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMaintenance {
+    status: Option<Status>,
+    retry_after: Option<Dur>,
+    body: Option<String>,
+    body_file: Option<toml::Spanned<PathBuf>>,
+    content_type: Option<FieldValue>,
+    headers: Option<toml::Spanned<Headers>>,
 }
 
 #[derive(Deserialize)]
@@ -763,6 +1129,33 @@ impl<'de> Deserialize<'de> for NonNegative {
             de::Error::custom(format!("{n} is negative: expected 0 (no limit) or more"))
         })
     }
+}
+
+/// A minimum data rate written `"512/s"` (bytes per second), or `"off"`
+/// (the same as `"0/s"`).
+struct Rate(u64);
+
+impl<'de> Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_rate(&s).map(Rate).ok_or_else(|| {
+            de::Error::custom(format!(
+                "invalid rate \"{s}\": expected bytes per second as \"512/s\", or \"off\""
+            ))
+        })
+    }
+}
+
+/// `"512/s"` → 512; `"off"` and `"0/s"` → 0.
+pub fn parse_rate(s: &str) -> Option<u64> {
+    if s == "off" {
+        return Some(0);
+    }
+    let n = s.strip_suffix("/s")?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
 }
 
 /// A duration written `"250ms"`, `"5s"`, `"2m"` or `"1h"`, above zero.
@@ -982,10 +1375,41 @@ syslog_socket = "/tmp/log.sock"
     fn unknown_key_names_file_line_and_key() {
         assert_eq!(
             error("workers = 2\n\nwokers = 3\n"),
-            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"log\", \"access_log\", \"tls\")"
+            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"min_request_rate\", \"max_connections_per_client\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"route\", \"maintenance\", \"log\", \"access_log\", \"tls\")"
         );
         assert!(
             error("[log]\nlevle = \"info\"\n").starts_with("test.toml:2:1: unknown key \"levle\"")
+        );
+    }
+
+    #[test]
+    fn pressure_keys_parse_and_default() {
+        let c = parse_str("").unwrap();
+        assert_eq!(c.min_request_rate, 512);
+        assert_eq!(c.max_connections_per_client, 256);
+        let c =
+            parse_str("min_request_rate = \"100/s\"\nmax_connections_per_client = 0\n").unwrap();
+        assert_eq!(c.min_request_rate, 100);
+        assert_eq!(c.max_connections_per_client, 0);
+        assert_eq!(
+            parse_str("min_request_rate = \"off\"\n")
+                .unwrap()
+                .min_request_rate,
+            0
+        );
+        assert_eq!(parse_rate("0/s"), Some(0));
+        for bad in ["512", "/s", "-1/s", "5 /s", "1.5/s", "512/m"] {
+            assert_eq!(parse_rate(bad), None, "{bad}");
+        }
+        let e = error("\nmin_request_rate = \"fast\"\n");
+        assert!(
+            e.starts_with("test.toml:2:20: min_request_rate: invalid rate \"fast\""),
+            "{e}"
+        );
+        let e = error("max_connections_per_client = -1\n");
+        assert!(
+            e.starts_with("test.toml:1:30: max_connections_per_client"),
+            "{e}"
         );
     }
 
@@ -1031,6 +1455,64 @@ syslog_socket = "/tmp/log.sock"
     }
 
     #[test]
+    fn routes_and_maintenance_parse() {
+        let c = parse_str(
+            r#"
+[[route]]
+path = "/healthz"
+kind = "health"
+
+[[route]]
+prefix = "/old/"
+kind = "redirect"
+location = "https://example.org/new/"
+status = 308
+keep_path = true
+
+[[route]]
+path = "/"
+host = "Example.ORG"
+methods = ["GET", "POST"]
+status = 404
+body = "no\n"
+headers = { "X-A" = "b" }
+
+[maintenance]
+retry_after = "1500ms"
+body = "closed\n"
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.routes.len(), 3);
+        assert_eq!(c.routes[0].answer, Answer::Health);
+        assert_eq!(c.routes[0].path, PathMatch::Exact("/healthz".into()));
+        assert_eq!(
+            c.routes[1].answer,
+            Answer::Redirect {
+                status: 308,
+                location: "https://example.org/new/".into(),
+                keep_path: true,
+                headers: Vec::new()
+            }
+        );
+        assert_eq!(c.routes[2].host.as_deref(), Some("example.org"));
+        assert_eq!(
+            c.routes[2].methods,
+            Methods::parse(["GET", "HEAD", "POST"]).unwrap()
+        );
+        let Answer::Static(s) = &c.routes[2].answer else {
+            panic!("static")
+        };
+        assert_eq!((s.status, s.body.as_slice()), (404, &b"no\n"[..]));
+        assert_eq!(c.maintenance.status, 503);
+        assert_eq!(c.maintenance.body, b"closed\n");
+        assert_eq!(
+            c.maintenance.headers,
+            vec![("Retry-After".to_owned(), "2".to_owned())]
+        );
+    }
+
+    #[test]
     fn access_log_table() {
         let c = parse_str("").unwrap();
         assert_eq!(c.access_log, None);
@@ -1068,6 +1550,87 @@ syslog_socket = "/tmp/log.sock"
             c.access_log.unwrap().destination,
             Destination::File(dir.join("x.log"))
         );
+    }
+
+    #[test]
+    fn bad_routes_name_file_line_and_col() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[[route]]\npath = \"/a\"\nprefix = \"/b\"\n",
+                "test.toml:3:10: route.prefix: a route has a path or a prefix, not both",
+            ),
+            ("[[route]]\nkind = \"health\"\n", "test.toml:1:1: route: needs a path"),
+            (
+                "[[route]]\npath = \"a\"\n",
+                "test.toml:2:8: route.path: \"a\" does not start with \"/\"",
+            ),
+            (
+                "[[route]]\nprefix = \"x/\"\n",
+                "test.toml:2:10: route.prefix: \"x/\" does not start",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nkind = \"proxy\"\n",
+                "test.toml:3:8: route.kind: unknown kind \"proxy\"",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nkind = \"redirect\"\n",
+                "test.toml:1:1: route: a redirect needs a location",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nkind = \"redirect\"\nlocation = \"/b\"\nstatus = 200\n",
+                "test.toml:5:10: route.status: a redirect's status is 301, 302, 303, 307 or 308, not 200",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\n\n[[route]]\npath = \"/a\"\n",
+                "test.toml:5:8: route.path: \"/a\" is already routed for this host and method at line 2",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nmethods = [\"TRACE\"]\n",
+                "test.toml:3:11: route.methods: unknown method \"TRACE\"",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nkind = \"health\"\nbody = \"x\"\n",
+                "test.toml:4:8: route.body: not used by a route of kind \"health\"",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nhost = \"a.example:80\"\n",
+                "test.toml:3:8: route.host:",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nwhat = 1\n",
+                "test.toml:3:1: unknown key \"what\"",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nstatus = 99\n",
+                "test.toml:3:10: route.status: status 99 is not allowed",
+            ),
+            (
+                "[[route]]\npath = \"/a\"\nkind = \"redirect\"\nlocation = \"/b\"\nheaders = { \"location\" = \"/c\" }\n",
+                "test.toml:5:11: route.headers: a redirect's Location is set by route.location",
+            ),
+            (
+                "[maintenance]\nretry_after = \"soon\"\n",
+                "test.toml:2:15: maintenance.retry_after: invalid duration",
+            ),
+        ];
+        for (text, want) in cases {
+            let e = error(text);
+            assert!(e.starts_with(want), "{text:?}\n got: {e}\nwant: {want}");
+        }
+        // Same path, other host or other methods: no conflict.
+        parse_str("[[route]]\npath = \"/a\"\n[[route]]\npath = \"/a\"\nhost = \"b\"\n[[route]]\npath = \"/a\"\nmethods = [\"POST\"]\n").unwrap();
+        let many: String = (0..=MAX_ROUTES)
+            .map(|i| format!("[[route]]\npath = \"/{i}\"\n"))
+            .collect();
+        let e = error(&many);
+        assert!(
+            e.starts_with("test.toml:2001:1: route: more than 1000 routes"),
+            "{e}"
+        );
+        let ok: String = (0..MAX_ROUTES)
+            .map(|i| format!("[[route]]\npath = \"/{i}\"\n"))
+            .collect();
+        assert_eq!(parse_str(&ok).unwrap().routes.len(), MAX_ROUTES);
     }
 
     #[test]

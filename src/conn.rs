@@ -6,11 +6,21 @@
 //! left holding a partial request head keeps a buffer of its own, taken from
 //! the worker's pool and given back as soon as the head is complete, so an
 //! idle connection holds no buffer. Bodies are discarded as they arrive and
-//! never buffered. Leaves the event loop, epoll and processes to `worker.rs`.
+//! never buffered.
+//!
+//! Deadlines: `header_timeout` for a request head (from accept for the
+//! first), for each stretch of a body and for a blocked write;
+//! `keepalive_timeout` between requests; and, for a head or body under way,
+//! the minimum rate (`min_request_rate`): after `RATE_GRACE`, what has
+//! arrived must keep up with the rate, or the deadline comes sooner than
+//! `header_timeout` (Apache's mod_reqtimeout `MinRate`). What a connection
+//! is doing now, for the worker's eviction choice, is its
+//! [`Standing`](crate::conn::Standing).
 //!
 //! Every answer (and a request cut short by its client) is told to the
 //! worker's [`Observer`](crate::conn::Observer), if any (the access log),
 //! with the request head as read; the observer decides what to make of it.
+//! Leaves the event loop, epoll and processes to `worker/`.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, TcpStream};
@@ -18,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use crate::http::{self, Body, ChunkedDecoder, Decoded, Limits, Method, Parsed, Reject, Request};
 use crate::response::{Persistence, Responses, CONTINUE};
+use crate::route::Choice;
 
 /// Bytes read from a socket at once.
 pub const READ_SIZE: usize = 32 * 1024;
@@ -27,6 +38,10 @@ pub const READ_SIZE: usize = 32 * 1024;
 const LINGER: Duration = Duration::from_secs(2);
 /// Free connection buffers a worker keeps for reuse.
 const POOL_MAX: usize = 64;
+/// How long a head or body may take before the minimum rate applies: a
+/// normal client sends a head in one packet, a slow link in a few round
+/// trips; only a trickle is still short of the rate after this.
+pub const RATE_GRACE: Duration = Duration::from_secs(2);
 
 /// Timeouts from the config, as the connection uses them.
 #[derive(Clone, Copy, Debug)]
@@ -38,6 +53,9 @@ pub struct Timeouts {
     pub keepalive: Duration,
     /// While draining, an idle connection is closed after this.
     pub drain_idle: Duration,
+    /// Bytes per second a head or body must keep up with after
+    /// `RATE_GRACE` (`min_request_rate`); 0: no minimum.
+    pub min_rate: u64,
 }
 
 /// What a connection needs from its worker to answer.
@@ -48,6 +66,8 @@ pub struct Ctx<'a> {
     pub now: Instant,
     /// The worker is draining: every answer closes its connection.
     pub draining: bool,
+    /// `-s maintenance on`: the maintenance page answers (health routes excepted).
+    pub maintenance: bool,
     /// Told of every answer (the access log); None when nobody listens.
     pub observer: Option<&'a dyn Observer>,
 }
@@ -73,7 +93,9 @@ pub struct Exchange<'a> {
     pub started: Instant,
     /// When it was answered (the worker's loop time).
     pub now: Instant,
-    // Routes, when they exist, add `route: Option<&'a str>` here.
+    /// What answered: a route's path (a prefix ends in `*`),
+    /// `maintenance`, or None for `[response]` and refusals.
+    pub route: Option<&'a str>,
 }
 
 /// The worker's reusable buffers, shared by all its connections.
@@ -108,6 +130,21 @@ impl Buffers {
     }
 }
 
+/// What a connection is doing now, as the worker's eviction choice sees it
+/// (`worker::pressure`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Waiting for a first byte, or between keep-alive requests, since then.
+    Idle { since: Instant },
+    /// Answered and half-closed, reading what the client still sends.
+    Lingering { since: Instant },
+    /// Part of a request head has arrived: `got` bytes since `since`.
+    Head { since: Instant, got: u64 },
+    /// A request is being read (its body) or answered (output pending):
+    /// never closed to make room.
+    Busy,
+}
+
 #[derive(Debug)]
 enum Phase {
     /// Between requests (or before the first): nothing buffered.
@@ -115,7 +152,11 @@ enum Phase {
     /// Part of a request head has arrived.
     Head,
     /// The head is parsed; discarding its body, answer still due.
-    Body { request: Request, left: BodyLeft },
+    Body {
+        request: Request,
+        left: BodyLeft,
+        route: Choice,
+    },
     /// Answered, write side shut: reading and discarding until EOF.
     Lingering,
 }
@@ -192,7 +233,18 @@ pub struct Conn<S = TcpStream> {
     sent: usize,
     /// What to do once `pending` is written.
     after_flush: Verdict,
+    /// The end of the target a keep_path redirect appends, kept while a
+    /// body is read (the head's bytes are gone by then); empty otherwise.
+    tail: Vec<u8>,
     deadline: Instant,
+    /// The `header_timeout` limit of the head or body under way, which the
+    /// minimum rate may bring `deadline` before.
+    limit: Instant,
+    /// When the current phase began (accepted, idle again, head or body
+    /// started, lingering).
+    since: Instant,
+    /// Bytes of the current head or body received so far.
+    got: u64,
     /// Requests answered on this connection.
     pub requests: u64,
     /// The client's address, looked up once (getpeername) only when an
@@ -214,8 +266,12 @@ impl<S: Transport> Conn<S> {
             pending: Vec::new(),
             sent: 0,
             after_flush: Verdict::Open,
+            tail: Vec::new(),
             // The first request head gets header_timeout, not keepalive_timeout.
             deadline: ctx.now + ctx.timeouts.header,
+            limit: ctx.now + ctx.timeouts.header,
+            since: ctx.now,
+            got: 0,
             requests: 0,
             peer: ctx.observer.and_then(|_| stream.peer_ip()),
             started: ctx.now,
@@ -241,6 +297,7 @@ impl<S: Transport> Conn<S> {
     pub fn held_bytes(&self) -> usize {
         self.inbuf.as_ref().map_or(0, |b| b.len())
             + self.pending.capacity()
+            + self.tail.capacity()
             + self.observed_head.as_ref().map_or(0, |b| b.len())
     }
 
@@ -251,6 +308,30 @@ impl<S: Transport> Conn<S> {
     /// Nothing of a request is under way: closing now loses nothing.
     pub fn is_idle(&self) -> bool {
         matches!(self.phase, Phase::Idle) && self.pending.is_empty()
+    }
+
+    /// What the connection is doing, for the worker's eviction choice.
+    pub fn standing(&self) -> Standing {
+        if !self.pending.is_empty() {
+            return Standing::Busy;
+        }
+        match self.phase {
+            Phase::Idle => Standing::Idle { since: self.since },
+            Phase::Lingering => Standing::Lingering { since: self.since },
+            Phase::Head => Standing::Head {
+                since: self.since,
+                got: self.got,
+            },
+            Phase::Body { .. } => Standing::Busy,
+        }
+    }
+
+    /// The deadline that passed (or will) is the minimum rate's, not
+    /// `header_timeout`'s: the head or body is trickling.
+    pub fn is_slow(&self) -> bool {
+        matches!(self.phase, Phase::Head | Phase::Body { .. })
+            && self.pending.is_empty()
+            && self.deadline < self.limit
     }
 
     /// Starts draining: an idle connection gets only a short grace; every
@@ -307,9 +388,6 @@ impl<S: Transport> Conn<S> {
                 return recycle(own, bufs, Interest::Close);
             }
         };
-        if matches!(self.phase, Phase::Lingering) {
-            return recycle(own, bufs, Interest::Read);
-        }
         let len = start + n;
         bufs.out.clear();
         let input: &[u8] = match own.as_deref() {
@@ -410,6 +488,8 @@ impl<S: Transport> Conn<S> {
         let mut pos = 0;
         loop {
             match &mut self.phase {
+                // Answered and half-closed: what still comes is discarded
+                // (the deadline stays LINGER's).
                 Phase::Lingering => return (input.len(), Verdict::Open),
                 Phase::Idle | Phase::Head => {
                     if pos == input.len() {
@@ -418,40 +498,51 @@ impl<S: Transport> Conn<S> {
                     if matches!(self.phase, Phase::Idle) {
                         self.started = ctx.now;
                     }
-                    let (request, head) = match http::parse_head(&input[pos..], &ctx.limits) {
-                        Err(reject) => {
-                            let mark = out.len();
-                            ctx.responses.reject(out, reject, false);
-                            self.observe(ctx, &input[pos..], &out[mark..]);
-                            return (input.len(), Verdict::Close { linger: true });
-                        }
-                        // Empty lines between requests are not a request
-                        // yet: the connection stays idle (keepalive_timeout).
-                        Ok(Parsed::Partial)
-                            if input[pos..].iter().all(|&b| b == b'\r' || b == b'\n') =>
-                        {
-                            break
-                        }
-                        Ok(Parsed::Partial) => {
-                            if matches!(self.phase, Phase::Idle) {
-                                self.phase = Phase::Head;
-                                // The first head's clock started at accept.
-                                if self.requests > 0 {
-                                    self.deadline = ctx.now + ctx.timeouts.header;
-                                }
+                    let (request, route, tail, head) =
+                        match http::parse_head(&input[pos..], &ctx.limits) {
+                            Err(reject) => {
+                                let mark = out.len();
+                                ctx.responses.reject(out, reject, false);
+                                self.observe(ctx, &input[pos..], &out[mark..]);
+                                return (input.len(), Verdict::Close { linger: true });
                             }
-                            break;
-                        }
-                        Ok(Parsed::Complete(request, n)) => {
-                            pos += n;
-                            (request, &input[pos - n..pos])
-                        }
-                    };
+                            // Empty lines between requests are not a request
+                            // yet: the connection stays idle (keepalive_timeout).
+                            Ok(Parsed::Partial)
+                                if input[pos..].iter().all(|&b| b == b'\r' || b == b'\n') =>
+                            {
+                                break
+                            }
+                            Ok(Parsed::Partial) => {
+                                if matches!(self.phase, Phase::Idle) {
+                                    self.phase = Phase::Head;
+                                    self.since = ctx.now;
+                                    // The first head's clock started at accept.
+                                    if self.requests > 0 {
+                                        self.limit = ctx.now + ctx.timeouts.header;
+                                    }
+                                }
+                                self.got = (input.len() - pos) as u64;
+                                self.deadline = self.progress_deadline(ctx);
+                                break;
+                            }
+                            Ok(Parsed::Complete(request, n)) => {
+                                let (route, tail) =
+                                    ctx.responses.route(&request, &input[pos..pos + n]);
+                                pos += n;
+                                if request.body != Body::None {
+                                    // Rare (a body on a keep_path redirect): the only copy.
+                                    self.tail.clear();
+                                    self.tail.extend_from_slice(tail);
+                                }
+                                (request, route, tail, &input[pos - n..pos])
+                            }
+                        };
                     let left = match request.body {
                         Body::None => {
                             let mark = out.len();
-                            let keep = self.answer(request, ctx, out);
-                            self.observe(ctx, head, &out[mark..]);
+                            let keep = self.answer(request, route, tail, ctx, out);
+                            self.observe_routed(ctx, head, Some(route), &out[mark..]);
                             if !keep {
                                 return (
                                     pos,
@@ -472,12 +563,24 @@ impl<S: Transport> Conn<S> {
                     if request.expect_continue && pos == input.len() {
                         out.extend_from_slice(CONTINUE);
                     }
-                    self.phase = Phase::Body { request, left };
-                    self.deadline = ctx.now + ctx.timeouts.header;
+                    self.phase = Phase::Body {
+                        request,
+                        left,
+                        route,
+                    };
+                    self.since = ctx.now;
+                    self.got = 0;
+                    self.limit = ctx.now + ctx.timeouts.header;
+                    self.deadline = self.limit;
                 }
-                Phase::Body { request, left } => {
-                    let request = *request;
+                Phase::Body {
+                    request,
+                    left,
+                    route,
+                } => {
+                    let (request, route) = (*request, *route);
                     let avail = &input[pos..];
+                    let before = pos;
                     let done = match left {
                         BodyLeft::Length(n) => {
                             let take = (*n).min(avail.len() as u64);
@@ -506,13 +609,22 @@ impl<S: Transport> Conn<S> {
                         },
                     };
                     if !done {
-                        self.deadline = ctx.now + ctx.timeouts.header;
+                        self.got += (pos - before) as u64;
+                        self.limit = ctx.now + ctx.timeouts.header;
+                        self.deadline = self.progress_deadline(ctx);
                         break;
                     }
                     let mark = out.len();
-                    let keep = self.answer(request, ctx, out);
+                    let tail = std::mem::take(&mut self.tail);
+                    let keep = self.answer(request, route, &tail, ctx, out);
+                    self.tail = tail;
                     let head = self.observed_head.take();
-                    self.observe(ctx, head.as_deref().unwrap_or(&[]), &out[mark..]);
+                    self.observe_routed(
+                        ctx,
+                        head.as_deref().unwrap_or(&[]),
+                        Some(route),
+                        &out[mark..],
+                    );
                     if !keep {
                         return (
                             pos,
@@ -529,7 +641,14 @@ impl<S: Transport> Conn<S> {
 
     /// Appends the answer to a complete request; false when the connection
     /// closes after it.
-    fn answer(&mut self, request: Request, ctx: &Ctx, out: &mut Vec<u8>) -> bool {
+    fn answer(
+        &mut self,
+        request: Request,
+        route: Choice,
+        tail: &[u8],
+        ctx: &Ctx,
+        out: &mut Vec<u8>,
+    ) -> bool {
         self.requests += 1;
         let keep = request.keep_alive && !ctx.draining;
         let p = match (keep, request.http10) {
@@ -537,20 +656,24 @@ impl<S: Transport> Conn<S> {
             (true, true) => Persistence::KeepAlive10,
             (true, false) => Persistence::KeepAlive,
         };
-        match request.method {
-            Method::Get => ctx.responses.configured(out, p, false),
-            Method::Head => ctx.responses.configured(out, p, true),
-            Method::Options => ctx.responses.options(out, p),
-            Method::Other => ctx.responses.not_allowed(out, p),
-        }
+        // The hook where routes, health and maintenance choose the bytes.
+        ctx.responses
+            .answer(out, &request, route, tail, p, ctx.maintenance, ctx.draining);
         self.phase = Phase::Idle;
+        self.since = ctx.now;
         self.deadline = ctx.now + self.idle_timeout(ctx);
         keep
     }
 
-    /// Tells the observer, if any, of an answer: `answer` is its bytes as
+    /// Tells the observer, if any, of a refusal: `answer` is its bytes as
     /// appended to the output (status line, header, body).
     fn observe(&self, ctx: &Ctx, head: &[u8], answer: &[u8]) {
+        self.observe_routed(ctx, head, None, answer);
+    }
+
+    /// Tells the observer, if any, of an answer and of what chose it
+    /// (`route`: None for a refusal).
+    fn observe_routed(&self, ctx: &Ctx, head: &[u8], route: Option<Choice>, answer: &[u8]) {
         if let Some(o) = ctx.observer {
             let (status, body_bytes) = summarize(answer);
             o.answered(&Exchange {
@@ -560,6 +683,7 @@ impl<S: Transport> Conn<S> {
                 body_bytes,
                 started: self.started,
                 now: ctx.now,
+                route: route.and_then(|c| ctx.responses.route_name(c, ctx.maintenance)),
             });
         }
     }
@@ -582,7 +706,20 @@ impl<S: Transport> Conn<S> {
             body_bytes: 0,
             started: self.started,
             now: ctx.now,
+            route: None,
         });
+    }
+
+    /// The deadline of a head or body under way: `limit`, or sooner when
+    /// what arrived since `since` is short of the minimum rate once
+    /// `RATE_GRACE` has passed (so a head or body gets `RATE_GRACE` plus
+    /// one second per `min_rate` bytes received).
+    fn progress_deadline(&self, ctx: &Ctx) -> Instant {
+        if ctx.timeouts.min_rate == 0 {
+            return self.limit;
+        }
+        let earned = Duration::from_millis(self.got.saturating_mul(1000) / ctx.timeouts.min_rate);
+        self.limit.min(self.since + RATE_GRACE + earned)
     }
 
     /// How long an idle connection is kept.
@@ -619,6 +756,7 @@ impl<S: Transport> Conn<S> {
                 if matches!(self.phase, Phase::Idle) {
                     // Idle again once everything is out (the deadline was
                     // the write's while it was blocked).
+                    self.since = ctx.now;
                     self.deadline = ctx.now + self.idle_timeout(ctx);
                 }
                 Interest::Read
@@ -631,6 +769,7 @@ impl<S: Transport> Conn<S> {
                     return Interest::Close;
                 }
                 self.phase = Phase::Lingering;
+                self.since = ctx.now;
                 self.deadline = ctx.now + LINGER;
                 Interest::Read
             }

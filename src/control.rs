@@ -4,6 +4,12 @@
 //! (`<pid_file>.state`, `key=value` lines, rewritten atomically), which is
 //! how `-s` learns whether a reload worked and why not.
 //!
+//! `-s status` and `-s maintenance on|off` go over the master's control
+//! socket (`<pid_file>.sock`, mode 0600): the client writes one line
+//! (`status`, `maintenance on`), the master answers and closes. A command
+//! that changes state is refused unless the peer (SO_PEERCRED) is root or
+//! the master's own user.
+//!
 //! Deciding when to reload or upgrade is the master's job, not this file's.
 
 use std::collections::HashMap;
@@ -12,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 
 use anyhow::{anyhow, bail, Context};
@@ -20,6 +27,39 @@ use nix::unistd::Pid;
 
 use crate::pidfile;
 use crate::signals::{Action, Command};
+
+/// A line the control socket understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    Status,
+    Maintenance(bool),
+}
+
+impl Request {
+    fn line(self) -> &'static str {
+        match self {
+            Request::Status => "status\n",
+            Request::Maintenance(true) => "maintenance on\n",
+            Request::Maintenance(false) => "maintenance off\n",
+        }
+    }
+
+    /// None for a line we do not know. Nothing at all (a client of an
+    /// older version, which only read) asks for the status.
+    fn parse(line: &[u8]) -> Option<Request> {
+        match line.trim_ascii() {
+            b"" | b"status" => Some(Request::Status),
+            b"maintenance on" => Some(Request::Maintenance(true)),
+            b"maintenance off" => Some(Request::Maintenance(false)),
+            _ => None,
+        }
+    }
+
+    /// It changes the server's state: only root or our own user may.
+    fn changes_state(self) -> bool {
+        !matches!(self, Request::Status)
+    }
+}
 
 /// The state file that goes with a pid file.
 pub fn state_path(pid_file: &Path) -> PathBuf {
@@ -197,7 +237,10 @@ fn is_preforkd(pid: u32) -> bool {
 /// Runs `-s ACTION`; the returned text is printed on success.
 pub fn run(action: Action, pid_file: &Path, wait: Duration) -> anyhow::Result<String> {
     let Some(signal) = action.signal() else {
-        return status(pid_file);
+        return match action {
+            Action::Maintenance(on) => maintenance(pid_file, on),
+            _ => status(pid_file),
+        };
     };
     let pid = live_master(pid_file)?;
     let state_file = state_path(pid_file);
@@ -261,6 +304,9 @@ impl StatusSocket {
         // A socket file left by a master that died; ours replaces it.
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path)?;
+        // Only root and our user connect (and SO_PEERCRED is checked too
+        // before anything changes).
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
         Ok(StatusSocket { listener, path })
     }
@@ -269,14 +315,30 @@ impl StatusSocket {
         self.listener.as_fd()
     }
 
-    /// Answers every waiting client with `report()`. A report larger than
-    /// the socket buffer (hundreds of workers) may block: for a moment
-    /// only, so that a client that never reads cannot stall the master.
-    pub fn serve(&self, report: impl Fn() -> String) {
+    /// Answers every waiting client: reads its one line, refuses a
+    /// state change from anyone but root or our user, else answers with
+    /// `handle(request)`. Reading and writing may block: for a moment only
+    /// (200 ms), so that a client that never writes or never reads cannot
+    /// stall the master. A report larger than the socket buffer (hundreds
+    /// of workers) relies on that.
+    pub fn serve(&self, mut handle: impl FnMut(Request) -> String) {
         while let Ok((mut stream, _)) = self.listener.accept() {
             let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
             let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-            let _ = stream.write_all(report().as_bytes());
+            let answer = match read_line(&mut stream).and_then(|l| Request::parse(&l)) {
+                None => "error: unknown request\n".to_owned(),
+                Some(r) if r.changes_state() && !peer_may_change(&stream) => {
+                    log::warn!(
+                        "control: {} refused: peer is neither root nor our user",
+                        r.line().trim()
+                    );
+                    "error: permission denied: only root or the master's user may change its state\n"
+                        .to_owned()
+                }
+                Some(r) => handle(r),
+            };
+            let _ = stream.write_all(answer.as_bytes());
         }
     }
 
@@ -286,18 +348,77 @@ impl StatusSocket {
     }
 }
 
-/// `-s status`: the running master's report.
-pub fn status(pid_file: &Path) -> anyhow::Result<String> {
+/// One request line (up to 64 bytes), until LF or EOF; None if the client
+/// sent more or failed. A client that sends nothing before the read
+/// timeout gets the status, as clients that only read always did.
+fn read_line(stream: &mut UnixStream) -> Option<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(line),
+            Ok(n) => {
+                line.extend_from_slice(&buf[..n]);
+                if line.contains(&b'\n') || line.len() > 64 {
+                    let end = line.iter().position(|&b| b == b'\n')?;
+                    line.truncate(end);
+                    return Some(line);
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) && line.is_empty() =>
+            {
+                return Some(line)
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// The peer is root or runs as our effective user (SO_PEERCRED).
+fn peer_may_change(stream: &UnixStream) -> bool {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    match getsockopt(stream, PeerCredentials) {
+        Ok(c) => c.uid() == 0 || c.uid() == nix::unistd::geteuid().as_raw(),
+        Err(_) => false,
+    }
+}
+
+/// Sends one request over the control socket; returns the answer.
+fn ask(pid_file: &Path, request: Request) -> anyhow::Result<String> {
     live_master(pid_file)?;
     let path = socket_path(pid_file);
     let mut stream = UnixStream::connect(&path)
         .with_context(|| format!("cannot connect to {}", path.display()))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    stream
+        .write_all(request.line().as_bytes())
+        .and_then(|()| stream.shutdown(std::net::Shutdown::Write))
+        .context("sending the request")?;
     let mut text = String::new();
     stream
         .read_to_string(&mut text)
-        .context("reading the status")?;
+        .context("reading the answer")?;
+    if let Some(e) = text.strip_prefix("error: ") {
+        bail!("{}", e.trim_end());
+    }
     Ok(text)
+}
+
+/// `-s status`: the running master's report.
+pub fn status(pid_file: &Path) -> anyhow::Result<String> {
+    ask(pid_file, Request::Status)
+}
+
+/// `-s maintenance on|off`: the master flips the switch for every worker.
+pub fn maintenance(pid_file: &Path, on: bool) -> anyhow::Result<String> {
+    let text = ask(pid_file, Request::Maintenance(on))?;
+    Ok(text.trim_end().to_owned())
 }
 
 fn poll<T>(deadline: Instant, what: &str, mut f: impl FnMut() -> Option<T>) -> anyhow::Result<T> {

@@ -19,8 +19,8 @@ pub mod daemon;
 pub mod exitcode;
 /// Sans-IO request parsing; `Reject` → status.
 pub mod http;
-/// The workers' doorbell: a pipe byte that wakes the master; what changed
-/// is read from the scoreboard.
+/// The workers' doorbell: a pipe byte that wakes the master to read the
+/// scoreboard (what changed is there, not in the pipe).
 pub mod inbox;
 /// Bind listening sockets, adopt `LISTEN_FDS`.
 pub mod listener;
@@ -35,7 +35,10 @@ pub mod notify;
 pub mod pidfile;
 /// Precomputed response bytes with an in-place `Date`.
 pub mod response;
-/// Shared-memory heartbeat and counters, one slot per worker.
+/// `[[route]]` → a lookup built once per config, and each route's answers.
+pub mod route;
+/// Shared-memory heartbeat, state and counters (evictions too), one slot per
+/// worker, behind typed accessors.
 pub mod scoreboard;
 /// The signal table (signal, command, `-s` word, help), the signal queue
 /// (counters + self-pipe) and the worker's flags.
@@ -54,5 +57,7 @@ pub mod tls;
 pub mod tls_sim;
 /// USR2: exec the new binary with the listening sockets.
 pub mod upgrade;
-/// One worker after fork: epoll, accept, connections, draining.
+/// One worker after fork: epoll, accept, the connection table and its
+/// pressure (room at `worker_connections`, per-client cap, minimum rate),
+/// balanced accepting, draining.
 pub mod worker;

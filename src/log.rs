@@ -14,6 +14,14 @@
 //! - `upgrade failed: ...`, `upgrade already in progress ...`
 //! - `master stopping mode=fast|graceful`, `master exiting`
 //! - `worker pid=P draining`
+//! - `worker pid=P pressure: full at worker_connections=N; ...`,
+//!   `worker pid=P pressure: client=IP at max_connections_per_client=N; ...`,
+//!   `worker pid=P pressure: requests arriving below min_request_rate=N/s; ...`
+//!   (warn level, once per cause and episode; tests/flood.rs)
+//! - `master maintenance=on|off` (also from a new master that inherited it)
+//! - `control: maintenance on|off refused: peer is neither root nor our user`
+//!   (warn level); `master maintenance=on|off refused: upgrade to pid=P in
+//!   progress` (warn level)
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;

@@ -2,10 +2,12 @@
 //! precomputed template whose `Date` value is patched in place once a second,
 //! so answering a request is one `extend_from_slice`, with no formatting.
 //!
-//! What to answer is decided by `conn.rs`; the configured status, headers and
-//! body come from `config.rs`.
+//! What to answer is decided by `conn.rs` (and, among routes, by
+//! `route.rs`, whose answers are templates too); the configured status,
+//! headers and body come from `config.rs`.
 
-use crate::http::Reject;
+use crate::http::{Method, Reject, Request};
+use crate::route::{Choice, RouteSpec, Router};
 
 /// Length of an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub const DATE_LEN: usize = 29;
@@ -22,7 +24,7 @@ pub enum Persistence {
 }
 
 impl Persistence {
-    const ALL: [Persistence; 3] = [
+    pub(crate) const ALL: [Persistence; 3] = [
         Persistence::KeepAlive,
         Persistence::KeepAlive10,
         Persistence::Close,
@@ -48,14 +50,17 @@ pub struct ResponseSpec {
 }
 
 /// One precomputed response: head and body, and where in it the date goes.
-struct Template {
+pub(crate) struct Template {
     bytes: Vec<u8>,
     date_at: usize,
     head_len: usize,
+    /// Where bytes chosen per request go (the rest of a redirect's
+    /// `Location`): at the end of the last extra header line.
+    insert_at: usize,
 }
 
 impl Template {
-    fn new(
+    pub(crate) fn new(
         status: u16,
         extra: &str,
         persistence: Persistence,
@@ -76,7 +81,71 @@ impl Template {
             bytes,
             date_at: before_date.len(),
             head_len,
+            insert_at: head_len,
         }
+    }
+
+    /// Like [`new`](Template::new) with `extra` not ending in CRLF: bytes
+    /// given to [`push_with`](Template::push_with) complete its last line.
+    pub(crate) fn with_insert(
+        status: u16,
+        extra: &str,
+        persistence: Persistence,
+        content_type: &str,
+        body: &[u8],
+    ) -> Self {
+        let mut t = Template::new(
+            status,
+            &format!("{extra}\r\n"),
+            persistence,
+            content_type,
+            body,
+        );
+        t.insert_at = t.head_len - persistence.header().len() - 4;
+        t
+    }
+
+    /// 204 to OPTIONS, with `allow` (`Allow: …\r\n`). It carries no body
+    /// and no Content-Length (RFC 9110 8.6).
+    pub(crate) fn options(allow: &str, p: Persistence) -> Self {
+        let before_date = "HTTP/1.1 204 No Content\r\nDate: ";
+        let head = format!(
+            "{before_date}Thu, 01 Jan 1970 00:00:00 GMT\r\nServer: preforkd\r\n{allow}{}\r\n",
+            p.header()
+        );
+        let bytes = head.into_bytes();
+        Template {
+            head_len: bytes.len(),
+            insert_at: bytes.len(),
+            bytes,
+            date_at: before_date.len(),
+        }
+    }
+
+    /// Appends the whole answer, or its head alone (HEAD).
+    pub(crate) fn push(&self, out: &mut Vec<u8>, head_only: bool) {
+        let end = if head_only {
+            self.head_len
+        } else {
+            self.bytes.len()
+        };
+        out.extend_from_slice(&self.bytes[..end]);
+    }
+
+    /// Appends the answer with `insert` at its insertion point.
+    pub(crate) fn push_with(&self, out: &mut Vec<u8>, insert: &[u8], head_only: bool) {
+        let end = if head_only {
+            self.head_len
+        } else {
+            self.bytes.len()
+        };
+        out.extend_from_slice(&self.bytes[..self.insert_at]);
+        out.extend_from_slice(insert);
+        out.extend_from_slice(&self.bytes[self.insert_at..end]);
+    }
+
+    pub(crate) fn set_date(&mut self, date: &[u8; DATE_LEN]) {
+        self.bytes[self.date_at..self.date_at + DATE_LEN].copy_from_slice(date);
     }
 }
 
@@ -90,6 +159,10 @@ pub struct Responses {
     not_allowed: [Template; 3],
     /// One per [`Reject`], always `Connection: close`.
     rejects: Vec<(Reject, Template)>,
+    /// `[maintenance]`, per [`Persistence`].
+    maintenance: [Template; 3],
+    /// `[[route]]`s.
+    router: Router,
 }
 
 /// The methods we answer, for `Allow`.
@@ -98,20 +171,47 @@ const ALLOW: &str = "Allow: GET, HEAD, OPTIONS\r\n";
 /// An interim answer to `Expect: 100-continue`.
 pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// The `[maintenance]` answer unless configured otherwise.
+pub fn default_maintenance() -> ResponseSpec {
+    ResponseSpec {
+        status: 503,
+        content_type: "text/plain; charset=utf-8".into(),
+        headers: Vec::new(),
+        body: b"Down for maintenance\n".to_vec(),
+    }
+}
+
 impl Responses {
+    /// The templates for `spec` alone: no routes.
     pub fn new(spec: &ResponseSpec) -> Self {
-        let extra: String = spec
-            .headers
-            .iter()
-            .map(|(name, value)| format!("{name}: {value}\r\n"))
-            .collect();
+        Responses::with_routes(spec, &[], &default_maintenance())
+    }
+
+    pub fn with_routes(spec: &ResponseSpec, routes: &[RouteSpec], maint: &ResponseSpec) -> Self {
+        let extra = |spec: &ResponseSpec| -> String {
+            spec.headers
+                .iter()
+                .map(|(name, value)| format!("{name}: {value}\r\n"))
+                .collect()
+        };
         let text = "text/plain; charset=utf-8";
         let per = |f: &dyn Fn(Persistence) -> Template| Persistence::ALL.map(f);
+        let (extra, maint_extra) = (extra(spec), extra(maint));
         Responses {
             configured: per(&|p| {
                 Template::new(spec.status, &extra, p, &spec.content_type, &spec.body)
             }),
-            options: per(&|p| options_template(p)),
+            maintenance: per(&|p| {
+                Template::new(
+                    maint.status,
+                    &maint_extra,
+                    p,
+                    &maint.content_type,
+                    &maint.body,
+                )
+            }),
+            router: Router::new(routes),
+            options: per(&|p| Template::options(ALLOW, p)),
             not_allowed: per(&|p| Template::new(405, ALLOW, p, text, b"Method Not Allowed\n")),
             rejects: Reject::ALL
                 .iter()
@@ -123,6 +223,49 @@ impl Responses {
                     )
                 })
                 .collect(),
+        }
+    }
+
+    /// Which route (if any) answers a request whose head is `head`; see
+    /// [`Router::choose`].
+    pub fn route<'h>(&self, request: &Request, head: &'h [u8]) -> (Choice, &'h [u8]) {
+        self.router.choose(request, head)
+    }
+
+    /// What answered, for the access log: `maintenance` while the
+    /// maintenance page answers (as [`Responses::answer`] decides), the
+    /// route's name, or None for the configured response.
+    pub fn route_name(&self, choice: Choice, maintenance: bool) -> Option<&str> {
+        if maintenance && !self.router.is_health(choice) {
+            return Some("maintenance");
+        }
+        self.router.name(choice)
+    }
+
+    /// Appends the answer to a complete request: the maintenance page while
+    /// `maintenance` is on (health routes excepted), else its route's, else
+    /// the configured response (OPTIONS and other methods as always).
+    #[allow(clippy::too_many_arguments)] // each is one fact about this request; a struct would be built per request
+    pub fn answer(
+        &self,
+        out: &mut Vec<u8>,
+        request: &Request,
+        choice: Choice,
+        tail: &[u8],
+        p: Persistence,
+        maintenance: bool,
+        draining: bool,
+    ) {
+        let head_only = request.method == Method::Head;
+        if maintenance && !self.router.is_health(choice) {
+            return push(out, &self.maintenance[p as usize], head_only);
+        }
+        match (choice, request.method) {
+            (Choice::Default, Method::Get) => self.configured(out, p, false),
+            (Choice::Default, Method::Head) => self.configured(out, p, true),
+            (Choice::Default, Method::Options) => self.options(out, p),
+            (Choice::Default, Method::Other) => self.not_allowed(out, p),
+            (c, _) => self.router.answer(out, c, tail, p, head_only, draining),
         }
     }
 
@@ -157,31 +300,17 @@ impl Responses {
             .iter_mut()
             .chain(self.options.iter_mut())
             .chain(self.not_allowed.iter_mut())
+            .chain(self.maintenance.iter_mut())
             .chain(self.rejects.iter_mut().map(|(_, t)| t));
         for t in all {
-            t.bytes[t.date_at..t.date_at + DATE_LEN].copy_from_slice(date);
+            t.set_date(date);
         }
-    }
-}
-
-/// 204 carries no body and no Content-Length (RFC 9110 8.6).
-fn options_template(p: Persistence) -> Template {
-    let before_date = "HTTP/1.1 204 No Content\r\nDate: ";
-    let head = format!(
-        "{before_date}Thu, 01 Jan 1970 00:00:00 GMT\r\nServer: preforkd\r\n{ALLOW}{}\r\n",
-        p.header()
-    );
-    let bytes = head.into_bytes();
-    Template {
-        head_len: bytes.len(),
-        bytes,
-        date_at: before_date.len(),
+        self.router.set_date(date);
     }
 }
 
 fn push(out: &mut Vec<u8>, t: &Template, head_only: bool) {
-    let end = if head_only { t.head_len } else { t.bytes.len() };
-    out.extend_from_slice(&t.bytes[..end]);
+    t.push(out, head_only);
 }
 
 /// The current time as an IMF-fixdate.

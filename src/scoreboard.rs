@@ -1,11 +1,17 @@
 //! The scoreboard: one shared-memory slot per worker (mapped by the master
 //! before the first fork, see `sys::map_scoreboard`), which the worker
 //! updates with relaxed atomic stores from its event loop and the master
-//! reads: heartbeat (for the hung-worker watchdog) and counters (for
-//! `-s status`). A slot whose `pid` is 0 is free; a `heartbeat` of 0 means
-//! "not started". Mapping memory is `sys.rs`'s job.
+//! reads: heartbeat (for the hung-worker watchdog), state and counters (for
+//! `-s status`), and, for a worker deciding whether to take more of a burst,
+//! the other workers' open connections. A slot whose `pid` is 0 is free; a
+//! heartbeat of 0 means "not started". The master also writes one switch
+//! into every slot, the maintenance flag, which its worker reads per request
+//! from the cache line it writes anyway. Mapping memory is `sys.rs`'s job.
 
+use std::cell::Cell;
+use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 use nix::time::{clock_gettime, ClockId};
 
@@ -18,11 +24,72 @@ pub enum WorkerState {
 }
 
 impl WorkerState {
-    pub fn name(v: u32) -> &'static str {
+    /// The word `-s status` and the log show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Starting => "starting",
+            WorkerState::Accepting => "accepting",
+            WorkerState::Draining => "draining",
+        }
+    }
+
+    fn from_u32(v: u32) -> WorkerState {
         match v {
-            1 => "accepting",
-            2 => "draining",
-            _ => "starting",
+            1 => WorkerState::Accepting,
+            2 => WorkerState::Draining,
+            _ => WorkerState::Starting,
+        }
+    }
+
+    /// The name of a raw state value. Kept only while `master.rs` still
+    /// reads `Slot::state` directly; `Slot::state()` returns the type.
+    pub fn name(v: u32) -> &'static str {
+        WorkerState::from_u32(v).as_str()
+    }
+}
+
+/// Why a worker closed a connection that had not finished on its own
+/// (issue 16); each kind has its own counter in the slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Eviction {
+    /// Idle (no first byte yet, or between keep-alive requests), closed to
+    /// make room at `worker_connections`.
+    Idle,
+    /// Answered and lingering (reading what the client still sends),
+    /// closed to make room.
+    Lingering,
+    /// An unfinished request head, the slowest, closed to make room.
+    Head,
+    /// A head or body arriving below `min_request_rate`: answered 408.
+    Slow,
+    /// Past `max_connections_per_client`: one of the client's idle
+    /// connections, or its new one, closed without an answer.
+    ClientCap,
+    /// Not a connection closed: the worker was full and every connection
+    /// it held was being served, so it left new ones to the other workers
+    /// (or the backlog) until one finished; counted once per such stop.
+    Full,
+}
+
+impl Eviction {
+    pub const ALL: [Eviction; 6] = [
+        Eviction::Idle,
+        Eviction::Lingering,
+        Eviction::Head,
+        Eviction::Slow,
+        Eviction::ClientCap,
+        Eviction::Full,
+    ];
+
+    /// The key in `-s status` and in the log.
+    pub fn key(self) -> &'static str {
+        match self {
+            Eviction::Idle => "evicted_idle",
+            Eviction::Lingering => "evicted_lingering",
+            Eviction::Head => "evicted_head",
+            Eviction::Slow => "slow_408",
+            Eviction::ClientCap => "client_cap",
+            Eviction::Full => "full_busy",
         }
     }
 }
@@ -30,6 +97,10 @@ impl WorkerState {
 /// One worker's slot. Each is written by one worker alone (plain stores of
 /// its own counters) and read by the master; 128-byte alignment keeps two
 /// workers' slots off the same cache line.
+///
+/// The fields are public only because `master.rs` still reads and writes
+/// them directly; new code (and the master, once it is adapted) goes
+/// through the accessors below, which keep the `as u32` casts in here.
 #[repr(C, align(128))]
 #[derive(Debug, Default)]
 pub struct Slot {
@@ -44,12 +115,128 @@ pub struct Slot {
     /// this slot: not reset when the slot is claimed again, so the sum over
     /// all slots is the master's total ([`Scoreboard::log_lost_total`]).
     pub log_lost: AtomicU64,
+    /// One counter per `Eviction`, in `Eviction::ALL` order.
+    evictions: [AtomicU64; 6],
+    /// Written by the master only: 1 while `-s maintenance on`.
+    maintenance: AtomicU32,
     /// TLS handshakes completed, of them resumed, and connections that
     /// never completed one (see `tls::Counters`); like `log_lost`, never
     /// reset, so their sums over all slots are the master's totals.
     pub tls_handshakes: AtomicU64,
     pub tls_resumed: AtomicU64,
     pub tls_failures: AtomicU64,
+}
+
+impl Slot {
+    pub fn pid(&self) -> u32 {
+        self.pid.load(Relaxed)
+    }
+
+    pub fn set_pid(&self, pid: u32) {
+        self.pid.store(pid, Relaxed);
+    }
+
+    pub fn state(&self) -> WorkerState {
+        WorkerState::from_u32(self.state.load(Relaxed))
+    }
+
+    pub fn set_state(&self, state: WorkerState) {
+        self.state.store(state as u32, Relaxed);
+    }
+
+    /// Records a loop turn now (CLOCK_MONOTONIC), for the watchdog.
+    pub fn beat(&self) {
+        self.heartbeat.store(monotonic_ms(), Relaxed);
+    }
+
+    /// CLOCK_MONOTONIC milliseconds of the last beat; 0: not started.
+    pub fn heartbeat(&self) -> u64 {
+        self.heartbeat.load(Relaxed)
+    }
+
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Relaxed)
+    }
+
+    pub fn set_accepted(&self, n: u64) {
+        self.accepted.store(n, Relaxed);
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Relaxed)
+    }
+
+    pub fn set_requests(&self, n: u64) {
+        self.requests.store(n, Relaxed);
+    }
+
+    /// Connections the worker holds now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Relaxed)
+    }
+
+    pub fn set_open(&self, n: u64) {
+        self.open.store(n, Relaxed);
+    }
+
+    /// Publishes the worker's count of one kind of eviction.
+    pub fn set_evictions(&self, kind: Eviction, n: u64) {
+        self.evictions[kind as usize].store(n, Relaxed);
+    }
+
+    pub fn evictions(&self) -> Evictions {
+        Evictions(std::array::from_fn(|i| self.evictions[i].load(Relaxed)))
+    }
+
+    /// Maintenance is on (`-s maintenance on`): read per request.
+    pub fn maintenance(&self) -> bool {
+        self.maintenance.load(Relaxed) != 0
+    }
+
+    /// Zeroes the counters of a slot about to be reused.
+    fn reset(&self) {
+        for c in [&self.accepted, &self.requests, &self.open] {
+            c.store(0, Relaxed);
+        }
+        for c in &self.evictions {
+            c.store(0, Relaxed);
+        }
+    }
+}
+
+/// Eviction counts by kind, read from one slot or summed over several, for
+/// `-s status`: `Display` gives `evicted_idle=N evicted_lingering=N …`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Evictions(pub [u64; 6]);
+
+impl Evictions {
+    pub fn get(&self, kind: Eviction) -> u64 {
+        self.0[kind as usize]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
+}
+
+impl std::ops::AddAssign for Evictions {
+    fn add_assign(&mut self, other: Evictions) {
+        for (a, b) in self.0.iter_mut().zip(other.0) {
+            *a += b;
+        }
+    }
+}
+
+impl fmt::Display for Evictions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, kind) in Eviction::ALL.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{}={}", kind.key(), self.get(*kind))?;
+        }
+        Ok(())
+    }
 }
 
 /// The most slots (and so workers, counting old and new during a reload).
@@ -66,13 +253,39 @@ pub fn monotonic_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// The slots of this process's scoreboard, recorded by `Scoreboard::new`
+/// in the master and so inherited by every worker it forks: a worker reads
+/// the others' open connections from here (`accepting_peers`). It is a
+/// static only because `worker::run` is handed its own slot alone (its
+/// caller is in `master.rs`); passing the board along would do as well.
+static BOARD: OnceLock<&'static [Slot]> = OnceLock::new();
+
 pub struct Scoreboard {
     slots: &'static [Slot],
+    /// The maintenance switch, copied into each slot as it is claimed.
+    maintenance: Cell<bool>,
 }
 
 impl Scoreboard {
     pub fn new(slots: &'static [Slot]) -> Self {
-        Scoreboard { slots }
+        let _ = BOARD.set(slots);
+        Scoreboard {
+            slots,
+            maintenance: Cell::new(false),
+        }
+    }
+
+    /// Turns maintenance on or off for every worker at once (each reads
+    /// the flag in its own slot per request) and for workers started later.
+    pub fn set_maintenance(&self, on: bool) {
+        self.maintenance.set(on);
+        for s in self.slots {
+            s.maintenance.store(u32::from(on), Relaxed);
+        }
+    }
+
+    pub fn maintenance(&self) -> bool {
+        self.maintenance.get()
     }
 
     /// Claims a free slot for a worker about to be forked; the heartbeat
@@ -81,15 +294,15 @@ impl Scoreboard {
         let i = self
             .slots
             .iter()
-            .position(|s| s.pid.load(Relaxed) == 0 && s.heartbeat.load(Relaxed) == 0)?;
+            .position(|s| s.pid() == 0 && s.heartbeat() == 0)?;
         let s = &self.slots[i];
-        s.state.store(WorkerState::Starting as u32, Relaxed);
-        s.heartbeat.store(monotonic_ms(), Relaxed);
-        for c in [&s.accepted, &s.requests, &s.open] {
-            c.store(0, Relaxed);
-        }
+        s.set_state(WorkerState::Starting);
+        s.beat();
+        s.reset();
+        s.maintenance
+            .store(u32::from(self.maintenance.get()), Relaxed);
         // Marks it taken even before the pid is known.
-        s.pid.store(u32::MAX, Relaxed);
+        s.set_pid(u32::MAX);
         Some(i)
     }
 
@@ -119,46 +332,120 @@ impl Scoreboard {
     pub fn release(&self, i: usize) {
         let s = &self.slots[i];
         s.heartbeat.store(0, Relaxed);
-        s.pid.store(0, Relaxed);
+        s.set_pid(0);
     }
+
+    /// Eviction counts summed over `slots` (the master's live workers), for
+    /// the totals line of `-s status`.
+    pub fn evictions(&self, slots: impl IntoIterator<Item = usize>) -> Evictions {
+        let mut sum = Evictions::default();
+        for i in slots {
+            sum += self.slots[i].evictions();
+        }
+        sum
+    }
+}
+
+/// Workers accepting now, and the connections they hold in all, over the
+/// first `span` slots (slots are claimed lowest first, so a server of N
+/// workers uses about the first 2N even during a reload). None when this
+/// process has no scoreboard.
+pub fn accepting_peers(span: usize) -> Option<(u64, u64)> {
+    let slots = BOARD.get()?;
+    let mut workers = 0;
+    let mut open = 0;
+    for s in &slots[..span.min(slots.len())] {
+        if s.pid() != 0 && s.state() == WorkerState::Accepting {
+            workers += 1;
+            open += s.open();
+        }
+    }
+    Some((workers, open))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn claim_and_release() {
-        let slots: &'static [Slot] = Box::leak(
-            (0..2)
+    fn slots(n: usize) -> &'static [Slot] {
+        Box::leak(
+            (0..n)
                 .map(|_| Slot::default())
                 .collect::<Vec<_>>()
                 .into_boxed_slice(),
-        );
-        let sb = Scoreboard::new(slots);
+        )
+    }
+
+    #[test]
+    fn claim_and_release() {
+        let sb = Scoreboard::new(slots(2));
         let a = sb.claim().unwrap();
         let b = sb.claim().unwrap();
         assert_ne!(a, b);
         assert_eq!(sb.claim(), None, "full");
-        assert!(sb.slot(a).heartbeat.load(Relaxed) > 0);
+        assert!(sb.slot(a).heartbeat() > 0);
         sb.release(a);
+        sb.set_maintenance(true);
         assert_eq!(sb.claim(), Some(a));
+        assert_eq!(
+            sb.slot(a).maintenance.load(Relaxed),
+            1,
+            "a new worker starts switched"
+        );
+        assert_eq!(
+            sb.slot(b).maintenance.load(Relaxed),
+            1,
+            "a running one is switched"
+        );
+        sb.set_maintenance(false);
+        assert_eq!(sb.slot(b).maintenance.load(Relaxed), 0);
     }
 
     #[test]
     fn lost_lines_outlive_the_worker() {
-        let slots: &'static [Slot] = Box::leak(
-            (0..2)
-                .map(|_| Slot::default())
-                .collect::<Vec<_>>()
-                .into_boxed_slice(),
-        );
-        let sb = Scoreboard::new(slots);
+        let sb = Scoreboard::new(slots(2));
         let a = sb.claim().unwrap();
         sb.slot(a).log_lost.fetch_add(3, Relaxed);
         sb.release(a);
         let again = sb.claim().unwrap();
         sb.slot(again).log_lost.fetch_add(2, Relaxed);
         assert_eq!(sb.log_lost_total(), 5);
+    }
+
+    #[test]
+    fn state_round_trips_through_the_slot() {
+        let s = Slot::default();
+        assert_eq!(s.state(), WorkerState::Starting);
+        for state in [
+            WorkerState::Accepting,
+            WorkerState::Draining,
+            WorkerState::Starting,
+        ] {
+            s.set_state(state);
+            assert_eq!(s.state(), state);
+            assert_eq!(WorkerState::name(s.state.load(Relaxed)), state.as_str());
+        }
+    }
+
+    #[test]
+    fn evictions_are_counted_per_kind_summed_and_shown() {
+        let sb = Scoreboard::new(slots(3));
+        sb.slot(0).set_evictions(Eviction::Idle, 5);
+        sb.slot(0).set_evictions(Eviction::Slow, 1);
+        sb.slot(2).set_evictions(Eviction::Idle, 2);
+        sb.slot(2).set_evictions(Eviction::Full, 7);
+        let sum = sb.evictions([0, 2]);
+        assert_eq!(sum.get(Eviction::Idle), 7);
+        assert_eq!(sum.total(), 15);
+        assert_eq!(
+            sum.to_string(),
+            "evicted_idle=7 evicted_lingering=0 evicted_head=0 slow_408=1 client_cap=0 full_busy=7"
+        );
+        // A reused slot starts from zero.
+        sb.slot(0).set_pid(0);
+        sb.slot(0).heartbeat.store(0, Relaxed);
+        sb.slot(1).set_pid(1);
+        assert_eq!(sb.claim(), Some(0));
+        assert_eq!(sb.slot(0).evictions().total(), 0);
     }
 }

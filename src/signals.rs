@@ -114,20 +114,27 @@ pub const TABLE: [Row; 10] = [
     },
 ];
 
-/// What `-s` can ask: send a command's signal, or read the status.
+/// What `-s` can ask: send a command's signal, read the status, or switch
+/// maintenance on or off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Send the signal of this table row's command.
     Send(Command),
     /// Ask the status socket.
     Status,
+    /// `-s maintenance on|off`: ask the master over the control socket
+    /// (no signal carries an argument).
+    Maintenance(bool),
 }
 
 /// The `-s` word that reads the status (it sends no signal).
 const STATUS_WORD: &str = "status";
+/// The `-s` word that switches maintenance; `on` or `off` follows it.
+pub const MAINTENANCE_WORD: &str = "maintenance";
 
 impl Action {
-    /// Every `-s` word, in table order, then `status`.
+    /// Every `-s` word that stands alone, in table order, then `status`
+    /// (`maintenance` takes an argument: see [`Action::maintenance`]).
     pub fn words() -> impl Iterator<Item = &'static str> {
         TABLE
             .iter()
@@ -135,14 +142,24 @@ impl Action {
             .chain(std::iter::once(STATUS_WORD))
     }
 
-    /// The signal it sends; `status` asks over the status socket instead.
+    /// `-s maintenance ARG`: `on` or `off`.
+    pub fn maintenance(arg: &str) -> Option<Action> {
+        match arg {
+            "on" => Some(Action::Maintenance(true)),
+            "off" => Some(Action::Maintenance(false)),
+            _ => None,
+        }
+    }
+
+    /// The signal it sends; `status` and `maintenance` ask over the
+    /// control socket instead.
     pub fn signal(self) -> Option<Signal> {
         match self {
             Action::Send(command) => TABLE
                 .iter()
                 .find(|r| r.command == Some(command) && r.word.is_some())
                 .map(|r| r.signal),
-            Action::Status => None,
+            Action::Status | Action::Maintenance(_) => None,
         }
     }
 }
@@ -379,6 +396,11 @@ mod tests {
             Some(Signal::SIGTERM)
         );
         assert!("restart".parse::<Action>().is_err());
+        assert!(MAINTENANCE_WORD.parse::<Action>().is_err(), "needs on|off");
+        assert_eq!(Action::maintenance("on"), Some(Action::Maintenance(true)));
+        assert_eq!(Action::maintenance("off"), Some(Action::Maintenance(false)));
+        assert_eq!(Action::maintenance("maybe"), None);
+        assert_eq!(Action::Maintenance(true).signal(), None);
     }
 
     #[test]

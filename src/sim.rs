@@ -7,16 +7,19 @@
 //! follows an error answer and the connection is then closed, and a
 //! connection never holds more than its bounded buffers; and the observer
 //! (the access log's hook) learns of exactly the answers sent, in order,
-//! plus at most one request the client cut short. Built only for tests and
-//! fuzzing.
+//! plus at most one request the client cut short. The simulated server has
+//! a few `[[route]]`s (see [`ROUTED`]), so routed requests, keep_path
+//! redirects (with bodies) and the maintenance and draining states go
+//! through the same checks. Built only for tests and fuzzing.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use crate::conn::{Buffers, Conn, Ctx, Exchange, Interest, Observer, Timeouts};
-use crate::http::Limits;
+use crate::http::{Limits, Reject};
 use crate::response::{ResponseSpec, Responses};
+use crate::route::{Answer, Methods, PathMatch, RouteSpec};
 
 /// The body the simulated server answers with; it never looks like a
 /// status line, so a missing body is told apart from a present one.
@@ -106,6 +109,8 @@ pub struct Response {
     pub status: u16,
     pub close: bool,
     pub has_body: bool,
+    /// The `Location` field, if any.
+    pub location: Option<String>,
 }
 
 pub fn limits() -> Limits {
@@ -115,15 +120,73 @@ pub fn limits() -> Limits {
     }
 }
 
+/// The simulated server's routes: one of each kind, a host route, a POST
+/// route, and a keep_path redirect that takes POST (a body to read after
+/// the head's bytes are gone). None catches the paths of the plain
+/// [`Req`]s (`/`, `/x`, `*`).
+pub fn routes() -> Vec<RouteSpec> {
+    let stat = |status, body: &str| {
+        Answer::Static(ResponseSpec {
+            status,
+            content_type: "text/plain".into(),
+            headers: vec![("X-Route".into(), "yes".into())],
+            body: body.as_bytes().to_vec(),
+        })
+    };
+    let route = |path, methods: &[&str], answer| RouteSpec {
+        path,
+        host: None,
+        methods: Methods::parse(methods.iter().copied()).expect("known methods"),
+        answer,
+    };
+    let exact = |p: &str| PathMatch::Exact(p.into());
+    vec![
+        route(exact("/r/static"), &["GET"], stat(201, "static\n")),
+        route(
+            PathMatch::Prefix("/r/old/".into()),
+            &["GET", "POST"],
+            Answer::Redirect {
+                status: 308,
+                location: "https://new.example/n/".into(),
+                keep_path: true,
+                headers: Vec::new(),
+            },
+        ),
+        route(exact("/r/health"), &["GET"], Answer::Health),
+        route(exact("/r/post"), &["POST"], stat(202, "posted\n")),
+        RouteSpec {
+            host: Some("h.example".into()),
+            ..route(exact("/r/host"), &["GET"], stat(203, "host\n"))
+        },
+    ]
+}
+
+fn maintenance_spec() -> ResponseSpec {
+    ResponseSpec {
+        status: 503,
+        content_type: "text/plain".into(),
+        headers: vec![("Retry-After".into(), "5".into())],
+        body: b"maintenance\n".to_vec(),
+    }
+}
+
 fn responses() -> Responses {
-    let mut r = Responses::new(&ResponseSpec {
+    let spec = ResponseSpec {
         status: 200,
         content_type: "text/plain".into(),
         headers: Vec::new(),
         body: BODY.to_vec(),
-    });
+    };
+    let mut r = Responses::with_routes(&spec, &routes(), &maintenance_spec());
     r.set_date(b"Sun, 06 Nov 1994 08:49:37 GMT");
     r
+}
+
+/// The worker's state the connection sees.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct State {
+    pub draining: bool,
+    pub maintenance: bool,
 }
 
 /// Runs `input`, cut at `cuts` (offsets, any order, out-of-range ignored),
@@ -131,6 +194,11 @@ fn responses() -> Responses {
 /// socket takes per readable event (None: all). Panics when an invariant
 /// breaks.
 pub fn run(input: &[u8], cuts: &[usize], write_budget: Option<usize>) -> Outcome {
+    run_in(State::default(), input, cuts, write_budget)
+}
+
+/// [`run`] with the worker draining or in maintenance.
+pub fn run_in(state: State, input: &[u8], cuts: &[usize], write_budget: Option<usize>) -> Outcome {
     let mut cuts: Vec<usize> = cuts
         .iter()
         .copied()
@@ -156,9 +224,11 @@ pub fn run(input: &[u8], cuts: &[usize], write_budget: Option<usize>) -> Outcome
             header: Duration::from_secs(10),
             keepalive: Duration::from_secs(10),
             drain_idle: Duration::from_secs(1),
+            min_rate: 512,
         },
         now: Instant::now(),
-        draining: false,
+        draining: state.draining,
+        maintenance: state.maintenance,
         observer: Some(&recorder),
     };
     let mut bufs = Buffers::new(&limits);
@@ -225,6 +295,37 @@ pub fn run(input: &[u8], cuts: &[usize], write_budget: Option<usize>) -> Outcome
     outcome
 }
 
+/// Decodes a fuzz input of the `request` target and runs it: a leading
+/// 0xFD byte and the next set the state (bit 0 draining, bit 1
+/// maintenance), then 0xFE and a byte limit each write, then every 0xFF
+/// is a cut (not delivered). Shared with the corpus replay test.
+pub fn run_encoded(data: &[u8]) -> Outcome {
+    let (state, data) = match data {
+        [0xFD, flags, rest @ ..] => (
+            State {
+                draining: flags & 1 != 0,
+                maintenance: flags & 2 != 0,
+            },
+            rest,
+        ),
+        _ => (State::default(), data),
+    };
+    let (budget, data) = match data {
+        [0xFE, b, rest @ ..] => (Some(usize::from(*b) + 1), rest),
+        _ => (None, data),
+    };
+    let mut input = Vec::with_capacity(data.len());
+    let mut cuts = Vec::new();
+    for &b in data {
+        if b == 0xFF {
+            cuts.push(input.len());
+        } else {
+            input.push(b);
+        }
+    }
+    run_in(state, &input, &cuts, budget)
+}
+
 /// The observer saw every answer sent, in order, with a body exactly when
 /// the answer had one; beyond those only answers still waiting for a client
 /// that does not read, or one request cut short by EOF (400, no body).
@@ -252,12 +353,14 @@ fn check_observed(seen: &[(u16, u64)], o: &Outcome, stalled: bool) {
     }
 }
 
-/// After an error answer nothing else is sent, and the connection closes.
+/// After an error answer (a [`Reject`]'s status: 405 and the 503 of
+/// maintenance or draining are answers, not errors) nothing else is sent,
+/// and the connection closes.
 fn check_error_is_last(o: &Outcome) {
     if let Some(i) = o
         .responses
         .iter()
-        .position(|r| r.status >= 400 && r.status != 405)
+        .position(|r| Reject::ALL.iter().any(|e| e.status() == r.status))
     {
         assert_eq!(
             i + 1,
@@ -313,6 +416,7 @@ pub fn parse_responses(mut out: &[u8]) -> Vec<Response> {
         }
         let mut length = None;
         let mut close = false;
+        let mut location = None;
         for line in lines {
             let (name, value) = line
                 .split_once(": ")
@@ -327,6 +431,9 @@ pub fn parse_responses(mut out: &[u8]) -> Vec<Response> {
             }
             if name.eq_ignore_ascii_case("connection") && value == "close" {
                 close = true;
+            }
+            if name.eq_ignore_ascii_case("location") {
+                location = Some(value.to_owned());
             }
         }
         let has_body = match (status, length) {
@@ -355,6 +462,7 @@ pub fn parse_responses(mut out: &[u8]) -> Vec<Response> {
             status,
             close,
             has_body,
+            location,
         });
     }
     responses
@@ -371,7 +479,74 @@ pub enum Req {
     /// A chunked body, cut into chunks of these sizes (with extensions and
     /// trailers where `fancy`).
     PostChunked(Vec<u8>, Vec<usize>, bool),
+    /// One of [`ROUTED`], by index (modulo its length).
+    Routed(usize),
 }
+
+/// A routed request of the simulated server: its bytes, the answer's
+/// status, whether it has a body, its `Location`.
+pub struct Routed {
+    pub request: &'static [u8],
+    pub status: u16,
+    pub has_body: bool,
+    pub location: Option<&'static str>,
+    /// A health route: maintenance leaves it alone, draining makes it 503.
+    pub health: bool,
+}
+
+const fn routed(
+    request: &'static [u8],
+    status: u16,
+    has_body: bool,
+    location: Option<&'static str>,
+) -> Routed {
+    Routed {
+        request,
+        status,
+        has_body,
+        location,
+        health: false,
+    }
+}
+
+/// Requests the routes of [`routes`] answer (and some they refuse).
+pub const ROUTED: [Routed; 12] = [
+    routed(b"GET /r/static HTTP/1.1\r\nHost: a\r\n\r\n", 201, true, None),
+    routed(b"GET /r/static?q=1 HTTP/1.1\r\nHost: a\r\n\r\n", 201, true, None),
+    routed(b"HEAD /r/static HTTP/1.1\r\nHost: a\r\n\r\n", 201, false, None),
+    routed(
+        b"GET /r/old/a/b?x=1 HTTP/1.1\r\nHost: a\r\n\r\n",
+        308,
+        true,
+        Some("https://new.example/n/a/b?x=1"),
+    ),
+    routed(
+        b"POST /r/old/p?q HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nGET /",
+        308,
+        true,
+        Some("https://new.example/n/p?q"),
+    ),
+    routed(
+        b"POST /r/old/c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        308,
+        true,
+        Some("https://new.example/n/c"),
+    ),
+    Routed {
+        health: true,
+        ..routed(b"GET /r/health HTTP/1.1\r\nHost: a\r\n\r\n", 200, true, None)
+    },
+    routed(
+        b"POST /r/post HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc",
+        202,
+        true,
+        None,
+    ),
+    routed(b"GET /r/post HTTP/1.1\r\nHost: a\r\n\r\n", 405, true, None),
+    routed(b"OPTIONS /r/post HTTP/1.1\r\nHost: a\r\n\r\n", 204, false, None),
+    routed(b"GET /r/host HTTP/1.1\r\nHost: H.Example:81\r\n\r\n", 203, true, None),
+    routed(b"GET /r/host HTTP/1.1\r\nHost: other\r\n\r\n", 200, true, None),
+];
 
 impl Req {
     pub fn expected_status(&self) -> u16 {
@@ -379,6 +554,39 @@ impl Req {
             Req::Get | Req::Head => 200,
             Req::Options => 204,
             Req::PostLength(_) | Req::PostChunked(..) => 405,
+            Req::Routed(i) => ROUTED[i % ROUTED.len()].status,
+        }
+    }
+
+    fn has_body(&self) -> bool {
+        match self {
+            Req::Head | Req::Options => false,
+            Req::Routed(i) => ROUTED[i % ROUTED.len()].has_body,
+            _ => true,
+        }
+    }
+
+    fn location(&self) -> Option<&'static str> {
+        match self {
+            Req::Routed(i) => ROUTED[i % ROUTED.len()].location,
+            _ => None,
+        }
+    }
+
+    fn is_health(&self) -> bool {
+        matches!(self, Req::Routed(i) if ROUTED[i % ROUTED.len()].health)
+    }
+
+    /// The answer in `state`: (status, has_body).
+    fn expected_in(&self, state: State) -> (u16, bool) {
+        let head = matches!(self, Req::Head)
+            || matches!(self, Req::Routed(i) if ROUTED[i % ROUTED.len()].request.starts_with(b"HEAD "));
+        if self.is_health() && state.draining {
+            (503, true)
+        } else if state.maintenance && !self.is_health() {
+            (503, !head)
+        } else {
+            (self.expected_status(), self.has_body())
         }
     }
 
@@ -389,6 +597,7 @@ impl Req {
                 out.extend_from_slice(b"HEAD /x?y=1 HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n")
             }
             Req::Options => out.extend_from_slice(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Req::Routed(i) => out.extend_from_slice(ROUTED[i % ROUTED.len()].request),
             Req::PostLength(body) => {
                 out.extend_from_slice(
                     format!(
@@ -434,21 +643,51 @@ pub fn run_sequence(
     cuts: &[usize],
     write_budget: Option<usize>,
 ) -> Outcome {
+    run_sequence_in(State::default(), requests, tail, cuts, write_budget)
+}
+
+/// [`run_sequence`] with the worker draining or in maintenance. Draining,
+/// every answer closes: only the first request is answered.
+pub fn run_sequence_in(
+    state: State,
+    requests: &[Req],
+    tail: &[u8],
+    cuts: &[usize],
+    write_budget: Option<usize>,
+) -> Outcome {
     let mut input = Vec::new();
     for r in requests {
         r.write(&mut input);
     }
     let sent = input.len();
     input.extend_from_slice(tail);
-    let outcome = run(&input, cuts, write_budget);
+    let outcome = run_in(state, &input, cuts, write_budget);
+    if state.draining {
+        let first = requests.first().map(|r| r.expected_in(state));
+        let got = outcome.responses.first().map(|r| (r.status, r.has_body));
+        assert_eq!(got, first, "draining: the first answer");
+        assert!(
+            outcome.responses.len() <= 1,
+            "draining: one answer, then close"
+        );
+        assert!(
+            outcome.closed || requests.is_empty(),
+            "draining: the connection closes"
+        );
+        return outcome;
+    }
     let answered = outcome.responses.len().min(requests.len());
     for (i, (req, resp)) in requests.iter().zip(&outcome.responses).enumerate() {
-        assert_eq!(resp.status, req.expected_status(), "answer {i} to {req:?}");
-        assert_eq!(
-            resp.has_body,
-            !matches!(req, Req::Head | Req::Options),
-            "answer {i} to {req:?}"
-        );
+        let (status, has_body) = req.expected_in(state);
+        assert_eq!(resp.status, status, "answer {i} to {req:?}");
+        assert_eq!(resp.has_body, has_body, "answer {i} to {req:?}");
+        if !state.maintenance {
+            assert_eq!(
+                resp.location.as_deref(),
+                req.location(),
+                "answer {i} to {req:?}"
+            );
+        }
     }
     assert_eq!(
         answered,
@@ -471,6 +710,166 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A connection fed `pieces` one read at a time, at the times given.
+    struct Timed {
+        conn: Conn<Scripted>,
+        bufs: Buffers,
+        responses: Responses,
+        timeouts: Timeouts,
+        t0: Instant,
+    }
+
+    impl Timed {
+        fn new(min_rate: u64) -> Timed {
+            let responses = responses();
+            let timeouts = Timeouts {
+                header: Duration::from_secs(10),
+                keepalive: Duration::from_secs(5),
+                drain_idle: Duration::from_secs(1),
+                min_rate,
+            };
+            let t0 = Instant::now();
+            let ctx = Ctx {
+                responses: &responses,
+                limits: limits(),
+                timeouts,
+                now: t0,
+                draining: false,
+                maintenance: false,
+                observer: None,
+            };
+            let stream = Scripted {
+                pieces: VecDeque::new(),
+                eof: false,
+                written: Vec::new(),
+                write_budget: None,
+                shut: false,
+            };
+            let conn = Conn::new(stream, &ctx);
+            Timed {
+                conn,
+                bufs: Buffers::new(&limits()),
+                responses,
+                timeouts,
+                t0,
+            }
+        }
+
+        /// Delivers `bytes` at `ms` after accept.
+        fn feed(&mut self, ms: u64, bytes: &[u8]) -> Interest {
+            self.conn.stream_mut().pieces.push_back(bytes.to_vec());
+            let ctx = Ctx {
+                responses: &self.responses,
+                limits: limits(),
+                timeouts: self.timeouts,
+                now: self.t0 + Duration::from_millis(ms),
+                draining: false,
+                maintenance: false,
+                observer: None,
+            };
+            self.conn.on_readable(&ctx, &mut self.bufs)
+        }
+
+        fn at(&self, ms: u64) -> Instant {
+            self.t0 + Duration::from_millis(ms)
+        }
+    }
+
+    #[test]
+    fn a_trickling_head_is_due_at_the_minimum_rate_and_answered_408() {
+        let mut c = Timed::new(512);
+        c.feed(100, b"GET / HT");
+        c.feed(1100, b"TP/1.1\r\n");
+        // 16 bytes: RATE_GRACE plus 16/512 s from the head's first byte,
+        // well before header_timeout (10 s from accept).
+        assert_eq!(
+            c.conn.deadline(),
+            c.at(100) + crate::conn::RATE_GRACE + Duration::from_millis(31)
+        );
+        assert!(c.conn.is_slow());
+        assert_eq!(
+            c.conn.standing(),
+            crate::conn::Standing::Head {
+                since: c.at(100),
+                got: 16
+            }
+        );
+        let ctx = Ctx {
+            responses: &c.responses,
+            limits: limits(),
+            timeouts: c.timeouts,
+            now: c.at(2200),
+            draining: false,
+            maintenance: false,
+            observer: None,
+        };
+        let mut bufs = Buffers::new(&limits());
+        assert_eq!(c.conn.on_timeout(&ctx, &mut bufs), Interest::Read);
+        let out = String::from_utf8_lossy(&c.conn.stream().written).into_owned();
+        assert!(out.starts_with("HTTP/1.1 408 "), "{out}");
+        assert!(c.conn.is_lingering());
+    }
+
+    #[test]
+    fn a_head_that_keeps_up_stays_ahead_and_no_minimum_means_header_timeout() {
+        // 769 bytes over 800 ms, well above 512/s: each byte buys time, so
+        // the deadline stays beyond the grace from now.
+        let mut c = Timed::new(512);
+        c.feed(0, b"GET / HTTP/1.1\r\n");
+        let filler = format!("X-Pad: {}\r\n", "a".repeat(242));
+        for t in [0, 400, 800] {
+            c.feed(t, filler.as_bytes());
+        }
+        assert_eq!(
+            c.conn.deadline(),
+            c.at(0) + crate::conn::RATE_GRACE + Duration::from_millis(769 * 1000 / 512)
+        );
+        assert!(c.conn.deadline() > c.at(800) + crate::conn::RATE_GRACE);
+        // Off: a trickle waits for header_timeout (10 s from accept).
+        let mut c = Timed::new(0);
+        c.feed(100, b"G");
+        c.feed(5000, b"E");
+        assert_eq!(c.conn.deadline(), c.at(10_000));
+        assert!(!c.conn.is_slow());
+    }
+
+    #[test]
+    fn a_trickling_body_is_due_at_the_minimum_rate_too() {
+        let mut c = Timed::new(512);
+        c.feed(
+            0,
+            b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n",
+        );
+        assert_eq!(c.conn.standing(), crate::conn::Standing::Busy);
+        c.feed(500, b"0123456789");
+        // 10 bytes since the body began at 0 ms; the stretch limit is
+        // 500 ms + header_timeout.
+        assert_eq!(
+            c.conn.deadline(),
+            c.at(0) + crate::conn::RATE_GRACE + Duration::from_millis(19)
+        );
+        assert!(c.conn.is_slow());
+    }
+
+    #[test]
+    fn standing_follows_the_phases() {
+        let mut c = Timed::new(512);
+        assert_eq!(
+            c.conn.standing(),
+            crate::conn::Standing::Idle { since: c.at(0) }
+        );
+        c.feed(300, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(
+            c.conn.standing(),
+            crate::conn::Standing::Idle { since: c.at(300) }
+        );
+        c.feed(400, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\nrest");
+        assert_eq!(
+            c.conn.standing(),
+            crate::conn::Standing::Lingering { since: c.at(400) }
+        );
+    }
+
     fn req() -> impl Strategy<Value = Req> {
         // Bodies often hold request bytes, to catch a body taken for a request.
         let body = prop_oneof![
@@ -482,6 +881,8 @@ mod tests {
             Just(Req::Get),
             Just(Req::Head),
             Just(Req::Options),
+            (0..ROUTED.len()).prop_map(Req::Routed),
+            (0..ROUTED.len()).prop_map(Req::Routed),
             body.clone().prop_map(Req::PostLength),
             (
                 body,
@@ -525,12 +926,60 @@ mod tests {
         }
 
         #[test]
+        fn maintenance_answers_everything_but_health(
+            requests in proptest::collection::vec(req(), 1..12),
+            cuts in proptest::collection::vec(0usize..4000, 0..40),
+            budget in proptest::option::of(1usize..300),
+        ) {
+            let state = State { maintenance: true, draining: false };
+            run_sequence_in(state, &requests, b"", &cuts, budget);
+        }
+
+        #[test]
+        fn draining_answers_once_and_closes(
+            requests in proptest::collection::vec(req(), 1..6),
+            cuts in proptest::collection::vec(0usize..4000, 0..40),
+            maintenance in any::<bool>(),
+        ) {
+            let state = State { maintenance, draining: true };
+            run_sequence_in(state, &requests, b"", &cuts, None);
+        }
+
+        #[test]
         fn arbitrary_bytes_keep_the_invariants(
             input in proptest::collection::vec(any::<u8>(), 0..3000),
             cuts in proptest::collection::vec(0usize..3000, 0..30),
         ) {
             run(&input, &cuts, None);
         }
+    }
+
+    /// The fuzz corpus holds the cases that matter (routes among them):
+    /// every seed runs here too, and the routed ones are answered as routed.
+    #[test]
+    fn the_fuzz_corpus_keeps_the_invariants() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/request");
+        let mut routed = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            let o = run_encoded(&data);
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let statuses: Vec<u16> = o.responses.iter().map(|r| r.status).collect();
+            let want: &[u16] = match name.as_str() {
+                "route_static" => &[201, 201],
+                "route_keep_path" => &[308],
+                "route_keep_path_body" => &[308, 308],
+                "route_health_draining" => &[503],
+                "route_maintenance" => &[200, 503, 503],
+                "route_methods" => &[405, 204, 405],
+                "route_host" => &[203, 200, 203],
+                _ => continue,
+            };
+            routed += 1;
+            assert_eq!(statuses, want, "{name}");
+        }
+        assert_eq!(routed, 7, "the routed seeds are in {}", dir.display());
     }
 
     #[test]

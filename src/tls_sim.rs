@@ -220,9 +220,11 @@ fn ctx(responses: &Responses) -> Ctx<'_> {
             header: Duration::from_secs(10),
             keepalive: Duration::from_secs(10),
             drain_idle: Duration::from_secs(1),
+            min_rate: 512,
         },
         now: Instant::now(),
         draining: false,
+        maintenance: false,
         observer: None,
     }
 }

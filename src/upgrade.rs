@@ -19,6 +19,8 @@ use crate::sys;
 
 /// Names the old master's pid in the new master's environment.
 pub const FROM_VAR: &str = "PREFORKD_UPGRADE_FROM";
+/// `on` in the new master's environment: maintenance was on in the old one.
+pub const MAINTENANCE_VAR: &str = "PREFORKD_MAINTENANCE";
 
 /// The executable to start on USR2, recorded at startup.
 #[derive(Clone, Debug)]
@@ -52,6 +54,7 @@ pub fn spawn_new_master(
     args: &Args,
     listeners: &[Listener],
     old: Pid,
+    maintenance: bool,
 ) -> anyhow::Result<Pid> {
     let cstr = |s: &[u8]| CString::new(s).context("NUL byte in an argument or variable");
     let exe = cstr(exec.exe.as_os_str().as_bytes())?;
@@ -63,7 +66,11 @@ pub fn spawn_new_master(
     let mut env = Vec::new();
     for (k, v) in std::env::vars_os() {
         let k = k.as_bytes();
-        if k.starts_with(b"LISTEN_") || k == b"WATCHDOG_PID" || k == FROM_VAR.as_bytes() {
+        if k.starts_with(b"LISTEN_")
+            || k == b"WATCHDOG_PID"
+            || k == FROM_VAR.as_bytes()
+            || k == MAINTENANCE_VAR.as_bytes()
+        {
             continue;
         }
         env.push(cstr(&[k, b"=", v.as_bytes()].concat())?);
@@ -78,6 +85,9 @@ pub fn spawn_new_master(
         format!("LISTEN_FDNAMES={}", names.join(":")).as_bytes(),
     )?);
     env.push(cstr(format!("{FROM_VAR}={old}").as_bytes())?);
+    if maintenance {
+        env.push(cstr(format!("{MAINTENANCE_VAR}=on").as_bytes())?);
+    }
     let fds: Vec<i32> = listeners.iter().map(|l| l.socket.as_raw_fd()).collect();
     sys::spawn_with_listen_fds(&exe, &argv, env, &fds, watchdog).map_err(|e| match e {
         sys::SpawnError::Fork(e) => anyhow::anyhow!("fork for the new master: {e}"),
@@ -85,6 +95,14 @@ pub fn spawn_new_master(
             anyhow::anyhow!("cannot execute the new binary {}: {e}", exec.exe.display())
         }
     })
+}
+
+/// Maintenance was on in the master that started us (and the variable is
+/// gone from our environment, so it does not outlive the switch).
+pub fn inherited_maintenance() -> bool {
+    let on = std::env::var_os(MAINTENANCE_VAR).is_some_and(|v| v == "on");
+    std::env::remove_var(MAINTENANCE_VAR);
+    on
 }
 
 /// The old master to QUIT once we serve, if we are the result of an upgrade.

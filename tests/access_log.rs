@@ -450,7 +450,7 @@ fn json_common_and_syslog_lines() {
         .unwrap_or_else(|| panic!("{l}"));
     assert_eq!(
         body,
-        r#"","remote_addr":"127.0.0.1","method":"GET","target":"/j?x=1","protocol":"HTTP/1.1","status":200,"body_bytes":14,"referer":null,"user_agent":"q\"\\""#
+        r#"","remote_addr":"127.0.0.1","method":"GET","target":"/j?x=1","protocol":"HTTP/1.1","status":200,"body_bytes":14,"referer":null,"user_agent":"q\"\\","route":null"#
     );
     let (us, pid) = us.split_once(",\"pid\":").unwrap();
     assert!(us.parse::<u64>().is_ok(), "{l}");
@@ -676,8 +676,15 @@ fn reopen_in_every_worker_with_owner_and_mode() {
     control(&server, "reopen");
     server.wait_for_log("master command=reopen-logs");
     // Until both workers have reopened, a line may still go to the old file.
+    // Connections are held open (keep-alive) so that balanced accepting
+    // hands some to each worker: one client's connections one after the
+    // other would all go to the same one.
+    let mut held = Vec::new();
     wait_until(WAIT, "lines of both workers in the new file", || {
-        assert_eq!(common::status(&server.get()), 200);
+        let mut s = server.open();
+        send(&mut s, b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        assert_eq!(common::status(&answer(&mut s)), 200);
+        held.push(s);
         sent += 1;
         let lines = read_lines(&path);
         workers
@@ -685,6 +692,7 @@ fn reopen_in_every_worker_with_owner_and_mode() {
             .all(|w| lines.iter().any(|l| l.ends_with(&format!("\"pid\":{w}}}"))))
             .then_some(())
     });
+    drop(held);
     check(&path);
     let old = read_lines(&rotated).len();
     for _ in 0..20 {

@@ -644,7 +644,8 @@ fn whitespace_after_a_chunk_extension_is_refused() {
 fn body_dripped_slower_than_header_timeout_gets_408() {
     quiet_sigchld();
     let server =
-        Server::start("workers = 1\nheader_timeout = \"1s\"\nkeepalive_timeout = \"30s\"\n");
+        // The minimum rate off: this is header_timeout's own 408.
+        Server::start("workers = 1\nheader_timeout = \"1s\"\nkeepalive_timeout = \"30s\"\nmin_request_rate = \"off\"\n");
     let mut s = open(server.addr);
     s.set_nodelay(true).unwrap();
     let head_sent = Instant::now();
@@ -832,8 +833,9 @@ fn ten_thousand_idle_connections_do_not_starve_a_client() {
     quiet_sigchld();
     const IDLE: usize = 10_000;
     let server = Server::start(
+        // One client address on purpose: no per-client cap, no rate.
         "workers = 1\nworker_connections = 20000\nheader_timeout = \"120s\"\n\
-         keepalive_timeout = \"120s\"\n",
+         keepalive_timeout = \"120s\"\nmax_connections_per_client = 0\nmin_request_rate = \"off\"\n",
     );
     let worker = server.wait_workers(1)[0];
     let sockets = socket_count(worker);

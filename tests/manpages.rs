@@ -101,6 +101,8 @@ fn every_config_key_is_in_preforkd_toml_5_and_back() {
     for (table, section) in [
         (None, "TOP-LEVEL KEYS"),
         (Some("response"), "[response]"),
+        (Some("[route]"), "[[route]]"),
+        (Some("maintenance"), "[maintenance]"),
         (Some("log"), "[log]"),
         (Some("access_log"), "[access_log]"),
         (Some("tls"), "[tls]"),
@@ -109,6 +111,8 @@ fn every_config_key_is_in_preforkd_toml_5_and_back() {
         if table.is_none() {
             // The tables themselves have sections of their own.
             accepted.remove("response");
+            accepted.remove("route");
+            accepted.remove("maintenance");
             accepted.remove("log");
             accepted.remove("access_log");
             accepted.remove("tls");

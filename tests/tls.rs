@@ -306,21 +306,6 @@ fn status_total(server: &Server, key: &str) -> u64 {
         .unwrap()
 }
 
-/// Per-worker `accepted=` from `-s status`.
-fn accepted_per_worker(server: &Server) -> Vec<u64> {
-    let (_, out, _) = control(server, "status");
-    out.lines()
-        .filter(|l| l.starts_with("worker="))
-        .map(|l| {
-            l.split_whitespace()
-                .find_map(|kv| kv.strip_prefix("accepted="))
-                .unwrap()
-                .parse()
-                .unwrap()
-        })
-        .collect()
-}
-
 /// `openssl s_client` sending one GET with `Connection: close`; extra
 /// arguments after the connect ones. Returns (success, all output).
 fn s_client(addr: SocketAddr, pki: &Pki, extra: &[&str]) -> (bool, String) {
@@ -606,20 +591,62 @@ fn protocols_restrict_the_versions() {
 // Resumption
 // ---------------------------------------------------------------------------
 
-/// One full handshake saving the session, then 20 connections resuming it:
+/// (pid, accepted) of each worker `-s status` shows.
+fn accepted_by_pid(server: &Server) -> Vec<(i32, u64)> {
+    let (_, out, _) = control(server, "status");
+    let field = |line: &str, key: &str| -> u64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    out.lines()
+        .filter(|l| l.starts_with("worker="))
+        .map(|l| (field(l, "pid=") as i32, field(l, "accepted=")))
+        .collect()
+}
+
+/// One full handshake saving the session; then the worker that made it
+/// leaves (QUIT; the master starts another), and 20 connections to the
+/// two workers left, neither of which ever saw the session, resume it:
 /// all must say `Reused`.
 fn resume_twenty(server: &Server, pki: &Pki, version: &str) {
     let sess = server.dir.path().join(format!("session{version}"));
     let sess = sess.to_str().unwrap();
+    let before = accepted_by_pid(server);
     let (ok, out) = s_client(server.addr, pki, &[version, "-sess_out", sess]);
     assert!(ok && out.contains("New, TLSv1."), "{out}");
     assert!(out.contains("HTTP/1.1 200 OK"), "{out}");
+    let after = accepted_by_pid(server);
+    let issuer: Vec<i32> = after
+        .iter()
+        .filter(|w| !before.contains(w))
+        .map(|w| w.0)
+        .collect();
+    assert_eq!(
+        issuer.len(),
+        1,
+        "one worker made the session: {before:?} {after:?}"
+    );
+    let issuer = issuer[0];
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(issuer), Signal::SIGQUIT).unwrap();
+    wait_until(WAIT, "the session's worker to be replaced", || {
+        let pids = server.worker_pids();
+        (pids.len() == 2 && !pids.contains(&issuer)).then_some(())
+    });
+    // The new worker serves once it says it accepts.
+    wait_until(WAIT, "two accepting workers", || {
+        let (_, out, _) = control(server, "status");
+        (out.matches("state=accepting").count() == 2).then_some(())
+    });
     for i in 0..20 {
         let (ok, out) = s_client(server.addr, pki, &[version, "-sess_in", sess]);
         assert!(ok, "try {i}: {out}");
         assert!(out.contains("Reused, TLSv1."), "try {i} not resumed: {out}");
         assert!(out.contains("HTTP/1.1 200 OK"), "try {i}: {out}");
     }
+    assert!(accepted_by_pid(server).iter().all(|w| w.0 != issuer));
 }
 
 #[test]
@@ -637,14 +664,6 @@ fn sessions_resume_on_any_worker() {
         assert_eq!(status_total(&server, "tls_resumed"), 20 * n);
         assert_eq!(status_total(&server, "tls_handshakes"), 21 * n);
     }
-    // Both workers took connections (a worker leaves the accept queue's
-    // head after 16 accepts), so sessions made by one resumed on the other.
-    let accepted = accepted_per_worker(&server);
-    assert_eq!(accepted.len(), 2);
-    assert!(
-        accepted.iter().all(|&a| a > 0),
-        "accepted per worker: {accepted:?}"
-    );
     assert_eq!(status_total(&server, "tls_handshake_failures"), 0);
 
     // The ticket secret outlives a reload: the new generation resumes

@@ -1,7 +1,9 @@
 //! Well-formed requests (bodies that hold request bytes included) followed
 //! by arbitrary bytes, cut anywhere: each request must get exactly its own
 //! answer, in order, and nothing in a body may be taken for a request
-//! (request smuggling). `preforkd::sim::run_sequence` checks it.
+//! (request smuggling). Routed requests (`sim::ROUTED`) are among them, and
+//! the worker may be in maintenance or draining, which changes the expected
+//! answers. `preforkd::sim::run_sequence_in` checks it.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
@@ -15,6 +17,7 @@ enum FuzzReq {
     Options,
     PostLength(Vec<u8>),
     PostChunked(Vec<u8>, Vec<u8>, bool),
+    Routed(u8),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -23,6 +26,8 @@ struct Case {
     tail: Vec<u8>,
     cuts: Vec<u16>,
     budget: Option<u8>,
+    maintenance: bool,
+    draining: bool,
 }
 
 fuzz_target!(|case: Case| {
@@ -40,10 +45,16 @@ fuzz_target!(|case: Case| {
                 body.truncate(1024);
                 Req::PostChunked(body, sizes.into_iter().map(usize::from).collect(), fancy)
             }
+            FuzzReq::Routed(i) => Req::Routed(usize::from(i)),
         })
         .collect();
     let cuts: Vec<usize> = case.cuts.into_iter().map(usize::from).collect();
-    sim::run_sequence(
+    let state = sim::State {
+        maintenance: case.maintenance,
+        draining: case.draining,
+    };
+    sim::run_sequence_in(
+        state,
         &requests,
         &case.tail,
         &cuts,

@@ -7,10 +7,12 @@
 //! - `workers.rs`: carrying them out: spawn, reap, retire, the watchdog;
 //! - `reload.rs` and `upgrade.rs`: the HUP and USR2 hand-overs, each a
 //!   small state machine;
-//! - `report.rs`: `STATUS=` and `-s status` text.
+//! - `report.rs`: `STATUS=` and `-s status` text, and the control socket;
+//! - `maintenance.rs`: `-s maintenance on|off`.
 //!
 //! HTTP and client sockets are the workers'; `unsafe` is `sys.rs`'s.
 
+mod maintenance;
 mod plan;
 mod reload;
 mod report;
@@ -173,6 +175,7 @@ impl Master {
             interactive: std::io::stdin().is_terminal() || std::io::stderr().is_terminal(),
             exit_code: exitcode::OK,
         }
+        .with_inherited_maintenance()
     }
 
     /// Runs until stopped; returns the exit status.
@@ -348,12 +351,6 @@ impl Master {
         // Nothing is accepted any more by this master's workers; release
         // the ports now (nginx closes its listeners on QUIT too).
         self.listeners.clear();
-    }
-
-    fn signal_each_worker(&self, signal: Signal) {
-        for w in &self.workers {
-            let _ = kill(w.pid, signal);
-        }
     }
 
     fn is_done(&self) -> bool {

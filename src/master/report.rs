@@ -1,11 +1,13 @@
 //! What the master tells about itself: the one-line summary for systemd's
 //! `STATUS=`, and the `-s status` report (one line per worker from the
-//! scoreboard, then totals) served on the status socket.
+//! scoreboard, then totals) served on the control socket, which also takes
+//! `-s maintenance on|off` (see `maintenance.rs`).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::Master;
+use crate::control::Request;
 use crate::scoreboard::{self, WorkerState};
 
 impl Master {
@@ -36,11 +38,12 @@ impl Master {
     fn status_report(&self) -> String {
         let mono = scoreboard::monotonic_ms();
         let mut out = format!(
-            "master pid={} version={} uptime={}s listen={} {}\n",
+            "master pid={} version={} uptime={}s listen={} maintenance={} {}\n",
             self.pid,
             env!("CARGO_PKG_VERSION"),
             self.started.elapsed().as_secs(),
             self.listen_list(),
+            self.maintenance_word(),
             self.summary()
         );
         let (mut requests, mut open, mut accepted) = (0, 0, 0);
@@ -84,10 +87,14 @@ impl Master {
         out
     }
 
-    /// Answers waiting `-s status` clients.
+    /// Answers waiting `-s status` and `-s maintenance` clients (the
+    /// socket has refused a state change from a stranger already).
     pub(super) fn answer_status(&self) {
         if let Some(s) = &self.own.status_socket {
-            s.serve(|| self.status_report());
+            s.serve(|request| match request {
+                Request::Status => self.status_report(),
+                Request::Maintenance(on) => self.set_maintenance(on),
+            });
         }
     }
 }

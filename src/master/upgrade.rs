@@ -57,7 +57,13 @@ impl Master {
             }
         }
         let result = Signals::blocked(|| {
-            crate::upgrade::spawn_new_master(&self.exec, &self.args, &self.listeners, self.pid)
+            crate::upgrade::spawn_new_master(
+                &self.exec,
+                &self.args,
+                &self.listeners,
+                self.pid,
+                self.scoreboard.maintenance(),
+            )
         })
         .map_err(anyhow::Error::from)
         .and_then(|spawned| spawned);
@@ -126,11 +132,15 @@ impl Master {
                 Err(e) => log::warn!("cannot take over the status socket: {e}"),
             }
         }
-        log::info!("upgrade: telling old master pid={old} to drain");
-        let _ = kill(old, Signal::SIGQUIT);
+        // The state file names us before the old master hears QUIT: on
+        // exit it removes the status socket and the state file unless they
+        // are ours, and by then they must be (else it could take the socket
+        // we just bound).
         self.state.upgrade = Outcome::From {
             old: old.as_raw() as u32,
         };
         self.publish();
+        log::info!("upgrade: telling old master pid={old} to drain");
+        let _ = kill(old, Signal::SIGQUIT);
     }
 }

@@ -22,6 +22,12 @@ use crate::{exitcode, notify, sys, worker};
 const DAEMON_GIVE_UP: u32 = 5;
 
 impl Master {
+    pub(super) fn signal_each_worker(&self, signal: Signal) {
+        for w in &self.workers {
+            let _ = kill(w.pid, signal);
+        }
+    }
+
     /// Reaps every exited child: `waitpid(-1, WNOHANG)` until none is left.
     pub(super) fn reap_children(&mut self, now: Instant) {
         loop {

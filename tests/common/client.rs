@@ -407,6 +407,17 @@ pub struct Response {
     pub body: String,
 }
 
+impl Response {
+    /// The value of the first `name` field of the head (any case), trimmed.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let head = self.text.split("\r\n\r\n").next()?;
+        head.lines().skip(1).find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
 /// Reads one complete response (head, then Content-Length bytes), within
 /// the socket's read timeout; a signal (EINTR) is read through, anything
 /// else (EOF, reset, timeout, no Content-Length, bytes after the body) is

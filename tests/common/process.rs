@@ -611,6 +611,15 @@ impl Server {
         read_until_close(&mut s)
     }
 
+    /// Sends `bytes` on a new connection and reads one whole response
+    /// (see [`try_read_response`](super::client::try_read_response)).
+    pub fn ask(&self, bytes: &[u8]) -> super::client::Response {
+        let mut s = self.open();
+        super::client::send(&mut s, bytes);
+        super::client::try_read_response(&mut s)
+            .unwrap_or_else(|e| panic!("{:?}: {e}", String::from_utf8_lossy(bytes)))
+    }
+
     /// A plain GET on a new connection with `Connection: close`.
     pub fn get(&self) -> String {
         self.request(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
@@ -917,6 +926,25 @@ pub fn socket_inodes(pid: i32) -> std::collections::HashSet<u64> {
         }
     }
     out
+}
+
+/// The inode of the server's side of `client`'s IPv4 connection (compare
+/// with [`socket_inodes`] to learn which worker holds it).
+pub fn server_side_inode(client: &TcpStream) -> u64 {
+    let (local, peer) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    for line in text.lines().skip(1) {
+        // sl local rem st tx:rx tr:when retrnsmt uid timeout inode …
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let port = |a: &str| {
+            a.rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+        };
+        if f.len() > 9 && port(f[1]) == Some(peer.port()) && port(f[2]) == Some(local.port()) {
+            return f[9].parse().unwrap();
+        }
+    }
+    panic!("no server side for {local} -> {peer} in /proc/net/tcp");
 }
 
 /// Inodes of every TCP socket (v4 and v6) listening on `port`, any address.

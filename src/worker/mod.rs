@@ -1,34 +1,55 @@
 //! One worker, after fork: its own epoll set over the shared listening
-//! sockets (`EPOLLEXCLUSIVE`, so one connection wakes one worker), accepting
-//! with `accept4` until `EAGAIN`, driving its connections, the timeouts
-//! sweep, and draining on QUIT. Forking, the pid file and the worker table
-//! are the master's. Also drives its access log: opened before privileges
-//! are dropped, written on its flush deadline, when draining and on exit,
-//! reopened on USR1.
+//! sockets, the event loop (connections' events, the deadline sweep, QUIT
+//! and the other signals), serving each connection through `conn.rs`, and
+//! draining. Forking, the pid file and the master's worker table are the
+//! master's. Its rooms:
+//! - `setup.rs`: privileges and the orphan guard, before serving;
+//! - `accept.rs`: accepting, EMFILE pauses, balanced accepting;
+//! - `table.rs`: the connection table and per-client counts;
+//! - `pressure.rs`: what to close under pressure (pure, unit-tested);
+//! - `evict.rs`: closing it, the eviction counters and the pressure log.
+//!
+//! Also drives its access log: opened before privileges are dropped,
+//! written on its flush deadline, when draining and on exit, reopened on
+//! USR1.
+//!
+//! EMFILE/ENFILE (or ENOBUFS/ENOMEM) from `accept4`: the worker logs one
+//! warning for the episode, stops accepting for `ACCEPT_PAUSE` at a time
+//! and serves what it holds; the kernel keeps new connections in the
+//! listen backlog meanwhile (other workers may take them), and the worker
+//! says "accepting again" when an accept succeeds. With room made at
+//! `worker_connections`, it only happens when `RLIMIT_NOFILE` is below
+//! `worker_connections` plus the worker's own descriptors.
 
-use std::net::TcpStream;
+mod accept;
+mod evict;
+mod pressure;
+mod setup;
+mod table;
+
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
-use nix::sys::socket::{accept4, SockFlag};
 use nix::unistd::Pid;
 
-use std::sync::atomic::Ordering::Relaxed;
-
 use crate::access_log::AccessLog;
-use crate::config::{Config, Credentials};
-use crate::conn::{Buffers, Conn, Ctx, Interest, Observer, Timeouts};
+use crate::config::Config;
+use crate::conn::{Buffers, Conn, Ctx, Interest, Observer, Timeouts, Transport};
 use crate::exitcode;
 use crate::http::Limits;
 use crate::inbox::Sender;
 use crate::listener::Listener;
 use crate::response::{http_date, Responses};
-use crate::scoreboard::{self, Slot, WorkerState};
+use crate::scoreboard::{self, Eviction, Slot, WorkerState};
 use crate::signals::WorkerSignals;
-use crate::tls::{self, Stream, TlsStream};
+use crate::tls::Stream;
+
+use evict::{Cause, Episode};
+use pressure::Victim;
+use table::{Entry, Table};
 
 /// epoll tokens: connections use their slab index; these sit above.
 const WAKE: u64 = u64::MAX;
@@ -37,25 +58,15 @@ const LISTENER_BASE: u64 = 1 << 32;
 const ACCEPT_PAUSE: Duration = Duration::from_millis(250);
 /// How often deadlines are checked.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
-/// Accepted connections between two re-registrations of the listeners.
-const REARM_EVERY: u64 = 16;
 /// Events taken per epoll_wait.
 const MAX_EVENTS: usize = 512;
-
-/// What connections need to know of the worker right now; a macro so that
-/// it borrows single fields and `self.bufs` stays free to borrow mutably.
-macro_rules! ctx {
-    ($w:expr) => {
-        Ctx {
-            responses: &$w.responses,
-            limits: $w.limits,
-            timeouts: $w.timeouts,
-            now: $w.now,
-            draining: $w.drain_deadline.is_some(),
-            observer: $w.access_log.as_ref().map(|l| l as &dyn Observer),
-        }
-    };
-}
+/// How long a worker holding more than its share of the open connections
+/// stays out of the listeners' wait queue, so that new arrivals wake the
+/// others (balanced accepting, issue 10).
+const YIELD: Duration = Duration::from_millis(2);
+/// A pressure episode ends (and is logged as over) after this long
+/// without an eviction.
+const PRESSURE_QUIET: Duration = Duration::from_secs(5);
 
 /// Runs a worker until it is told to stop; returns its exit status.
 pub fn run(
@@ -81,7 +92,7 @@ pub fn run(
     // Privileges first: changing credentials clears PR_SET_PDEATHSIG, so the
     // orphan guard is set up after.
     if let Some(creds) = &config.user {
-        if let Err(e) = drop_privileges(creds) {
+        if let Err(e) = setup::drop_privileges(creds) {
             log::error!(
                 "worker pid={} cannot drop privileges: {e}; exiting rather than serve as root",
                 std::process::id()
@@ -89,7 +100,7 @@ pub fn run(
             return exitcode::CONFIG;
         }
     }
-    if let Err(e) = orphan_guard(master) {
+    if let Err(e) = setup::orphan_guard(master) {
         log::error!(
             "worker pid={} cannot watch its master: {e}",
             std::process::id()
@@ -117,54 +128,37 @@ pub fn run(
     }
 }
 
-/// setgroups (the user's supplementary groups, via initgroups) → setgid →
-/// setuid, each checked, then verified: groups first, while we may still
-/// set them, the uid last, after which nothing can be changed back (nginx
-/// sets the gid before initgroups, to the same effect). Only as root; a
-/// non-root master warned at startup that it cannot switch.
-fn drop_privileges(creds: &Credentials) -> Result<(), String> {
-    use nix::unistd::{getegid, geteuid, getgid, getuid, setgid, setgroups, setuid};
-    if !geteuid().is_root() {
-        return Ok(());
-    }
-    match &creds.name {
-        Some(name) => {
-            let c = std::ffi::CString::new(name.as_str()).map_err(|e| e.to_string())?;
-            nix::unistd::initgroups(&c, creds.gid).map_err(|e| format!("initgroups: {e}"))?;
+/// What every connection of the worker shares: what `Ctx` is made of.
+struct Shared {
+    responses: Responses,
+    limits: Limits,
+    timeouts: Timeouts,
+    now: Instant,
+    /// Draining: every answer closes its connection.
+    draining: bool,
+    /// Written on its deadline, when draining, and when dropped (exit).
+    access_log: Option<AccessLog>,
+    /// Our scoreboard slot: heartbeat and counters for the master, and
+    /// the maintenance switch it sets.
+    board: &'static Slot,
+}
+
+impl Shared {
+    fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            responses: &self.responses,
+            limits: self.limits,
+            timeouts: self.timeouts,
+            now: self.now,
+            draining: self.draining,
+            maintenance: self.board.maintenance(),
+            observer: self.access_log.as_ref().map(|l| l as &dyn Observer),
         }
-        None => setgroups(&[creds.gid]).map_err(|e| format!("setgroups: {e}"))?,
     }
-    setgid(creds.gid).map_err(|e| format!("setgid: {e}"))?;
-    if let Some(uid) = creds.uid {
-        setuid(uid).map_err(|e| format!("setuid: {e}"))?;
-    }
-    let uid_ok = creds.uid.is_none_or(|u| getuid() == u && geteuid() == u);
-    if !uid_ok || getgid() != creds.gid || getegid() != creds.gid {
-        return Err("credentials did not change".into());
-    }
-    Ok(())
-}
-
-/// A worker must not outlive its master: the kernel sends SIGTERM when the
-/// master dies, and if it died before that was set, we see it in getppid.
-fn orphan_guard(master: Pid) -> nix::Result<()> {
-    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM)?;
-    if nix::unistd::getppid() != master {
-        return Err(Errno::ESRCH);
-    }
-    Ok(())
-}
-
-struct Entry {
-    conn: Conn<Stream>,
-    /// What it waits for in the epoll set; None until first registered.
-    interest: Option<Interest>,
 }
 
 struct Worker {
     epoll: Epoll,
-    /// Our scoreboard slot: heartbeat and counters for the master.
-    board: &'static Slot,
     listeners: Vec<Listener>,
     /// Per listener (same index): its rustls config if it is a `tls` one.
     tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
@@ -172,33 +166,44 @@ struct Worker {
     listening: bool,
     /// Accepting paused after EMFILE/ENFILE until then.
     paused_until: Option<Instant>,
+    /// Stopped accepting at `worker_connections` with nothing to close
+    /// (counted once until an accept succeeds again).
+    full_stop: bool,
     /// In an episode of accept4 failing for want of descriptors or memory:
     /// logged once when it starts and once when it ends.
     accept_starved: bool,
-    conns: Vec<Option<Entry>>,
-    free: Vec<usize>,
-    open: usize,
-    max_conns: usize,
+    table: Table,
     bufs: Buffers,
-    responses: Responses,
-    limits: Limits,
-    timeouts: Timeouts,
+    shared: Shared,
+    max_conns: usize,
+    /// `max_connections_per_client` (0: no cap).
+    client_cap: usize,
+    /// Reused by `pressure::choose`.
+    victims: Vec<Victim>,
+    /// Evictions by kind (`Eviction as usize`), published in the slot.
+    evicted: [u64; 6],
+    pressure: Option<Episode>,
+    /// Balanced accepting is on (more than one worker configured): the
+    /// scoreboard's first `balance_span` slots are looked at.
+    balance_span: usize,
+    /// Out of the listeners' wait queue until then (over our share).
+    yield_until: Option<Instant>,
+    /// The other workers' open connections when we yielded.
+    yield_peers: Option<u64>,
+    /// Back from a yield that nobody used: take what is queued without
+    /// yielding again (see `end_yield`).
+    keep_taking: bool,
     shutdown_timeout: Duration,
-    now: Instant,
     next_date: Instant,
     next_sweep: Instant,
     /// Set once draining: the time by which the worker exits anyway.
     drain_deadline: Option<Instant>,
-    /// Connections accepted since the listeners were last registered.
-    since_rearm: u64,
     /// Connections accepted in all (published in the scoreboard).
     accepted: u64,
     /// Requests answered, against `max_requests` (0: no limit).
     served: u64,
     max_requests: u64,
     inbox: Option<Sender>,
-    /// Written on its deadline, when draining, and when dropped (exit).
-    access_log: Option<AccessLog>,
 }
 
 impl Worker {
@@ -234,39 +239,59 @@ impl Worker {
             .collect();
         let mut w = Worker {
             epoll,
-            board,
             tls,
             listeners,
             listening: false,
             paused_until: None,
+            full_stop: false,
             accept_starved: false,
-            conns: Vec::new(),
-            free: Vec::new(),
-            open: 0,
-            max_conns: config.worker_connections,
+            table: Table::default(),
             bufs: Buffers::new(&limits),
-            responses: Responses::new(&config.response),
-            limits,
-            timeouts: Timeouts {
-                header: config.header_timeout,
-                keepalive: config.keepalive_timeout,
-                drain_idle: config.drain_idle_grace,
+            shared: Shared {
+                responses: Responses::with_routes(
+                    &config.response,
+                    &config.routes,
+                    &config.maintenance,
+                ),
+                limits,
+                timeouts: Timeouts {
+                    header: config.header_timeout,
+                    keepalive: config.keepalive_timeout,
+                    drain_idle: config.drain_idle_grace,
+                    min_rate: config.min_request_rate,
+                },
+                now,
+                draining: false,
+                access_log,
+                board,
             },
+            max_conns: config.worker_connections,
+            client_cap: config.max_connections_per_client,
+            victims: Vec::new(),
+            evicted: [0; 6],
+            pressure: None,
+            // A reload runs old and new workers side by side: twice the
+            // configured number, and a few being replaced.
+            balance_span: if config.workers > 1 {
+                2 * config.workers + 2
+            } else {
+                0
+            },
+            yield_until: None,
+            yield_peers: None,
+            keep_taking: false,
             shutdown_timeout: config.shutdown_timeout,
-            now,
             next_date: now,
             next_sweep: now + SWEEP_EVERY,
             drain_deadline: None,
-            since_rearm: 0,
             accepted: 0,
             served: 0,
             max_requests: config.max_requests_per_worker,
             inbox,
-            access_log,
         };
         w.refresh_date();
         w.start_listening()?;
-        board.state.store(WorkerState::Accepting as u32, Relaxed);
+        board.set_state(WorkerState::Accepting);
         w.tell_master();
         Ok(w)
     }
@@ -282,32 +307,32 @@ impl Worker {
                     return exitcode::OSERR;
                 }
             };
-            self.now = Instant::now();
-            // At least once a second (the epoll timeout), even when idle.
-            self.board
-                .heartbeat
-                .store(scoreboard::monotonic_ms(), Relaxed);
-            if self.now >= self.next_date {
+            self.shared.now = Instant::now();
+            // Every turn: at least every SWEEP_EVERY (the epoll timeout),
+            // even when idle.
+            self.shared.board.beat();
+            if self.shared.now >= self.next_date {
                 self.refresh_date();
             }
             for ev in &events[..n] {
                 match ev.data() {
                     WAKE => signals.drain_wake(),
-                    t if t >= LISTENER_BASE => self.accept((t - LISTENER_BASE) as usize),
+                    t if t >= LISTENER_BASE => self.accept((t - LISTENER_BASE) as usize, true),
                     t => self.on_conn_event(t as usize, ev.events()),
                 }
             }
             if signals.terminate.load(Ordering::SeqCst) {
+                self.farewell();
                 return exitcode::OK;
             }
             if signals.reopen.swap(false, Ordering::SeqCst) {
                 crate::log::reopen();
-                if let Some(l) = &mut self.access_log {
+                if let Some(l) = &mut self.shared.access_log {
                     l.reopen();
                 }
             }
-            if let Some(l) = &mut self.access_log {
-                l.tick(self.now);
+            if let Some(l) = &mut self.shared.access_log {
+                l.tick(self.shared.now);
             }
             if signals.quit.load(Ordering::SeqCst) && self.drain_deadline.is_none() {
                 self.start_drain();
@@ -321,18 +346,36 @@ impl Worker {
                 self.start_drain();
                 self.tell_master();
             }
-            if self.now >= self.next_sweep {
+            if self.shared.now >= self.next_sweep {
                 self.sweep();
             }
-            if self.paused_until.is_some_and(|t| self.now >= t) {
+            let now = self.shared.now;
+            if self.paused_until.is_some_and(|t| now >= t) {
                 self.paused_until = None;
                 self.resume_listening();
             }
+            if self.yield_until.is_some_and(|t| now >= t) {
+                self.end_yield();
+            }
             if let Some(deadline) = self.drain_deadline {
-                if self.open == 0 || self.now >= deadline {
+                if self.table.open() == 0 || now >= deadline {
+                    self.farewell();
                     return exitcode::OK;
                 }
             }
+        }
+    }
+
+    /// On the way out: what this worker evicted in its life, if anything
+    /// (the scoreboard slot goes with it).
+    fn farewell(&self) {
+        let evicted = scoreboard::Evictions(self.evicted);
+        if evicted.total() > 0 {
+            log::info!(
+                "worker pid={} exiting: requests={} {evicted}",
+                std::process::id(),
+                self.served
+            );
         }
     }
 
@@ -345,10 +388,15 @@ impl Worker {
 
     fn wait_timeout(&self) -> EpollTimeout {
         let mut next = self.next_sweep;
-        if let Some(t) = self.paused_until {
+        for t in [self.paused_until, self.yield_until].into_iter().flatten() {
             next = next.min(t);
         }
-        if let Some(t) = self.access_log.as_ref().and_then(AccessLog::deadline) {
+        if let Some(t) = self
+            .shared
+            .access_log
+            .as_ref()
+            .and_then(AccessLog::deadline)
+        {
             next = next.min(t);
         }
         let ms = next.saturating_duration_since(Instant::now()).as_millis() + 1;
@@ -358,154 +406,43 @@ impl Worker {
     /// The `Date` of every template, refreshed at the turn of each second.
     fn refresh_date(&mut self) {
         let wall = SystemTime::now();
-        self.responses.set_date(&http_date(wall));
-        if let Some(l) = &mut self.access_log {
-            l.set_time(wall, self.now);
+        self.shared.responses.set_date(&http_date(wall));
+        if let Some(l) = &mut self.shared.access_log {
+            l.set_time(wall, self.shared.now);
         }
         let into_second = wall
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        self.next_date = self.now + Duration::from_nanos(u64::from(1_000_000_000 - into_second));
-    }
-
-    fn start_listening(&mut self) -> nix::Result<()> {
-        for (i, l) in self.listeners.iter().enumerate() {
-            let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
-            self.epoll.add(
-                l.socket.as_fd(),
-                EpollEvent::new(flags, LISTENER_BASE + i as u64),
-            )?;
-        }
-        self.listening = true;
-        Ok(())
-    }
-
-    /// EPOLLEXCLUSIVE wakes the first idle worker in the listener's wait
-    /// queue, so one worker takes nearly every connection of a burst.
-    /// Leaving and re-entering the epoll set moves us to the back of that
-    /// queue, so others get their turn (nginx does the same).
-    fn rearm_listeners(&mut self) {
-        self.since_rearm = 0;
-        if self.listening {
-            self.stop_listening();
-            self.resume_listening();
-        }
-    }
-
-    fn stop_listening(&mut self) {
-        if self.listening {
-            for l in &self.listeners {
-                let _ = self.epoll.delete(l.socket.as_fd());
-            }
-            self.listening = false;
-        }
-    }
-
-    /// Listens again if nothing holds it back (room, no pause, not draining).
-    fn resume_listening(&mut self) {
-        if !self.listening
-            && self.paused_until.is_none()
-            && self.open < self.max_conns
-            && self.drain_deadline.is_none()
-        {
-            if let Err(e) = self.start_listening() {
-                log::error!(
-                    "worker pid={} cannot resume accepting: {e}",
-                    std::process::id()
-                );
-            }
-        }
-    }
-
-    fn accept(&mut self, index: usize) {
-        loop {
-            if self.open >= self.max_conns {
-                // worker_connections reached: let other workers take them.
-                self.stop_listening();
-                return;
-            }
-            let Some(listener) = self.listeners.get(index) else {
-                return;
-            };
-            match accept4(
-                listener.socket.as_fd(),
-                SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-            ) {
-                Ok(fd) => {
-                    if self.accept_starved {
-                        self.accept_starved = false;
-                        log::info!("worker pid={} accepting again", std::process::id());
-                    }
-                    // TCP_NODELAY comes from the listener (Linux copies it
-                    // to accepted sockets): no setsockopt per connection.
-                    self.accepted += 1;
-                    self.board.accepted.store(self.accepted, Relaxed);
-                    let tcp = TcpStream::from(fd);
-                    let stream = match self.tls.get(index).and_then(Option::as_ref) {
-                        None => Stream::Plain(tcp),
-                        Some(server) => match TlsStream::new(tcp, server, self.tls_counters()) {
-                            Ok(s) => Stream::Tls(Box::new(s)),
-                            Err(e) => {
-                                log::error!(
-                                    "worker pid={} cannot start a TLS session: {e}",
-                                    std::process::id()
-                                );
-                                continue;
-                            }
-                        },
-                    };
-                    self.add_conn(stream);
-                    self.since_rearm += 1;
-                    if self.since_rearm >= REARM_EVERY {
-                        // Leave the rest of the queue to whoever is woken next.
-                        self.rearm_listeners();
-                        return;
-                    }
-                }
-                Err(Errno::EAGAIN) => return,
-                Err(Errno::EINTR | Errno::ECONNABORTED | Errno::EPROTO) => {}
-                Err(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)) => {
-                    // Out of descriptors or memory: retrying at once would
-                    // spin. Pause, serve what we have, try again; say so once.
-                    if !self.accept_starved {
-                        self.accept_starved = true;
-                        log::warn!(
-                            "worker pid={} accept4 failed: {e}; pausing accepts ({}ms at a time) until it succeeds",
-                            std::process::id(),
-                            ACCEPT_PAUSE.as_millis()
-                        );
-                    }
-                    self.stop_listening();
-                    self.paused_until = Some(self.now + ACCEPT_PAUSE);
-                    return;
-                }
-                Err(e) => {
-                    log::error!("worker pid={} accept4 failed: {e}", std::process::id());
-                    return;
-                }
-            }
-        }
-    }
-
-    fn tls_counters(&self) -> tls::Counters {
-        tls::Counters {
-            handshakes: &self.board.tls_handshakes,
-            resumed: &self.board.tls_resumed,
-            failures: &self.board.tls_failures,
-        }
+        self.next_date =
+            self.shared.now + Duration::from_nanos(u64::from(1_000_000_000 - into_second));
     }
 
     fn add_conn(&mut self, stream: Stream) {
-        let index = self.free.pop().unwrap_or_else(|| {
-            self.conns.push(None);
-            self.conns.len() - 1
-        });
-        self.open += 1;
-        self.board.open.store(self.open as u64, Relaxed);
-        let ctx = ctx!(self);
+        let mut client = None;
+        if self.client_cap > 0 && (self.table.counting() || self.table.open() >= self.client_cap) {
+            // Only now can a client be past the cap (see table.rs); once
+            // counting, every new connection is counted until the worker
+            // is well under the cap again (see `sweep`).
+            if !self.table.counting() {
+                self.table.count_clients();
+            }
+            let Some(ip) = stream.peer_ip() else {
+                return; // already gone
+            };
+            if self.table.held_by(ip) as usize >= self.client_cap && !self.make_room_for(ip) {
+                // Past the cap with nothing idle: the new one goes.
+                self.count(Eviction::ClientCap);
+                return;
+            }
+            client = Some(ip);
+        }
+        let index = self.table.reserve(client);
+        self.shared.board.set_open(self.table.open() as u64);
+        let ctx = self.shared.ctx();
         let mut entry = Entry {
             conn: Conn::new(stream, &ctx),
             interest: None,
+            client,
         };
         // Read at once rather than wait for epoll: on a new connection the
         // request has usually arrived with the handshake, and one answered
@@ -516,10 +453,10 @@ impl Worker {
     }
 
     fn on_conn_event(&mut self, index: usize, events: EpollFlags) {
-        let Some(mut entry) = self.conns.get_mut(index).and_then(Option::take) else {
+        let Some(mut entry) = self.table.take(index) else {
             return;
         };
-        let ctx = ctx!(self);
+        let ctx = self.shared.ctx();
         let before = entry.conn.requests;
         let interest = if entry.interest == Some(Interest::Write)
             && events.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP)
@@ -541,18 +478,22 @@ impl Worker {
         let answered = entry.conn.requests - before;
         if answered > 0 {
             self.served += answered;
-            self.board.requests.store(self.served, Relaxed);
+            self.shared.board.set_requests(self.served);
         }
+    }
+
+    /// Closes a connection taken out of the table.
+    fn close(&mut self, index: usize, entry: Entry) {
+        self.table.remove(index, &entry);
+        // Closing the socket also takes it out of the epoll set.
+        entry.conn.release(&mut self.bufs);
+        self.shared.board.set_open(self.table.open() as u64);
     }
 
     /// Puts a connection back with its new interest, or closes it.
     fn settle(&mut self, index: usize, mut entry: Entry, interest: Interest) {
         if interest == Interest::Close {
-            // Closing the socket also takes it out of the epoll set.
-            entry.conn.release(&mut self.bufs);
-            self.free.push(index);
-            self.open -= 1;
-            self.board.open.store(self.open as u64, Relaxed);
+            self.close(index, entry);
             self.resume_listening();
             return;
         }
@@ -573,23 +514,44 @@ impl Worker {
             }
             entry.interest = Some(interest);
         }
-        self.conns[index] = Some(entry);
+        self.table.put(index, entry);
     }
 
-    /// Deadlines: idle keep-alive, slow heads (408), stalled bodies and writes.
+    /// Deadlines: idle keep-alive, slow heads (408), stalled bodies and
+    /// writes, heads and bodies below the minimum rate (408); then the
+    /// end of a quiet pressure episode, and of counting clients once well
+    /// under the cap.
     fn sweep(&mut self) {
-        self.next_sweep = self.now + SWEEP_EVERY;
-        for index in 0..self.conns.len() {
-            let due = matches!(&self.conns[index], Some(e) if e.conn.deadline() <= self.now);
+        let now = self.shared.now;
+        self.next_sweep = now + SWEEP_EVERY;
+        for index in 0..self.table.len() {
+            let due = self
+                .table
+                .get(index)
+                .is_some_and(|e| e.conn.deadline() <= now);
             if !due {
                 continue;
             }
-            let Some(mut entry) = self.conns[index].take() else {
+            let Some(mut entry) = self.table.take(index) else {
                 continue;
             };
-            let ctx = ctx!(self);
+            let slow = entry.conn.is_slow();
+            let ctx = self.shared.ctx();
             let interest = entry.conn.on_timeout(&ctx, &mut self.bufs);
+            if slow {
+                self.count(Eviction::Slow);
+                self.note_pressure(Cause::Slow, None);
+            }
             self.settle(index, entry, interest);
+        }
+        // Stopped while full of busy connections: some may be idle by now
+        // (that is no event of ours), so look again.
+        if self.full_stop {
+            self.resume_listening();
+        }
+        self.end_quiet_pressure();
+        if self.table.counting() && self.table.open() < self.client_cap / 2 {
+            self.table.stop_counting();
         }
     }
 
@@ -598,27 +560,26 @@ impl Worker {
     /// `Connection: close`; all within shutdown_timeout.
     fn start_drain(&mut self) {
         log::info!("worker pid={} draining", std::process::id());
-        self.board
-            .state
-            .store(WorkerState::Draining as u32, Relaxed);
+        self.shared.board.set_state(WorkerState::Draining);
         self.stop_listening();
         // Draining from here on: every answer closes its connection.
-        self.drain_deadline = Some(self.now + self.shutdown_timeout);
+        self.drain_deadline = Some(self.shared.now + self.shutdown_timeout);
+        self.shared.draining = true;
         // A connection may have come in between our last epoll_wait and
         // leaving the epoll set; the kernel woke us (EPOLLEXCLUSIVE) and
         // not another worker, so take what is queued now or it waits for
         // the next arrival. These get `Connection: close` like the rest.
         for i in 0..self.listeners.len() {
-            self.accept(i);
+            self.accept(i, false);
         }
         self.listeners.clear();
-        let ctx = ctx!(self);
-        for entry in self.conns.iter_mut().flatten() {
+        let ctx = self.shared.ctx();
+        for entry in self.table.iter_mut() {
             entry.conn.start_drain(&ctx);
         }
-        self.next_sweep = self.now;
+        self.next_sweep = self.shared.now;
         // What is logged so far goes out now; the rest when we exit.
-        if let Some(l) = &mut self.access_log {
+        if let Some(l) = &mut self.shared.access_log {
             l.flush();
         }
     }
