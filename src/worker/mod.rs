@@ -535,6 +535,16 @@ impl Worker {
         if self.full_stop {
             self.resume_listening();
         }
+        // EPOLLEXCLUSIVE wakes one waiter per arrival; when that waiter is
+        // a sibling that cannot run (SIGSTOPped, or stuck until the watchdog
+        // kills it), the connection waits in the backlog and nobody else is
+        // woken for it. A look at the listeners each sweep (one accept4 per
+        // listener, EAGAIN when nothing waits) takes such strays.
+        if self.listening {
+            for i in 0..self.listeners.len() {
+                self.accept(i, false);
+            }
+        }
         self.end_quiet_pressure();
         if self.table.counting() && self.table.open() < self.client_cap / 2 {
             self.table.stop_counting();
