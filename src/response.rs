@@ -85,24 +85,13 @@ impl Template {
         }
     }
 
-    /// Like [`new`](Template::new) with `extra` not ending in CRLF: bytes
-    /// given to [`push_with`](Template::push_with) complete its last line.
-    pub(crate) fn with_insert(
-        status: u16,
-        extra: &str,
-        persistence: Persistence,
-        content_type: &str,
-        body: &[u8],
-    ) -> Self {
-        let mut t = Template::new(
-            status,
-            &format!("{extra}\r\n"),
-            persistence,
-            content_type,
-            body,
-        );
-        t.insert_at = t.head_len - persistence.header().len() - 4;
-        t
+    /// The template with its last extra header line left open: bytes
+    /// given to [`push_with`](Template::push_with) go before that line's
+    /// CRLF (the rest of a redirect's `Location`). `persistence` is the
+    /// one the template was made with.
+    pub(crate) fn open_last_header(mut self, persistence: Persistence) -> Self {
+        self.insert_at = self.head_len - persistence.header().len() - 4;
+        self
     }
 
     /// 204 to OPTIONS, with `allow` (`Allow: …\r\n`). It carries no body

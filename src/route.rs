@@ -444,7 +444,10 @@ impl Route {
                 let extra = format!("{}Location: {location}", header_lines(headers));
                 let body = format!("{}\n", reason(*status));
                 (
-                    per(&|p| Template::with_insert(*status, &extra, p, TEXT, body.as_bytes())),
+                    per(&|p| {
+                        Template::new(*status, &format!("{extra}\r\n"), p, TEXT, body.as_bytes())
+                            .open_last_header(p)
+                    }),
                     *keep_path,
                 )
             }

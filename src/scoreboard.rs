@@ -40,12 +40,6 @@ impl WorkerState {
             _ => WorkerState::Starting,
         }
     }
-
-    /// The name of a raw state value. Kept only while `master.rs` still
-    /// reads `Slot::state` directly; `Slot::state()` returns the type.
-    pub fn name(v: u32) -> &'static str {
-        WorkerState::from_u32(v).as_str()
-    }
 }
 
 /// Why a worker closed a connection that had not finished on its own
@@ -96,25 +90,23 @@ impl Eviction {
 
 /// One worker's slot. Each is written by one worker alone (plain stores of
 /// its own counters) and read by the master; 128-byte alignment keeps two
-/// workers' slots off the same cache line.
-///
-/// The fields are public only because `master.rs` still reads and writes
-/// them directly; new code (and the master, once it is adapted) goes
-/// through the accessors below, which keep the `as u32` casts in here.
+/// workers' slots off the same cache line. The fields are read and
+/// written through the accessors below, which keep the `as u32` casts in
+/// here.
 #[repr(C, align(128))]
 #[derive(Debug, Default)]
 pub struct Slot {
-    pub pid: AtomicU32,
-    pub state: AtomicU32,
+    pid: AtomicU32,
+    state: AtomicU32,
     /// CLOCK_MONOTONIC milliseconds of the worker's last loop turn.
-    pub heartbeat: AtomicU64,
-    pub accepted: AtomicU64,
-    pub requests: AtomicU64,
-    pub open: AtomicU64,
+    heartbeat: AtomicU64,
+    accepted: AtomicU64,
+    requests: AtomicU64,
+    open: AtomicU64,
     /// Access log lines lost (write failures) by every worker that used
     /// this slot: not reset when the slot is claimed again, so the sum over
     /// all slots is the master's total ([`Scoreboard::log_lost_total`]).
-    pub log_lost: AtomicU64,
+    log_lost: AtomicU64,
     /// One counter per `Eviction`, in `Eviction::ALL` order.
     evictions: [AtomicU64; 6],
     /// Written by the master only: 1 while `-s maintenance on`.
@@ -186,6 +178,11 @@ impl Slot {
 
     pub fn evictions(&self) -> Evictions {
         Evictions(std::array::from_fn(|i| self.evictions[i].load(Relaxed)))
+    }
+
+    /// The counter the worker's access log adds its lost lines to.
+    pub fn log_lost(&self) -> &AtomicU64 {
+        &self.log_lost
     }
 
     /// Maintenance is on (`-s maintenance on`): read per request.
@@ -423,7 +420,6 @@ mod tests {
         ] {
             s.set_state(state);
             assert_eq!(s.state(), state);
-            assert_eq!(WorkerState::name(s.state.load(Relaxed)), state.as_str());
         }
     }
 

@@ -164,17 +164,9 @@ fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// `-s ACTION` against a server whose config names a pid file.
-fn control(server: &Server, action: &str) -> String {
-    let config = server.config_path.to_str().unwrap().to_owned();
-    let (code, out, err) = run_bin(&["-s", action, "-c", &config]);
-    assert_eq!(code, 0, "-s {action}: stdout {out:?} stderr {err:?}");
-    out
-}
-
 /// `requests=N` summed from the `total` line of `-s status`.
 fn status_total_requests(server: &Server) -> u64 {
-    let out = control(server, "status");
+    let out = server.control("status");
     let total = out
         .lines()
         .find(|l| l.starts_with("total "))
@@ -543,7 +535,7 @@ fn buffered_lines_survive_reload_ttou_upgrade_and_stop() {
 
     // TTOU: the retired worker writes exactly what it served.
     let total = send(&server, &mut sent, 12);
-    let status = control(&server, "status");
+    let status = server.control("status");
     let served = |pid: i32| -> usize {
         status
             .lines()
@@ -673,7 +665,7 @@ fn reopen_in_every_worker_with_owner_and_mode() {
     }
     let rotated = logs.path().join("access.log.1");
     std::fs::rename(&path, &rotated).unwrap();
-    control(&server, "reopen");
+    server.control("reopen");
     server.wait_for_log("master command=reopen-logs");
     // Until both workers have reopened, a line may still go to the old file.
     // Connections are held open (keep-alive) so that balanced accepting

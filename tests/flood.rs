@@ -122,11 +122,14 @@ fn sockets(worker: i32) -> usize {
 #[test]
 fn idle_goes_before_an_unfinished_head_and_a_busy_connection_never() {
     quiet_sigchld();
-    let server = Server::start(
-        "workers = 1\nworker_connections = 3\nheader_timeout = \"30s\"\n\
-         keepalive_timeout = \"30s\"\nmin_request_rate = \"off\"\n\
-         max_connections_per_client = 0\n",
-    );
+    let server = Server::start_with(Options {
+        pid_file: true,
+        ..Options::toml(
+            "workers = 1\nworker_connections = 3\nheader_timeout = \"30s\"\n\
+             keepalive_timeout = \"30s\"\nmin_request_rate = \"off\"\n\
+             max_connections_per_client = 0\n",
+        )
+    });
     // Oldest first: an unfinished head, a connection reading a body, an
     // idle keep-alive connection (its answer shows the worker has read
     // everything sent before it).
@@ -153,6 +156,13 @@ fn idle_goes_before_an_unfinished_head_and_a_busy_connection_never() {
     send(&mut new, GET_CLOSE);
     assert_eq!(response(&mut new, "a request to a full worker").status, 200);
     closed_unanswered(&mut head).expect("the unfinished head closed");
+    // `-s status` counts both, by kind, per worker and in the totals.
+    let status = server.control("status");
+    let total = status.lines().find(|l| l.starts_with("total ")).unwrap();
+    assert!(
+        total.contains(" evicted_idle=1 ") && total.contains(" evicted_head=1 "),
+        "{status}"
+    );
 
     // Full with only connections being served: nothing is closed; the new
     // one waits until one finishes.

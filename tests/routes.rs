@@ -349,13 +349,6 @@ body = "Down for maintenance\n"
 headers = { "Cache-Control" = "no-store" }
 "#;
 
-/// `preforkd -s ARGS -p PID_FILE` for a server started with
-/// `Options::pid_file`.
-fn ctl(server: &Server, args: &[&str]) -> (i32, String, String) {
-    let pid_file = server.pid_file.to_str().unwrap();
-    run_bin(&[&["-s"], args, &["-p", pid_file]].concat())
-}
-
 /// [`Server::start`] with a pid file, and so a control socket.
 fn start_with_pid_file(toml: &str) -> Server {
     Server::start_with(Options {
@@ -382,11 +375,11 @@ fn maintenance_switches_every_worker_and_survives_reload() {
         "control socket mode"
     );
 
-    let (code, out, err) = ctl(&server, &["status"]);
+    let (code, out, err) = server.ctl(&["status"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(" maintenance=off "), "{out}");
 
-    let (code, out, err) = ctl(&server, &["maintenance", "on"]);
+    let (code, out, err) = server.ctl(&["maintenance", "on"]);
     assert_eq!(
         (code, out.as_str()),
         (0, "preforkd: maintenance on\n"),
@@ -414,7 +407,7 @@ fn maintenance_switches_every_worker_and_survives_reload() {
         text.starts_with("HTTP/1.1 503 ") && text.ends_with("\r\n\r\n"),
         "{text}"
     );
-    let (_, out, _) = ctl(&server, &["status"]);
+    let (_, out, _) = server.ctl(&["status"]);
     assert!(out.contains(" maintenance=on "), "{out}");
 
     // A reload with other routes: new workers, still in maintenance.
@@ -425,7 +418,7 @@ fn maintenance_switches_every_worker_and_survives_reload() {
             .replace("path = \"/exact\"", "path = \"/renamed\""),
     )
     .unwrap();
-    let (code, out, err) = ctl(&server, &["reload", "--wait", "10"]);
+    let (code, out, err) = server.ctl(&["reload", "--wait", "10"]);
     assert_eq!(code, 0, "{out}{err}");
     assert_maintenance_page(&get(&server, "/renamed"));
     assert_eq!(get(&server, "/healthz").status, 200);
@@ -437,7 +430,7 @@ fn maintenance_switches_every_worker_and_survives_reload() {
         format!("{good}\n[[route]]\npath = \"nope\"\n"),
     )
     .unwrap();
-    let (code, _, err) = ctl(&server, &["reload", "--wait", "10"]);
+    let (code, _, err) = server.ctl(&["reload", "--wait", "10"]);
     assert_eq!(code, 1);
     assert!(
         err.contains("route.path: \"nope\" does not start with \"/\""),
@@ -446,7 +439,7 @@ fn maintenance_switches_every_worker_and_survives_reload() {
     assert_maintenance_page(&get(&server, "/renamed"));
     std::fs::write(&server.config_path, good).unwrap();
 
-    let (code, out, _) = ctl(&server, &["maintenance", "off"]);
+    let (code, out, _) = server.ctl(&["maintenance", "off"]);
     assert_eq!((code, out.as_str()), (0, "preforkd: maintenance off\n"));
     server.wait_for_log("master maintenance=off");
     for _ in 0..20 {
@@ -468,16 +461,16 @@ fn maintenance_survives_an_upgrade() {
         "workers = 1\n{MAINTENANCE}[[route]]\npath = \"/healthz\"\nkind = \"health\"\n"
     ));
     let old = server.pid().as_raw();
-    let (code, _, err) = ctl(&server, &["maintenance", "on"]);
+    let (code, _, err) = server.ctl(&["maintenance", "on"]);
     assert_eq!(code, 0, "{err}");
-    let (code, out, err) = ctl(&server, &["upgrade", "--wait", "10"]);
+    let (code, out, err) = server.ctl(&["upgrade", "--wait", "10"]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(server.wait_exit().success(), "old master");
     let new = server.pid_file_pid().expect("the new master's pid file");
     assert_ne!(new, old);
     assert_maintenance_page(&get(&server, "/"));
     assert_eq!(get(&server, "/healthz").status, 200);
-    let (code, out, err) = ctl(&server, &["status"]);
+    let (code, out, err) = server.ctl(&["status"]);
     assert!(
         code == 0
             && out.contains(&format!("master pid={new} "))
@@ -486,7 +479,7 @@ fn maintenance_survives_an_upgrade() {
     );
     // Once from the old master, once from the new one that inherited it.
     server.wait_for_log_count("master maintenance=on", 2);
-    let (code, _, _) = ctl(&server, &["maintenance", "off"]);
+    let (code, _, _) = server.ctl(&["maintenance", "off"]);
     assert_eq!(code, 0);
     assert_eq!(get(&server, "/").body, "Hello, World!\n");
     // The new master is not our child: stop it by its pid.
@@ -563,7 +556,7 @@ fn access_log_names_what_answered() {
     expect("/old/x", 308, "\"/old/*\"");
     expect("/form", 405, "\"/form\"");
     expect("/nothing", 404, "null");
-    let (code, _, err) = ctl(&server, &["maintenance", "on"]);
+    let (code, _, err) = server.ctl(&["maintenance", "on"]);
     assert_eq!(code, 0, "{err}");
     expect("/exact", 503, "\"maintenance\"");
     expect("/healthz", 200, "\"/healthz\"");

@@ -76,9 +76,8 @@ fn fields(line: &str) -> std::collections::HashMap<String, String> {
 }
 
 /// `-s status -c CONFIG`: the worker lines and the total line.
-fn status_report(config: &Path) -> (Vec<String>, String) {
-    let (code, out, err) = run_bin(&["-s", "status", "-c", config.to_str().unwrap()]);
-    assert_eq!(code, 0, "-s status failed: stdout {out:?} stderr {err:?}");
+fn status_report(server: &Server) -> (Vec<String>, String) {
+    let out = server.control("status");
     let workers: Vec<String> = out
         .lines()
         .filter(|l| l.starts_with("worker="))
@@ -150,6 +149,33 @@ fn watchdog_kills_and_replaces_a_stopped_worker() {
     server.finish_with(&[&format!("pid={victim} hung")]);
 }
 
+// Proves: a worker that cannot run (SIGSTOPped, far from its
+// worker_timeout) does not strand new connections. EPOLLEXCLUSIVE may hand
+// an arrival's wake-up to the stopped worker alone; the running one finds
+// such a connection at its next deadline sweep (250 ms), so every request
+// is answered well within a second.
+#[test]
+fn a_stopped_worker_does_not_strand_new_connections() {
+    let server = Server::start("workers = 2\nworker_timeout = \"60s\"\n");
+    let pids = server.wait_workers(2);
+    // Both in the listeners' wait queue before one is stopped.
+    for _ in 0..4 {
+        assert_serves(server.addr);
+    }
+    kill(Pid::from_raw(pids[0]), Signal::SIGSTOP).unwrap();
+    for i in 0..20 {
+        let t = Instant::now();
+        assert_serves(server.addr);
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "request {i} waited {:?} with one worker stopped",
+            t.elapsed()
+        );
+    }
+    kill(Pid::from_raw(pids[0]), Signal::SIGCONT).unwrap();
+    server.finish();
+}
+
 // ---------------------------------------------------------------------------
 // 2. -s status.
 
@@ -165,10 +191,9 @@ fn status_lists_workers_and_counts_requests() {
         pid_file.display()
     ));
     let pids = server.wait_workers(2);
-    let config = server.config_path.clone();
     // Workers report "accepting" once their listeners are in their epoll set.
     let (workers, total) = wait_until(WAIT, "both workers accepting", || {
-        let (w, t) = status_report(&config);
+        let (w, t) = status_report(&server);
         w.iter()
             .all(|l| l.contains("state=accepting"))
             .then_some((w, t))
@@ -192,7 +217,7 @@ fn status_lists_workers_and_counts_requests() {
     for _ in 0..5 {
         assert_serves(server.addr);
     }
-    let (workers, total) = status_report(&config);
+    let (workers, total) = status_report(&server);
     let t = fields(&total);
     assert_eq!(num(&t, "requests"), before + 5, "{total}");
     let sum: u64 = workers.iter().map(|l| num(&fields(l), "requests")).sum();

@@ -4,11 +4,10 @@
 //! `-s maintenance on|off` (see `maintenance.rs`).
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering::Relaxed;
 
 use super::Master;
 use crate::control::Request;
-use crate::scoreboard::{self, WorkerState};
+use crate::scoreboard;
 
 impl Master {
     pub(super) fn listen_list(&self) -> String {
@@ -51,30 +50,28 @@ impl Master {
         workers.sort_by_key(|w| (w.generation, w.slot));
         for w in &workers {
             let s = self.scoreboard.slot(w.board);
-            let (r, o, a) = (
-                s.requests.load(Relaxed),
-                s.open.load(Relaxed),
-                s.accepted.load(Relaxed),
-            );
+            let (r, o, a) = (s.requests(), s.open(), s.accepted());
             requests += r;
             open += o;
             accepted += a;
             let _ = writeln!(
                 out,
-                "worker={} pid={} generation={} state={} age={}s heartbeat={}ms requests={r} open={o} accepted={a}",
+                "worker={} pid={} generation={} state={} age={}s heartbeat={}ms requests={r} open={o} accepted={a} {}",
                 w.slot,
                 w.pid,
                 w.generation,
-                WorkerState::name(s.state.load(Relaxed)),
+                s.state().as_str(),
                 w.started.elapsed().as_secs(),
-                mono.saturating_sub(s.heartbeat.load(Relaxed)),
+                mono.saturating_sub(s.heartbeat()),
+                s.evictions(),
             );
         }
         let _ = write!(
             out,
-            "total workers={} requests={requests} open={open} accepted={accepted} access_log_lost={}",
+            "total workers={} requests={requests} open={open} accepted={accepted} access_log_lost={} {}",
             workers.len(),
-            crate::access_log::lost_lines(&self.scoreboard)
+            crate::access_log::lost_lines(&self.scoreboard),
+            self.scoreboard.evictions(workers.iter().map(|w| w.board)),
         );
         if self.config.tls.is_some() {
             let (handshakes, resumed, failures) = self.scoreboard.tls_totals();

@@ -3,7 +3,6 @@
 //! plan (spawn into empty slots, retire), and the hung-worker watchdog.
 //! What to do is decided in `plan.rs`; this file only does it.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 use nix::errno::Errno;
@@ -63,8 +62,8 @@ impl Master {
     fn worker_ended(&mut self, w: WorkerProc, ended: Ended, how: &str, now: Instant) {
         // Read before the slot is released: a worker that accepted and died
         // between two turns of the loop still counts as having served.
-        let state = self.scoreboard.slot(w.board).state.load(Relaxed);
-        let ready = w.ready || state != WorkerState::Starting as u32;
+        let state = self.scoreboard.slot(w.board).state();
+        let ready = w.ready || state != WorkerState::Starting;
         self.scoreboard.release(w.board);
         if ready {
             self.respawn.record_ready(w.slot);
@@ -107,12 +106,12 @@ impl Master {
             inbox.drain();
         }
         for w in self.workers.iter_mut() {
-            match self.scoreboard.slot(w.board).state.load(Relaxed) {
-                s if s == WorkerState::Accepting as u32 && !w.ready => {
+            match self.scoreboard.slot(w.board).state() {
+                WorkerState::Accepting if !w.ready => {
                     w.ready = true;
                     self.respawn.record_ready(w.slot);
                 }
-                s if s == WorkerState::Draining as u32 && !w.retiring => {
+                WorkerState::Draining if !w.retiring => {
                     log::info!("worker={} pid={} retiring on its own", w.slot, w.pid);
                     w.retiring = true;
                 }
@@ -170,10 +169,7 @@ impl Master {
                     "worker={slot} pid={pid} started generation={}",
                     self.generation
                 );
-                self.scoreboard
-                    .slot(board)
-                    .pid
-                    .store(pid.as_raw() as u32, Relaxed);
+                self.scoreboard.slot(board).set_pid(pid.as_raw() as u32);
                 self.workers.push(WorkerProc {
                     slot,
                     pid,
@@ -203,14 +199,14 @@ impl Master {
         let mono = scoreboard::monotonic_ms();
         for w in self.workers.iter_mut().filter(|w| !w.killed) {
             let slot = self.scoreboard.slot(w.board);
-            let beat = slot.heartbeat.load(Relaxed);
+            let beat = slot.heartbeat();
             let silent = mono.saturating_sub(beat);
             if beat != 0 && silent > limit {
                 log::error!(
                     "worker={} pid={} hung: no heartbeat for {silent}ms state={}; killing it with SIGKILL",
                     w.slot,
                     w.pid,
-                    WorkerState::name(slot.state.load(Relaxed))
+                    slot.state().as_str()
                 );
                 self.last_error = format!("worker pid={} hung, killed", w.pid);
                 let _ = kill(w.pid, Signal::SIGKILL);

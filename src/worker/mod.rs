@@ -85,7 +85,7 @@ pub fn run(
                 owner: config.user.as_ref(),
                 syslog: &config.log,
                 max_header_bytes: config.max_request_header_bytes,
-                lost: &slot.log_lost,
+                lost: slot.log_lost(),
             },
         )
     });
@@ -548,6 +548,16 @@ impl Worker {
         // (that is no event of ours), so look again.
         if self.full_stop {
             self.resume_listening();
+        }
+        // EPOLLEXCLUSIVE wakes one waiter per arrival; when that waiter is
+        // a sibling that cannot run (SIGSTOPped, or stuck until the watchdog
+        // kills it), the connection waits in the backlog and nobody else is
+        // woken for it. A look at the listeners each sweep (one accept4 per
+        // listener, EAGAIN when nothing waits) takes such strays.
+        if self.listening {
+            for i in 0..self.listeners.len() {
+                self.accept(i, false);
+            }
         }
         self.end_quiet_pressure();
         if self.table.counting() && self.table.open() < self.client_cap / 2 {

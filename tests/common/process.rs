@@ -664,6 +664,20 @@ impl Server {
         wait_workers_of(self.pid().as_raw(), n)
     }
 
+    /// `preforkd -s ARGS -c CONFIG` against this server: (exit code,
+    /// stdout, stderr).
+    pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let config = self.config_path.to_str().expect("utf-8 path");
+        run_bin(&[&["-s"], args, &["-c", config]].concat())
+    }
+
+    /// `-s ACTION` that must succeed; its stdout.
+    pub fn control(&self, action: &str) -> String {
+        let (code, out, err) = self.ctl(&[action]);
+        assert_eq!(code, 0, "-s {action}: stdout {out:?} stderr {err:?}");
+        out
+    }
+
     /// Waits until the master says `master ready` (true) or exits (false):
     /// for tests that start servers which may fail on purpose.
     pub fn wait_ready_or_exit(&mut self) -> bool {
