@@ -114,12 +114,21 @@ pub struct Slot {
     /// TLS handshakes completed, of them resumed, and connections that
     /// never completed one (see `tls::Counters`); like `log_lost`, never
     /// reset, so their sums over all slots are the master's totals.
-    pub tls_handshakes: AtomicU64,
-    pub tls_resumed: AtomicU64,
-    pub tls_failures: AtomicU64,
+    tls_handshakes: AtomicU64,
+    tls_resumed: AtomicU64,
+    tls_failures: AtomicU64,
 }
 
 impl Slot {
+    /// Where this worker's TLS sessions count their handshakes.
+    pub fn tls_counters(&'static self) -> crate::tls::Counters {
+        crate::tls::Counters {
+            handshakes: &self.tls_handshakes,
+            resumed: &self.tls_resumed,
+            failures: &self.tls_failures,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid.load(Relaxed)
     }

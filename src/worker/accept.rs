@@ -14,7 +14,7 @@ use nix::sys::socket::{accept4, SockFlag};
 use super::evict::Cause;
 use super::{pressure, Worker, ACCEPT_PAUSE, LISTENER_BASE, YIELD};
 use crate::scoreboard::{self, Eviction};
-use crate::tls::{self, Stream, TlsStream};
+use crate::tls::{Stream, TlsStream};
 
 impl Worker {
     /// A connection on a `tls` listener gets its TLS session here.
@@ -22,13 +22,7 @@ impl Worker {
         let Some(server) = self.tls.get(index).and_then(Option::as_ref) else {
             return Some(Stream::Plain(tcp));
         };
-        let board = self.shared.board;
-        let counters = tls::Counters {
-            handshakes: &board.tls_handshakes,
-            resumed: &board.tls_resumed,
-            failures: &board.tls_failures,
-        };
-        match TlsStream::new(tcp, server, counters) {
+        match TlsStream::new(tcp, server, self.shared.board.tls_counters()) {
             Ok(s) => Some(Stream::Tls(Box::new(s))),
             Err(e) => {
                 log::error!(
