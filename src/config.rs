@@ -1293,6 +1293,21 @@ impl<'de> Deserialize<'de> for Level {
 mod tests {
     use super::*;
 
+    #[test]
+    fn listen_entries_take_flags_after_the_address() {
+        let l: Listen = "127.0.0.1:8443 tls".parse().unwrap();
+        assert_eq!(l.addr, "127.0.0.1:8443".parse().unwrap());
+        assert!(l.tls);
+        assert_eq!(l.to_string(), "127.0.0.1:8443 tls");
+        let l: Listen = "[::1]:80".parse().unwrap();
+        assert!(!l.tls);
+        assert_eq!(l.to_string().parse::<Listen>().unwrap(), l);
+        let e = "127.0.0.1:1 tsl".parse::<Listen>().unwrap_err();
+        assert!(e.contains("unknown listen flag \"tsl\""), "{e}");
+        assert!("tls".parse::<Listen>().is_err());
+        assert!("".parse::<Listen>().is_err());
+    }
+
     fn parse_str(text: &str) -> Result<Config, Error> {
         parse(text, Path::new("test.toml"))
     }
