@@ -11,7 +11,6 @@
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
 
 use nix::time::{clock_gettime, ClockId};
 
@@ -259,13 +258,6 @@ pub fn monotonic_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The slots of this process's scoreboard, recorded by `Scoreboard::new`
-/// in the master and so inherited by every worker it forks: a worker reads
-/// the others' open connections from here (`accepting_peers`). It is a
-/// static only because `worker::run` is handed its own slot alone (its
-/// caller is in `master.rs`); passing the board along would do as well.
-static BOARD: OnceLock<&'static [Slot]> = OnceLock::new();
-
 pub struct Scoreboard {
     slots: &'static [Slot],
     /// The maintenance switch, copied into each slot as it is claimed.
@@ -274,7 +266,6 @@ pub struct Scoreboard {
 
 impl Scoreboard {
     pub fn new(slots: &'static [Slot]) -> Self {
-        let _ = BOARD.set(slots);
         Scoreboard {
             slots,
             maintenance: Cell::new(false),
@@ -310,6 +301,11 @@ impl Scoreboard {
         // Marks it taken even before the pid is known.
         s.set_pid(u32::MAX);
         Some(i)
+    }
+
+    /// Every slot: what a worker reads the others' load from.
+    pub fn slots(&self) -> &'static [Slot] {
+        self.slots
     }
 
     pub fn slot(&self, i: usize) -> &'static Slot {
@@ -353,11 +349,9 @@ impl Scoreboard {
 }
 
 /// Workers accepting now, and the connections they hold in all, over the
-/// first `span` slots (slots are claimed lowest first, so a server of N
-/// workers uses about the first 2N even during a reload). None when this
-/// process has no scoreboard.
-pub fn accepting_peers(span: usize) -> Option<(u64, u64)> {
-    let slots = BOARD.get()?;
+/// first `span` of `slots` (slots are claimed lowest first, so a server of
+/// N workers uses about the first 2N even during a reload).
+pub fn accepting_peers(slots: &[Slot], span: usize) -> (u64, u64) {
     let mut workers = 0;
     let mut open = 0;
     for s in &slots[..span.min(slots.len())] {
@@ -366,7 +360,7 @@ pub fn accepting_peers(span: usize) -> Option<(u64, u64)> {
             open += s.open();
         }
     }
-    Some((workers, open))
+    (workers, open)
 }
 
 #[cfg(test)]

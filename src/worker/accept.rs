@@ -160,7 +160,7 @@ impl Worker {
         {
             return None;
         }
-        let (workers, total) = scoreboard::accepting_peers(self.balance_span)?;
+        let (workers, total) = scoreboard::accepting_peers(self.peers, self.balance_span);
         let mine = self.table.open() as u64;
         pressure::over_share(mine, workers, total).then(|| total.saturating_sub(mine))
     }
@@ -183,8 +183,8 @@ impl Worker {
         self.resume_listening();
         let before = self.yield_peers.take();
         self.keep_taking = before.is_some_and(|before| {
-            scoreboard::accepting_peers(self.balance_span)
-                .is_some_and(|(_, total)| total.saturating_sub(self.table.open() as u64) <= before)
+            let (_, total) = scoreboard::accepting_peers(self.peers, self.balance_span);
+            total.saturating_sub(self.table.open() as u64) <= before
         });
         if self.listening {
             for i in 0..self.listeners.len() {

@@ -75,6 +75,7 @@ pub fn run(
     master: Pid,
     inbox: Option<Sender>,
     slot: &'static Slot,
+    peers: &'static [Slot],
 ) -> i32 {
     // The access log before privileges are dropped: a file created now is
     // handed to the workers' user (nginx's master does the same).
@@ -119,7 +120,14 @@ pub fn run(
     };
     // Signals were blocked around fork; ours are installed now.
     let _ = crate::signals::Signals::set().thread_unblock();
-    match Worker::new(config, listeners, &signals, inbox, slot, access_log) {
+    match Worker::new(
+        config,
+        listeners,
+        &signals,
+        inbox,
+        (slot, peers),
+        access_log,
+    ) {
         Ok(mut w) => w.run(&signals),
         Err(e) => {
             log::error!("worker pid={} cannot start: {e}", std::process::id());
@@ -186,6 +194,8 @@ struct Worker {
     /// Balanced accepting is on (more than one worker configured): the
     /// scoreboard's first `balance_span` slots are looked at.
     balance_span: usize,
+    /// Every worker's slot, for `balance_span`'s look at the others.
+    peers: &'static [Slot],
     /// Out of the listeners' wait queue until then (over our share).
     yield_until: Option<Instant>,
     /// The other workers' open connections when we yielded.
@@ -212,7 +222,7 @@ impl Worker {
         listeners: Vec<Listener>,
         signals: &WorkerSignals,
         inbox: Option<Sender>,
-        board: &'static Slot,
+        (board, peers): (&'static Slot, &'static [Slot]),
         access_log: Option<AccessLog>,
     ) -> nix::Result<Worker> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
@@ -272,6 +282,7 @@ impl Worker {
             pressure: None,
             // A reload runs old and new workers side by side: twice the
             // configured number, and a few being replaced.
+            peers,
             balance_span: if config.workers > 1 {
                 2 * config.workers + 2
             } else {
