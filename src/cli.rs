@@ -33,7 +33,8 @@ and supervises N worker processes that serve one configured response.
 
 options:
   -c, --config FILE        config file (default: /etc/preforkd/preforkd.toml if it exists)
-  -l, --listen ADDR        listen on ADDR (host:port, IPv4 or [IPv6]); repeatable;
+  -l, --listen ADDR        listen on ADDR (host:port, IPv4 or [IPv6]), with
+                           flags after it ('127.0.0.1:8443 tls'); repeatable;
                            replaces the config's listen list
   -w, --workers N          number of worker processes (N >= 1)
   -p, --pid-file PATH      write the master's pid to PATH
@@ -110,10 +111,8 @@ where
             Short('c') | Long("config") => args.config = Some(value(&mut parser)?.into()),
             Short('l') | Long("listen") => {
                 let v = string(&mut parser)?;
-                let addr = v.parse().map_err(|_| {
-                    format!("invalid listen address '{v}': expected host:port, IPv4 or [IPv6]")
-                })?;
-                args.overrides.listen.push(addr);
+                let listen = v.parse().map_err(|e: String| format!("-l: {e}"))?;
+                args.overrides.listen.push(listen);
             }
             Short('w') | Long("workers") => {
                 let v = string(&mut parser)?;
@@ -210,6 +209,8 @@ mod tests {
         .unwrap();
         assert_eq!(a.config, Some(PathBuf::from("x.toml")));
         assert_eq!(a.overrides.listen.len(), 2);
+        assert!(!a.overrides.listen[0].tls);
+        assert!(p(&["-l", "127.0.0.1:1 tls"]).unwrap().overrides.listen[0].tls);
         assert_eq!(a.overrides.workers, Some(3));
         assert_eq!(a.overrides.pid_file, Some(PathBuf::from("pid")));
         assert_eq!(a.overrides.log_target, Some(LogTarget::Both));
@@ -231,7 +232,7 @@ mod tests {
             "-l",
             "127.0.0.1:1",
             "-l",
-            "[::1]:2",
+            "[::1]:2 tls",
             "-w",
             "3",
             "-p",
@@ -263,6 +264,7 @@ mod tests {
             &["-w", "0"],
             &["-w", "x"],
             &["-l", "localhost:1"],
+            &["-l", "127.0.0.1:1 tsl"],
             &["--log-target", "file"],
             &["-c"],
             &["stray"],

@@ -16,6 +16,59 @@ use crate::access_log::{AccessLogConfig, Destination};
 use crate::log::{LogConfig, LogTarget};
 use crate::response::ResponseSpec;
 use crate::route::{Answer, Methods, PathMatch, RouteSpec, MAX_ROUTES};
+use crate::tls::TlsConfig;
+
+/// One `listen` entry: an address and the flags that may follow it,
+/// `"0.0.0.0:8443 tls"`. A listener gets its flags from the config by its
+/// address, whoever bound it (us, systemd, the old master of an upgrade).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    /// Serve HTTPS with `[tls]`.
+    pub tls: bool,
+}
+
+impl Listen {
+    pub fn plain(addr: SocketAddr) -> Listen {
+        Listen { addr, tls: false }
+    }
+}
+
+impl std::str::FromStr for Listen {
+    type Err = String;
+
+    /// `host:port` (IPv4 or `[IPv6]`), then flags separated by spaces.
+    fn from_str(s: &str) -> Result<Listen, String> {
+        let mut words = s.split_whitespace();
+        let addr = words.next().unwrap_or("");
+        let mut l = Listen::plain(addr.parse().map_err(|_| {
+            format!(
+                "invalid listen address \"{addr}\": expected \"host:port\" with an IPv4 address or [IPv6] address, then flags (\"tls\")"
+            )
+        })?);
+        for flag in words {
+            match flag {
+                "tls" => l.tls = true,
+                _ => {
+                    return Err(format!(
+                        "unknown listen flag \"{flag}\" after {addr}: expected \"tls\""
+                    ))
+                }
+            }
+        }
+        Ok(l)
+    }
+}
+
+impl fmt::Display for Listen {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.addr)?;
+        if self.tls {
+            f.write_str(" tls")?;
+        }
+        Ok(())
+    }
+}
 
 /// Who the workers run as: `user` (with its supplementary groups) and
 /// `group`, resolved when the config is read.
@@ -64,7 +117,7 @@ pub struct Config {
     pub path: Option<PathBuf>,
     /// `listen` came from the file or `-l`, rather than the built-in default.
     pub listen_given: bool,
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<Listen>,
     pub workers: usize,
     pub backlog: i32,
     pub worker_connections: usize,
@@ -94,6 +147,24 @@ pub struct Config {
     pub log: LogConfig,
     /// `[access_log]`; None: no access log.
     pub access_log: Option<AccessLogConfig>,
+    /// `[tls]`, certificate and key loaded; None: no TLS.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Config {
+    /// The addresses to listen on, in order.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listen.iter().map(|l| l.addr).collect()
+    }
+
+    /// The `listen` entry for a socket bound to `addr` (none: plain).
+    pub fn listen_for(&self, addr: SocketAddr) -> Listen {
+        self.listen
+            .iter()
+            .find(|l| l.addr == addr)
+            .copied()
+            .unwrap_or(Listen::plain(addr))
+    }
 }
 
 impl Default for Config {
@@ -101,7 +172,7 @@ impl Default for Config {
         Config {
             path: None,
             listen_given: false,
-            listen: vec![SocketAddr::from(([0, 0, 0, 0], 8888))],
+            listen: vec![Listen::plain(SocketAddr::from(([0, 0, 0, 0], 8888)))],
             workers: cpu_count(),
             backlog: 1024,
             worker_connections: 1024,
@@ -127,6 +198,7 @@ impl Default for Config {
             maintenance: crate::response::default_maintenance(),
             log: LogConfig::default(),
             access_log: None,
+            tls: None,
         }
     }
 }
@@ -140,7 +212,7 @@ fn cpu_count() -> usize {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Overrides {
     /// `-l`: replaces the file's listen list.
-    pub listen: Vec<SocketAddr>,
+    pub listen: Vec<Listen>,
     /// `-w`.
     pub workers: Option<usize>,
     /// `-p`.
@@ -162,7 +234,24 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Error>
         None => Config::default(),
     };
     apply_overrides(&mut config, overrides);
+    check_tls(&config)?;
     Ok(config)
+}
+
+/// A `tls` listener needs `[tls]` (checked after `-l` is applied).
+fn check_tls(config: &Config) -> Result<(), Error> {
+    match config.listen.iter().find(|l| l.tls) {
+        Some(l) if config.tls.is_none() => Err(Error {
+            path: config
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("built-in defaults")),
+            line: 0,
+            col: 0,
+            message: format!("listen \"{l}\": a tls listener needs [tls] with certificate and key"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn apply_overrides(config: &mut Config, args: &Overrides) {
@@ -291,6 +380,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
             &mut c.log.syslog_socket,
             l.syslog_socket.map(|p| base.join(p)),
         );
+    }
+    if let Some(t) = raw.tls {
+        c.tls = Some(tls(t, base).map_err(|e| match e {
+            TlsError::Config(span, m) => span_error(text, path, span, m),
+            TlsError::Load(e) => Error {
+                path: e.path,
+                line: 0,
+                col: 0,
+                message: e.reason,
+            },
+        })?);
     }
     if let Some(a) = raw.access_log {
         c.access_log =
@@ -661,6 +761,54 @@ fn access_log(
     })
 }
 
+enum TlsError {
+    Config(std::ops::Range<usize>, String),
+    Load(crate::tls::LoadError),
+}
+
+/// `[tls]`: certificate and key are required and read now, so that `-t`
+/// and a reload fail on a missing file, bad PEM or a key that does not
+/// match (`file: reason`), and the master holds them before it forks.
+fn tls(table: toml::Spanned<RawTls>, base: &Path) -> Result<TlsConfig, TlsError> {
+    use crate::tls::Version;
+    let span = table.span();
+    let raw = table.into_inner();
+    let (Some(certificate), Some(key)) = (raw.certificate, raw.key) else {
+        return Err(TlsError::Config(
+            span,
+            "tls: certificate and key are both required".into(),
+        ));
+    };
+    let protocols = match raw.protocols {
+        None => vec![Version::Tls12, Version::Tls13],
+        Some(p) => {
+            let span = p.span();
+            let mut out = Vec::new();
+            for name in p.into_inner() {
+                let v = Version::parse(&name).ok_or_else(|| {
+                    TlsError::Config(
+                        span.clone(),
+                        format!("tls.protocols: unknown version \"{name}\": expected \"1.2\" or \"1.3\""),
+                    )
+                })?;
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+            if out.is_empty() {
+                return Err(TlsError::Config(
+                    span,
+                    "tls.protocols: at least one of \"1.2\", \"1.3\"".into(),
+                ));
+            }
+            out
+        }
+    };
+    // Absolute now: `-d` and an upgraded master may run elsewhere.
+    let abs = |p: &Path| std::path::absolute(base.join(p)).unwrap_or_else(|_| base.join(p));
+    crate::tls::load(&abs(&certificate), &abs(&key), &protocols).map_err(TlsError::Load)
+}
+
 /// Resolves `user` and `group` to ids now, so that `-t` rejects names that
 /// do not exist and workers need no lookups after fork.
 fn credentials(
@@ -805,6 +953,15 @@ struct RawConfig {
     maintenance: Option<RawMaintenance>,
     log: Option<RawLog>,
     access_log: Option<toml::Spanned<RawAccessLog>>,
+    tls: Option<toml::Spanned<RawTls>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    certificate: Option<PathBuf>,
+    key: Option<PathBuf>,
+    protocols: Option<toml::Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -909,17 +1066,13 @@ impl<'de> Deserialize<'de> for Size {
     }
 }
 
-/// `"host:port"`, IPv4 or `[IPv6]`.
-struct ListenAddr(SocketAddr);
+/// `"host:port"`, IPv4 or `[IPv6]`, then flags: `"0.0.0.0:8443 tls"`.
+struct ListenAddr(Listen);
 
 impl<'de> Deserialize<'de> for ListenAddr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        s.parse().map(ListenAddr).map_err(|_| {
-            de::Error::custom(format!(
-                "invalid listen address \"{s}\": expected \"host:port\" with an IPv4 address or [IPv6] address"
-            ))
-        })
+        s.parse().map(ListenAddr).map_err(de::Error::custom)
     }
 }
 
@@ -1140,6 +1293,21 @@ impl<'de> Deserialize<'de> for Level {
 mod tests {
     use super::*;
 
+    #[test]
+    fn listen_entries_take_flags_after_the_address() {
+        let l: Listen = "127.0.0.1:8443 tls".parse().unwrap();
+        assert_eq!(l.addr, "127.0.0.1:8443".parse().unwrap());
+        assert!(l.tls);
+        assert_eq!(l.to_string(), "127.0.0.1:8443 tls");
+        let l: Listen = "[::1]:80".parse().unwrap();
+        assert!(!l.tls);
+        assert_eq!(l.to_string().parse::<Listen>().unwrap(), l);
+        let e = "127.0.0.1:1 tsl".parse::<Listen>().unwrap_err();
+        assert!(e.contains("unknown listen flag \"tsl\""), "{e}");
+        assert!("tls".parse::<Listen>().is_err());
+        assert!("".parse::<Listen>().is_err());
+    }
+
     fn parse_str(text: &str) -> Result<Config, Error> {
         parse(text, Path::new("test.toml"))
     }
@@ -1222,7 +1390,7 @@ syslog_socket = "/tmp/log.sock"
     fn unknown_key_names_file_line_and_key() {
         assert_eq!(
             error("workers = 2\n\nwokers = 3\n"),
-            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"min_request_rate\", \"max_connections_per_client\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"route\", \"maintenance\", \"log\", \"access_log\")"
+            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"min_request_rate\", \"max_connections_per_client\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"route\", \"maintenance\", \"log\", \"access_log\", \"tls\")"
         );
         assert!(
             error("[log]\nlevle = \"info\"\n").starts_with("test.toml:2:1: unknown key \"levle\"")

@@ -104,7 +104,7 @@ fn start(
     log::init(&config.log);
     let replaces = upgrade::old_master();
     for l in &listeners {
-        if config.listen_given && !config.listen.contains(&l.addr) {
+        if config.listen_given && !config.listen_addrs().contains(&l.addr) {
             ::log::info!(
                 "serving inherited socket {} although the config does not list it",
                 l.addr
@@ -114,12 +114,15 @@ fn start(
     if listeners.is_empty() || config.listen_given {
         // Inherited sockets stand for the addresses they are bound to;
         // bind only what the config names beyond them.
-        let missing = listener::missing(&listeners, &config.listen);
+        let missing = listener::missing(&listeners, &config.listen_addrs());
         listeners.extend(listener::bind_all(&missing, config.backlog)?);
     } else {
         // Socket activation with no listen configured: the inherited
         // sockets are all we serve (the built-in default is not bound).
-        config.listen = listeners.iter().map(|l| l.addr).collect();
+        config.listen = listeners
+            .iter()
+            .map(|l| config::Listen::plain(l.addr))
+            .collect();
     }
     if config.user.is_some() && !nix::unistd::geteuid().is_root() {
         ::log::warn!(

@@ -110,9 +110,24 @@ pub struct Slot {
     evictions: [AtomicU64; 6],
     /// Written by the master only: 1 while `-s maintenance on`.
     maintenance: AtomicU32,
+    /// TLS handshakes completed, of them resumed, and connections that
+    /// never completed one (see `tls::Counters`); like `log_lost`, never
+    /// reset, so their sums over all slots are the master's totals.
+    tls_handshakes: AtomicU64,
+    tls_resumed: AtomicU64,
+    tls_failures: AtomicU64,
 }
 
 impl Slot {
+    /// Where this worker's TLS sessions count their handshakes.
+    pub fn tls_counters(&'static self) -> crate::tls::Counters {
+        crate::tls::Counters {
+            handshakes: &self.tls_handshakes,
+            resumed: &self.tls_resumed,
+            failures: &self.tls_failures,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid.load(Relaxed)
     }
@@ -301,6 +316,18 @@ impl Scoreboard {
     /// exited workers alike.
     pub fn log_lost_total(&self) -> u64 {
         self.slots.iter().map(|s| s.log_lost.load(Relaxed)).sum()
+    }
+
+    /// TLS (handshakes, resumed, failures) since the scoreboard was mapped,
+    /// by live and exited workers alike.
+    pub fn tls_totals(&self) -> (u64, u64, u64) {
+        self.slots.iter().fold((0, 0, 0), |(h, r, f), s| {
+            (
+                h + s.tls_handshakes.load(Relaxed),
+                r + s.tls_resumed.load(Relaxed),
+                f + s.tls_failures.load(Relaxed),
+            )
+        })
     }
 
     /// The worker is gone: the slot may be claimed again.

@@ -77,7 +77,7 @@ impl Write for Scripted {
 }
 
 impl crate::conn::Transport for Scripted {
-    fn shutdown_write(&self) -> io::Result<()> {
+    fn shutdown_write(&mut self) -> io::Result<()> {
         Ok(())
     }
 }

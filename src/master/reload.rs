@@ -59,11 +59,17 @@ impl Master {
         let mut config = config::load(self.args.config.as_deref(), &self.args.overrides)?;
         if !config.listen_given {
             // Sockets we were handed (systemd, upgrade) stay what we listen on.
-            config.listen = self.listeners.iter().map(|l| l.addr).collect();
+            config.listen = self
+                .listeners
+                .iter()
+                .map(|l| config::Listen::plain(l.addr))
+                .collect();
         }
         // Old workers keep their own copies of dropped listeners until they
         // drain; the master's copies go now, so new workers never get them.
-        listener::reconcile(&mut self.listeners, &config.listen, config.backlog)?;
+        // A kept socket takes its flags (tls) from the new config: the new
+        // workers look them up by address.
+        listener::reconcile(&mut self.listeners, &config.listen_addrs(), config.backlog)?;
         crate::log::init(&config.log);
         self.config = config;
         Ok(())

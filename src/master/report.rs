@@ -11,7 +11,14 @@ use crate::scoreboard;
 
 impl Master {
     pub(super) fn listen_list(&self) -> String {
-        let addrs: Vec<String> = self.listeners.iter().map(|l| l.addr.to_string()).collect();
+        let addrs: Vec<String> = self
+            .listeners
+            .iter()
+            .map(|l| match self.config.listen_for(l.addr).tls {
+                true => format!("{}/tls", l.addr),
+                false => l.addr.to_string(),
+            })
+            .collect();
         addrs.join(",")
     }
 
@@ -59,13 +66,21 @@ impl Master {
                 s.evictions(),
             );
         }
-        let _ = writeln!(
+        let _ = write!(
             out,
             "total workers={} requests={requests} open={open} accepted={accepted} access_log_lost={} {}",
             workers.len(),
             crate::access_log::lost_lines(&self.scoreboard),
             self.scoreboard.evictions(workers.iter().map(|w| w.board)),
         );
+        if self.config.tls.is_some() {
+            let (handshakes, resumed, failures) = self.scoreboard.tls_totals();
+            let _ = write!(
+                out,
+                " tls_handshakes={handshakes} tls_resumed={resumed} tls_handshake_failures={failures}"
+            );
+        }
+        out.push('\n');
         out
     }
 

@@ -14,8 +14,26 @@ use nix::sys::socket::{accept4, SockFlag};
 use super::evict::Cause;
 use super::{pressure, Worker, ACCEPT_PAUSE, LISTENER_BASE, YIELD};
 use crate::scoreboard::{self, Eviction};
+use crate::tls::{Stream, TlsStream};
 
 impl Worker {
+    /// A connection on a `tls` listener gets its TLS session here.
+    fn wrap(&self, index: usize, tcp: TcpStream) -> Option<Stream> {
+        let Some(server) = self.tls.get(index).and_then(Option::as_ref) else {
+            return Some(Stream::Plain(tcp));
+        };
+        match TlsStream::new(tcp, server, self.shared.board.tls_counters()) {
+            Ok(s) => Some(Stream::Tls(Box::new(s))),
+            Err(e) => {
+                log::error!(
+                    "worker pid={} cannot start a TLS session: {e}",
+                    std::process::id()
+                );
+                None
+            }
+        }
+    }
+
     pub(super) fn start_listening(&mut self) -> nix::Result<()> {
         for (i, l) in self.listeners.iter().enumerate() {
             let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
@@ -92,7 +110,10 @@ impl Worker {
                     // to accepted sockets): no setsockopt per connection.
                     self.accepted += 1;
                     self.shared.board.set_accepted(self.accepted);
-                    self.add_conn(TcpStream::from(fd));
+                    let Some(stream) = self.wrap(index, TcpStream::from(fd)) else {
+                        continue;
+                    };
+                    self.add_conn(stream);
                     // EPOLLEXCLUSIVE wakes the first idle worker in the
                     // listener's wait queue, so the one woken first would
                     // take a whole burst: past its share it steps aside.

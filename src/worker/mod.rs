@@ -27,7 +27,6 @@ mod pressure;
 mod setup;
 mod table;
 
-use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,7 +37,7 @@ use nix::unistd::Pid;
 
 use crate::access_log::AccessLog;
 use crate::config::Config;
-use crate::conn::{Buffers, Conn, Ctx, Interest, Observer, Timeouts};
+use crate::conn::{Buffers, Conn, Ctx, Interest, Observer, Timeouts, Transport};
 use crate::exitcode;
 use crate::http::Limits;
 use crate::inbox::Sender;
@@ -46,6 +45,7 @@ use crate::listener::Listener;
 use crate::response::{http_date, Responses};
 use crate::scoreboard::{self, Eviction, Slot, WorkerState};
 use crate::signals::WorkerSignals;
+use crate::tls::Stream;
 
 use evict::{Cause, Episode};
 use pressure::Victim;
@@ -168,6 +168,8 @@ impl Shared {
 struct Worker {
     epoll: Epoll,
     listeners: Vec<Listener>,
+    /// Per listener (same index): its rustls config if it is a `tls` one.
+    tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// Listeners are in the epoll set.
     listening: bool,
     /// Accepting paused after EMFILE/ENFILE until then.
@@ -233,8 +235,21 @@ impl Worker {
             max_body_bytes: config.max_request_body_bytes,
         };
         let now = Instant::now();
+        // A listener's flags come from the config, by its address.
+        let tls = listeners
+            .iter()
+            .map(|l| {
+                let tls = config.listen_for(l.addr).tls;
+                config
+                    .tls
+                    .as_ref()
+                    .filter(|_| tls)
+                    .map(|t| t.server.clone())
+            })
+            .collect();
         let mut w = Worker {
             epoll,
+            tls,
             listeners,
             listening: false,
             paused_until: None,
@@ -413,7 +428,7 @@ impl Worker {
             self.shared.now + Duration::from_nanos(u64::from(1_000_000_000 - into_second));
     }
 
-    fn add_conn(&mut self, stream: TcpStream) {
+    fn add_conn(&mut self, stream: Stream) {
         let mut client = None;
         if self.client_cap > 0 && (self.table.counting() || self.table.open() >= self.client_cap) {
             // Only now can a client be past the cap (see table.rs); once
@@ -422,10 +437,9 @@ impl Worker {
             if !self.table.counting() {
                 self.table.count_clients();
             }
-            let Ok(peer) = stream.peer_addr() else {
+            let Some(ip) = stream.peer_ip() else {
                 return; // already gone
             };
-            let ip = peer.ip();
             if self.table.held_by(ip) as usize >= self.client_cap && !self.make_room_for(ip) {
                 // Past the cap with nothing idle: the new one goes.
                 self.count(Eviction::ClientCap);

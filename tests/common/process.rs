@@ -405,7 +405,8 @@ pub fn notify_socket(path: &Path) -> UnixDatagram {
 
 /// How the server is started.
 pub struct Options {
-    /// Config file text; with `syslog`, `[log]` is appended by the harness.
+    /// Config file text; with `syslog`, `[log]` is appended by the harness;
+    /// `{addr}` becomes the handed-over socket's address.
     pub toml: String,
     /// Pass a pre-bound 127.0.0.1:0 socket as fd 3 (else the config or
     /// `args` must say where to listen).
@@ -509,11 +510,17 @@ impl Server {
         quiet_sigchld();
         let dir = TempDir::new();
         let pid_file = dir.path().join("preforkd.pid");
+        let listener = opts.socket.then(loopback_listener);
         let mut config = String::new();
         if opts.pid_file || opts.daemon {
             config += &format!("pid_file = \"{}\"\n", pid_file.display());
         }
-        config += &opts.toml;
+        // `{addr}` in the config text: the handed-over socket's address
+        // (a listen entry with flags, "{addr} tls", names it).
+        match &listener {
+            Some((_, addr)) => config += &opts.toml.replace("{addr}", &addr.to_string()),
+            None => config += &opts.toml,
+        }
         config.push('\n');
         let log = opts.syslog.then(|| {
             let path = dir.path().join("log.sock");
@@ -532,7 +539,6 @@ impl Server {
         } else {
             PathBuf::from(BIN)
         };
-        let listener = opts.socket.then(loopback_listener);
         let mut cmd = preforkd_command(&exe, listener.as_ref().map(|(l, _)| l), opts.nofile);
         let notify = opts.notify.then(|| {
             let path = dir.path().join("notify.sock");
