@@ -88,6 +88,9 @@ class Server:
             # A socket bound here and passed as fd 3 (LISTEN_FDS): no guessed port.
             lsock = socket.socket()
             lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # As preforkd sets on sockets it binds itself (and the socket
+            # unit with DeferAcceptSec=1): accept once the request is there.
+            lsock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
             lsock.bind(("127.0.0.1", 0))
             lsock.listen(1024)
             self.port = lsock.getsockname()[1]

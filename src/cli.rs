@@ -34,8 +34,9 @@ and supervises N worker processes that serve one configured response.
 options:
   -c, --config FILE        config file (default: /etc/preforkd/preforkd.toml if it exists)
   -l, --listen ADDR        listen on ADDR (host:port, IPv4 or [IPv6]), with
-                           flags after it ('127.0.0.1:8889 proxy_protocol');
-                           repeatable; replaces the config's listen list
+                           flags after it ('127.0.0.1:8443 tls',
+                           '127.0.0.1:8889 proxy_protocol'); repeatable;
+                           replaces the config's listen list
   -w, --workers N          number of worker processes (N >= 1)
   -p, --pid-file PATH      write the master's pid to PATH
       --log-target TARGET  syslog, stderr or both
@@ -209,6 +210,8 @@ mod tests {
         .unwrap();
         assert_eq!(a.config, Some(PathBuf::from("x.toml")));
         assert_eq!(a.overrides.listen.len(), 2);
+        assert!(!a.overrides.listen[0].tls);
+        assert!(p(&["-l", "127.0.0.1:1 tls"]).unwrap().overrides.listen[0].tls);
         assert!(!a.overrides.listen[0].proxy_protocol);
         assert!(
             p(&["-l", "127.0.0.1:1 proxy_protocol"])
@@ -238,7 +241,7 @@ mod tests {
             "-l",
             "127.0.0.1:1",
             "-l",
-            "[::1]:2",
+            "[::1]:2 tls",
             "-w",
             "3",
             "-p",
@@ -270,6 +273,7 @@ mod tests {
             &["-w", "0"],
             &["-w", "x"],
             &["-l", "localhost:1"],
+            &["-l", "127.0.0.1:1 tsl"],
             &["-l", "127.0.0.1:1 proxy-protocol"],
             &["--log-target", "file"],
             &["-c"],

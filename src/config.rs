@@ -18,14 +18,17 @@ use crate::log::{LogConfig, LogTarget};
 use crate::metrics::Page;
 use crate::response::ResponseSpec;
 use crate::route::{Answer, Methods, PathMatch, RouteSpec, MAX_ROUTES};
+use crate::tls::TlsConfig;
 
 /// One `listen` entry: an address and the flags that may follow it,
-/// `"127.0.0.1:8889 proxy_protocol"`. A listener gets its flags from the
-/// config by its address, whoever bound it (us, systemd, the old master of
-/// an upgrade).
+/// `"0.0.0.0:8443 tls"`, `"127.0.0.1:8889 proxy_protocol"`. A listener
+/// gets its flags from the config by its address, whoever bound it (us,
+/// systemd, the old master of an upgrade).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen {
     pub addr: SocketAddr,
+    /// Serve HTTPS with `[tls]`.
+    pub tls: bool,
     /// Every connection starts with a PROXY protocol header (v1 or v2).
     pub proxy_protocol: bool,
 }
@@ -34,6 +37,7 @@ impl Listen {
     pub fn plain(addr: SocketAddr) -> Listen {
         Listen {
             addr,
+            tls: false,
             proxy_protocol: false,
         }
     }
@@ -48,15 +52,16 @@ impl std::str::FromStr for Listen {
         let addr = words.next().unwrap_or("");
         let mut l = Listen::plain(addr.parse().map_err(|_| {
             format!(
-                "invalid listen address \"{addr}\": expected \"host:port\" with an IPv4 address or [IPv6] address, then flags (\"proxy_protocol\")"
+                "invalid listen address \"{addr}\": expected \"host:port\" with an IPv4 address or [IPv6] address, then flags (\"tls\", \"proxy_protocol\")"
             )
         })?);
         for flag in words {
             match flag {
+                "tls" => l.tls = true,
                 "proxy_protocol" => l.proxy_protocol = true,
                 _ => {
                     return Err(format!(
-                        "unknown listen flag \"{flag}\" after {addr}: expected \"proxy_protocol\""
+                        "unknown listen flag \"{flag}\" after {addr}: expected \"tls\" or \"proxy_protocol\""
                     ))
                 }
             }
@@ -68,6 +73,9 @@ impl std::str::FromStr for Listen {
 impl fmt::Display for Listen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.addr)?;
+        if self.tls {
+            f.write_str(" tls")?;
+        }
         if self.proxy_protocol {
             f.write_str(" proxy_protocol")?;
         }
@@ -154,6 +162,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[access_log]`; None: no access log.
     pub access_log: Option<AccessLogConfig>,
+    /// `[tls]`, certificate and key loaded; None: no TLS.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Config {
@@ -204,6 +214,7 @@ impl Default for Config {
             maintenance: crate::response::default_maintenance(),
             log: LogConfig::default(),
             access_log: None,
+            tls: None,
         }
     }
 }
@@ -239,7 +250,45 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Error>
         None => Config::default(),
     };
     apply_overrides(&mut config, overrides);
+    check_tls(&config)?;
+    check_listen_flags(&config)?;
     Ok(config)
+}
+
+/// `tls` and `proxy_protocol` on one listener would need the PROXY header
+/// read before the TLS handshake, which preforkd does not do (yet): refused
+/// rather than failing every connection (checked after `-l` is applied).
+fn check_listen_flags(config: &Config) -> Result<(), Error> {
+    match config.listen.iter().find(|l| l.tls && l.proxy_protocol) {
+        Some(l) => Err(Error {
+            path: config
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("built-in defaults")),
+            line: 0,
+            col: 0,
+            message: format!(
+                "listen \"{l}\": tls and proxy_protocol on one listener are not supported"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A `tls` listener needs `[tls]` (checked after `-l` is applied).
+fn check_tls(config: &Config) -> Result<(), Error> {
+    match config.listen.iter().find(|l| l.tls) {
+        Some(l) if config.tls.is_none() => Err(Error {
+            path: config
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("built-in defaults")),
+            line: 0,
+            col: 0,
+            message: format!("listen \"{l}\": a tls listener needs [tls] with certificate and key"),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn apply_overrides(config: &mut Config, args: &Overrides) {
@@ -371,6 +420,17 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
             &mut c.log.syslog_socket,
             l.syslog_socket.map(|p| base.join(p)),
         );
+    }
+    if let Some(t) = raw.tls {
+        c.tls = Some(tls(t, base).map_err(|e| match e {
+            TlsError::Config(span, m) => span_error(text, path, span, m),
+            TlsError::Load(e) => Error {
+                path: e.path,
+                line: 0,
+                col: 0,
+                message: e.reason,
+            },
+        })?);
     }
     if let Some(a) = raw.access_log {
         c.access_log =
@@ -765,6 +825,54 @@ fn access_log(
     })
 }
 
+enum TlsError {
+    Config(std::ops::Range<usize>, String),
+    Load(crate::tls::LoadError),
+}
+
+/// `[tls]`: certificate and key are required and read now, so that `-t`
+/// and a reload fail on a missing file, bad PEM or a key that does not
+/// match (`file: reason`), and the master holds them before it forks.
+fn tls(table: toml::Spanned<RawTls>, base: &Path) -> Result<TlsConfig, TlsError> {
+    use crate::tls::Version;
+    let span = table.span();
+    let raw = table.into_inner();
+    let (Some(certificate), Some(key)) = (raw.certificate, raw.key) else {
+        return Err(TlsError::Config(
+            span,
+            "tls: certificate and key are both required".into(),
+        ));
+    };
+    let protocols = match raw.protocols {
+        None => vec![Version::Tls12, Version::Tls13],
+        Some(p) => {
+            let span = p.span();
+            let mut out = Vec::new();
+            for name in p.into_inner() {
+                let v = Version::parse(&name).ok_or_else(|| {
+                    TlsError::Config(
+                        span.clone(),
+                        format!("tls.protocols: unknown version \"{name}\": expected \"1.2\" or \"1.3\""),
+                    )
+                })?;
+                if !out.contains(&v) {
+                    out.push(v);
+                }
+            }
+            if out.is_empty() {
+                return Err(TlsError::Config(
+                    span,
+                    "tls.protocols: at least one of \"1.2\", \"1.3\"".into(),
+                ));
+            }
+            out
+        }
+    };
+    // Absolute now: `-d` and an upgraded master may run elsewhere.
+    let abs = |p: &Path| std::path::absolute(base.join(p)).unwrap_or_else(|_| base.join(p));
+    crate::tls::load(&abs(&certificate), &abs(&key), &protocols).map_err(TlsError::Load)
+}
+
 /// Resolves `user` and `group` to ids now, so that `-t` rejects names that
 /// do not exist and workers need no lookups after fork.
 fn credentials(
@@ -910,6 +1018,15 @@ struct RawConfig {
     maintenance: Option<RawMaintenance>,
     log: Option<RawLog>,
     access_log: Option<toml::Spanned<RawAccessLog>>,
+    tls: Option<toml::Spanned<RawTls>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    certificate: Option<PathBuf>,
+    key: Option<PathBuf>,
+    protocols: Option<toml::Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -1015,7 +1132,7 @@ impl<'de> Deserialize<'de> for Size {
     }
 }
 
-/// `"host:port"`, IPv4 or `[IPv6]`, then flags: `"0.0.0.0:8889 proxy_protocol"`.
+/// `"host:port"`, IPv4 or `[IPv6]`, then flags: `"0.0.0.0:8443 tls"`.
 struct ListenAddr(Listen);
 
 impl<'de> Deserialize<'de> for ListenAddr {
@@ -1255,6 +1372,21 @@ impl<'de> Deserialize<'de> for Level {
 mod tests {
     use super::*;
 
+    #[test]
+    fn listen_entries_take_flags_after_the_address() {
+        let l: Listen = "127.0.0.1:8443 tls".parse().unwrap();
+        assert_eq!(l.addr, "127.0.0.1:8443".parse().unwrap());
+        assert!(l.tls);
+        assert_eq!(l.to_string(), "127.0.0.1:8443 tls");
+        let l: Listen = "[::1]:80".parse().unwrap();
+        assert!(!l.tls);
+        assert_eq!(l.to_string().parse::<Listen>().unwrap(), l);
+        let e = "127.0.0.1:1 tsl".parse::<Listen>().unwrap_err();
+        assert!(e.contains("unknown listen flag \"tsl\""), "{e}");
+        assert!("tls".parse::<Listen>().is_err());
+        assert!("".parse::<Listen>().is_err());
+    }
+
     fn parse_str(text: &str) -> Result<Config, Error> {
         parse(text, Path::new("test.toml"))
     }
@@ -1337,7 +1469,7 @@ syslog_socket = "/tmp/log.sock"
     fn unknown_key_names_file_line_and_key() {
         assert_eq!(
             error("workers = 2\n\nwokers = 3\n"),
-            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"proxy_protocol_from\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"min_request_rate\", \"max_connections_per_client\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"route\", \"maintenance\", \"log\", \"access_log\")"
+            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"proxy_protocol_from\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"min_request_rate\", \"max_connections_per_client\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"route\", \"maintenance\", \"log\", \"access_log\", \"tls\")"
         );
         assert!(
             error("[log]\nlevle = \"info\"\n").starts_with("test.toml:2:1: unknown key \"levle\"")

@@ -33,8 +33,9 @@ use std::time::{Duration, Instant};
 use crate::http::{self, Body, ChunkedDecoder, Decoded, Limits, Method, Parsed, Reject, Request};
 use crate::proxy;
 use crate::response::{Persistence, Responses, CONTINUE};
+use crate::route::Asker;
 use crate::route::Choice;
-use crate::scoreboard::Slot;
+use crate::scoreboard::{Board, Slot};
 
 /// Bytes read from a socket at once.
 pub const READ_SIZE: usize = 32 * 1024;
@@ -79,6 +80,9 @@ pub struct Ctx<'a> {
     /// The worker's scoreboard slot, where answers are counted by status
     /// class; None outside a worker.
     pub counters: Option<&'a Slot>,
+    /// Every slot and the master's totals, read by status routes; None
+    /// outside a worker.
+    pub board: Option<Board>,
 }
 
 /// Learns of each answer a connection decides on, before it is written.
@@ -201,16 +205,28 @@ enum Verdict {
 /// a worker, a scripted stream in the fuzz target and the property tests.
 pub trait Transport: Read + Write {
     /// Sends FIN: no more output, input may still arrive.
-    fn shutdown_write(&self) -> io::Result<()>;
+    fn shutdown_write(&mut self) -> io::Result<()>;
 
     /// The peer's address, for the access log.
     fn peer_ip(&self) -> Option<IpAddr> {
         None
     }
+
+    /// The transport holds output the socket did not take yet (TLS
+    /// records): the connection waits for writability and `flush`es.
+    fn has_pending_output(&self) -> bool {
+        false
+    }
+
+    /// The transport may hold input already taken from the socket (TLS
+    /// plaintext): read again before waiting for the socket.
+    fn has_buffered_input(&self) -> bool {
+        false
+    }
 }
 
 impl Transport for TcpStream {
-    fn shutdown_write(&self) -> io::Result<()> {
+    fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
     }
 
@@ -371,9 +387,19 @@ impl<S: Transport> Conn<S> {
         }
     }
 
-    /// The socket is readable: read once, answer every complete request.
+    /// The socket is readable: read once, answer every complete request
+    /// (again while the transport holds input it read already).
     pub fn on_readable(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
-        if !self.pending.is_empty() {
+        loop {
+            let interest = self.read_once(ctx, bufs);
+            if interest != Interest::Read || !self.stream.has_buffered_input() {
+                return interest;
+            }
+        }
+    }
+
+    fn read_once(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
+        if !self.pending.is_empty() || self.stream.has_pending_output() {
             // Not reading while output is blocked (see Interest::Write).
             return Interest::Write;
         }
@@ -387,6 +413,10 @@ impl<S: Transport> Conn<S> {
             Ok(n) if n > 0 => n,
             Err(e) if would_block(&e) => {
                 self.inbuf = own;
+                // A TLS handshake reply the socket did not take yet.
+                if self.stream.has_pending_output() {
+                    return Interest::Write;
+                }
                 return Interest::Read;
             }
             // EOF, or the client is gone (ECONNRESET and the like): a
@@ -460,19 +490,33 @@ impl<S: Transport> Conn<S> {
     /// The socket is writable again: send what was pending.
     pub fn on_writable(&mut self, ctx: &Ctx) -> Interest {
         if self.pending.is_empty() {
-            return Interest::Read;
+            if !self.stream.has_pending_output() {
+                return Interest::Read;
+            }
+        } else {
+            match write_some(&mut self.stream, &self.pending[self.sent..]) {
+                Ok(n) => self.sent += n,
+                Err(_) => return Interest::Close,
+            }
+            if self.sent < self.pending.len() {
+                self.deadline = ctx.now + ctx.timeouts.header;
+                return Interest::Write;
+            }
+            // Free it: a connection that is not blocked holds no output buffer.
+            self.pending = Vec::new();
+            self.sent = 0;
         }
-        match write_some(&mut self.stream, &self.pending[self.sent..]) {
-            Ok(n) => self.sent += n,
-            Err(_) => return Interest::Close,
+        // What the transport itself still holds (TLS records).
+        if self.stream.flush().is_err() {
+            return Interest::Close;
         }
-        if self.sent < self.pending.len() {
+        if self.stream.has_pending_output() {
             self.deadline = ctx.now + ctx.timeouts.header;
             return Interest::Write;
         }
-        // Free it: a connection that is not blocked holds no output buffer.
-        self.pending = Vec::new();
-        self.sent = 0;
+        if matches!(self.phase, Phase::Lingering) {
+            return Interest::Read;
+        }
         self.after_write(self.after_flush, ctx)
     }
 
@@ -695,7 +739,10 @@ impl<S: Transport> Conn<S> {
             p,
             ctx.maintenance,
             ctx.draining,
-            self.peer,
+            Asker {
+                client: self.peer,
+                board: ctx.board,
+            },
         );
         if let Some(slot) = ctx.counters {
             slot.count_request();
@@ -781,7 +828,7 @@ impl<S: Transport> Conn<S> {
                 Ok(n) => n,
                 Err(_) => return Interest::Close,
             };
-            if n < out.len() {
+            if n < out.len() || self.stream.has_pending_output() {
                 self.pending.extend_from_slice(&out[n..]);
                 self.sent = 0;
                 self.after_flush = verdict;

@@ -56,6 +56,11 @@ pub mod sim;
 /// adoption, the scoreboard mapping, TCP_DEFER_ACCEPT.
 #[allow(unsafe_code)] // the one module allowed to; each block says why it is sound
 pub mod sys;
+/// HTTPS: certificate and key loading, ticket keys, rustls as a `Transport`.
+pub mod tls;
+/// The TLS layer against plain HTTP in memory, for property tests and fuzzing.
+#[cfg(any(test, fuzzing))]
+pub mod tls_sim;
 /// USR2: exec the new binary with the listening sockets.
 pub mod upgrade;
 /// One worker after fork: epoll, accept, the connection table and its

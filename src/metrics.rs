@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use crate::scoreboard::{Eviction, Restart, Snapshot};
+use crate::scoreboard::{Board, Eviction, Restart, Snapshot};
 
 /// Which status page a route serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,10 +26,10 @@ impl Page {
         }
     }
 
-    /// The page's body now, from this process's scoreboard (zeroes where
-    /// there is none: tests, fuzzing), for the request being answered.
-    pub fn render(self) -> String {
-        let mut snap = crate::scoreboard::snapshot().unwrap_or_default();
+    /// The page's body now, from `board` (zeroes without one: tests,
+    /// fuzzing), for the request being answered.
+    pub fn render(self, board: Option<Board>) -> String {
+        let mut snap = board.map(|b| b.snapshot()).unwrap_or_default();
         // The request being answered counts, and its connection is
         // writing, as nginx counts them (its slot has neither yet).
         snap.requests += 1;

@@ -6,10 +6,8 @@
 //! `route.rs`, whose answers are templates too); the configured status,
 //! headers and body come from `config.rs`.
 
-use std::net::IpAddr;
-
 use crate::http::{Method, Reject, Request};
-use crate::route::{Choice, RouteSpec, Router};
+use crate::route::{Asker, Choice, RouteSpec, Router};
 
 /// Length of an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub const DATE_LEN: usize = 29;
@@ -90,24 +88,13 @@ impl Template {
         }
     }
 
-    /// Like [`new`](Template::new) with `extra` not ending in CRLF: bytes
-    /// given to [`push_with`](Template::push_with) complete its last line.
-    pub(crate) fn with_insert(
-        status: u16,
-        extra: &str,
-        persistence: Persistence,
-        content_type: &str,
-        body: &[u8],
-    ) -> Self {
-        let mut t = Template::new(
-            status,
-            &format!("{extra}\r\n"),
-            persistence,
-            content_type,
-            body,
-        );
-        t.insert_at = t.head_len - persistence.header().len() - 4;
-        t
+    /// The template with its last extra header line left open: bytes
+    /// given to [`push_with`](Template::push_with) go before that line's
+    /// CRLF (the rest of a redirect's `Location`). `persistence` is the
+    /// one the template was made with.
+    pub(crate) fn open_last_header(mut self, persistence: Persistence) -> Self {
+        self.insert_at = self.head_len - persistence.header().len() - 4;
+        self
     }
 
     /// 204 to OPTIONS, with `allow` (`Allow: …\r\n`). It carries no body
@@ -255,8 +242,8 @@ impl Responses {
     /// Appends the answer to a complete request: the maintenance page while
     /// `maintenance` is on (health and status routes excepted), else its
     /// route's, else the configured response (OPTIONS and other methods as
-    /// always). `client` is the client's address, for a status route's
-    /// `allow`. Returns the status answered.
+    /// always). `asker` is who asks (a status route's `allow`) and what a
+    /// status route reads. Returns the status answered.
     #[allow(clippy::too_many_arguments)] // each is one fact about this request; a struct would be built per request
     pub fn answer(
         &self,
@@ -267,7 +254,7 @@ impl Responses {
         p: Persistence,
         maintenance: bool,
         draining: bool,
-        client: Option<IpAddr>,
+        asker: Asker,
     ) -> u16 {
         let head_only = request.method == Method::Head;
         if maintenance && !self.router.bypasses_maintenance(choice) {
@@ -280,7 +267,7 @@ impl Responses {
             (Choice::Default, Method::Other) => self.not_allowed(out, p),
             (c, _) => self
                 .router
-                .answer(out, c, tail, p, head_only, draining, client),
+                .answer(out, c, tail, p, head_only, draining, asker),
         }
     }
 

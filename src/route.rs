@@ -21,6 +21,7 @@ use crate::cidr::{self, Cidr};
 use crate::http::{Method, Request};
 use crate::metrics::Page;
 use crate::response::{reason, Persistence, ResponseSpec, Template, DATE_LEN};
+use crate::scoreboard::Board;
 
 /// The most routes one configuration may hold.
 pub const MAX_ROUTES: usize = 1000;
@@ -125,6 +126,15 @@ pub struct RouteSpec {
     pub host: Option<String>,
     pub methods: Methods,
     pub answer: Answer,
+}
+
+/// Who asks, and what a status route reads: the client's address (for
+/// `allow`) and the scoreboard (none outside a worker). Two words, built
+/// per request on the stack.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Asker {
+    pub client: Option<IpAddr>,
+    pub board: Option<Board>,
 }
 
 /// What answers a request, decided from its head (while its bytes are
@@ -376,7 +386,7 @@ impl Router {
 
     /// Appends route `i`'s answer and returns its status. `draining` turns
     /// a health answer into 503 (`p` is then `Close` already); a status
-    /// page is built now for a `client` in its `allow`, else 403.
+    /// page is built now for an `asker` in its `allow`, else 403.
     #[allow(clippy::too_many_arguments)] // as Responses::answer: facts of one request
     pub fn answer(
         &self,
@@ -386,7 +396,7 @@ impl Router {
         p: Persistence,
         head_only: bool,
         draining: bool,
-        client: Option<IpAddr>,
+        asker: Asker,
     ) -> u16 {
         let t = match choice {
             Choice::Default => return 0,
@@ -395,8 +405,8 @@ impl Router {
                 if route.health && draining {
                     &self.draining
                 } else if let Some((page, allow)) = &route.status {
-                    if client.is_some_and(|ip| cidr::any_contains(allow, ip)) {
-                        let mut t = status_page(*page, p);
+                    if asker.client.is_some_and(|ip| cidr::any_contains(allow, ip)) {
+                        let mut t = status_page(*page, p, asker.board);
                         t.set_date(&self.date);
                         t.push(out, head_only);
                         return t.status();
@@ -489,7 +499,10 @@ impl Route {
                 let extra = format!("{}Location: {location}", header_lines(headers));
                 let body = format!("{}\n", reason(*status));
                 (
-                    per(&|p| Template::with_insert(*status, &extra, p, TEXT, body.as_bytes())),
+                    per(&|p| {
+                        Template::new(*status, &format!("{extra}\r\n"), p, TEXT, body.as_bytes())
+                            .open_last_header(p)
+                    }),
                     *keep_path,
                 )
             }
@@ -519,13 +532,13 @@ impl Route {
 }
 
 /// A status page as it is now (built per scrape; nothing of it is kept).
-fn status_page(page: Page, p: Persistence) -> Template {
+fn status_page(page: Page, p: Persistence, board: Option<Board>) -> Template {
     Template::new(
         200,
         "Cache-Control: no-store\r\n",
         p,
         page.content_type(),
-        page.render().as_bytes(),
+        page.render(board).as_bytes(),
     )
 }
 
@@ -760,7 +773,7 @@ mod tests {
             Persistence::KeepAlive,
             false,
             false,
-            None,
+            Asker::default(),
         );
         let s = String::from_utf8(out).unwrap();
         assert!(
@@ -786,7 +799,7 @@ mod tests {
             Persistence::KeepAlive,
             false,
             false,
-            None,
+            Asker::default(),
         );
         assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n") && out.ends_with(b"\r\n\r\nok\n"));
         out.clear();
@@ -797,7 +810,7 @@ mod tests {
             Persistence::Close,
             false,
             true,
-            None,
+            Asker::default(),
         );
         let s = String::from_utf8(out).unwrap();
         assert!(
@@ -845,7 +858,10 @@ mod tests {
                 Persistence::KeepAlive,
                 false,
                 false,
-                client.map(|c| c.parse().unwrap()),
+                Asker {
+                    client: client.map(|c| c.parse().unwrap()),
+                    board: None,
+                },
             );
             (status, String::from_utf8(out).unwrap())
         };

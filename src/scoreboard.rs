@@ -12,7 +12,7 @@
 //! counters of workers that are gone (folded in from their slot when they
 //! are reaped, before the slot is released), and the master's own counts
 //! (restarts, reloads, upgrades, generation). A worker answering a status
-//! route reads both ([`snapshot`](crate::scoreboard::snapshot)), so that counters never go down while
+//! route reads both ([`Board::snapshot`](crate::scoreboard::Board::snapshot)), so that counters never go down while
 //! the master lives. Folding and releasing a slot happen inside a sequence
 //! lock (the master writes, single-threaded; readers retry), so a reader
 //! never sees a dead worker's counts twice or not at all.
@@ -20,7 +20,6 @@
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering, Ordering::Relaxed};
-use std::sync::OnceLock;
 
 use nix::time::{clock_gettime, ClockId};
 
@@ -120,6 +119,12 @@ pub struct Slot {
     evictions: [AtomicU64; 6],
     /// Written by the master only: 1 while `-s maintenance on`.
     maintenance: AtomicU32,
+    /// TLS handshakes completed, of them resumed, and connections that
+    /// never completed one (see `tls::Counters`); like `log_lost`, never
+    /// reset, so their sums over all slots are the master's totals.
+    tls_handshakes: AtomicU64,
+    tls_resumed: AtomicU64,
+    tls_failures: AtomicU64,
     /// Answers by status class, 1xx to 5xx.
     responses: [AtomicU64; 5],
     /// Connections reading a request head now.
@@ -130,6 +135,15 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// Where this worker's TLS sessions count their handshakes.
+    pub fn tls_counters(&'static self) -> crate::tls::Counters {
+        crate::tls::Counters {
+            handshakes: &self.tls_handshakes,
+            resumed: &self.tls_resumed,
+            failures: &self.tls_failures,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid.load(Relaxed)
     }
@@ -347,11 +361,19 @@ pub struct Snapshot {
     pub log_lost: u64,
 }
 
-/// Reads the scoreboard of this process (a worker's, inherited from the
-/// master): None when there is none (tests, fuzzing).
-pub fn snapshot() -> Option<Snapshot> {
-    let (slots, totals) = BOARD.get()?;
-    Some(read(slots, totals))
+/// The whole shared mapping as a worker is handed it: every slot and the
+/// master's totals, for a status route to read.
+#[derive(Clone, Copy, Debug)]
+pub struct Board {
+    pub slots: &'static [Slot],
+    pub totals: &'static Totals,
+}
+
+impl Board {
+    /// What a status route shows now.
+    pub fn snapshot(&self) -> Snapshot {
+        read(self.slots, self.totals)
+    }
 }
 
 fn read(slots: &[Slot], t: &Totals) -> Snapshot {
@@ -456,13 +478,6 @@ pub fn monotonic_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The slots of this process's scoreboard, recorded by `Scoreboard::new`
-/// in the master and so inherited by every worker it forks: a worker reads
-/// the others' open connections from here (`accepting_peers`). It is a
-/// static only because `worker::run` is handed its own slot alone (its
-/// caller is in `master.rs`); passing the board along would do as well.
-static BOARD: OnceLock<(&'static [Slot], &'static Totals)> = OnceLock::new();
-
 pub struct Scoreboard {
     slots: &'static [Slot],
     totals: &'static Totals,
@@ -472,7 +487,6 @@ pub struct Scoreboard {
 
 impl Scoreboard {
     pub fn new(slots: &'static [Slot], totals: &'static Totals) -> Self {
-        let _ = BOARD.set((slots, totals));
         let start = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -523,6 +537,14 @@ impl Scoreboard {
         read(self.slots, self.totals)
     }
 
+    /// Every slot and the totals, for a worker.
+    pub fn board(&self) -> Board {
+        Board {
+            slots: self.slots,
+            totals: self.totals,
+        }
+    }
+
     pub fn maintenance(&self) -> bool {
         self.maintenance.get()
     }
@@ -547,6 +569,11 @@ impl Scoreboard {
         Some(i)
     }
 
+    /// Every slot: what a worker reads the others' load from.
+    pub fn slots(&self) -> &'static [Slot] {
+        self.slots
+    }
+
     pub fn slot(&self, i: usize) -> &'static Slot {
         &self.slots[i]
     }
@@ -555,6 +582,18 @@ impl Scoreboard {
     /// exited workers alike.
     pub fn log_lost_total(&self) -> u64 {
         self.slots.iter().map(|s| s.log_lost.load(Relaxed)).sum()
+    }
+
+    /// TLS (handshakes, resumed, failures) since the scoreboard was mapped,
+    /// by live and exited workers alike.
+    pub fn tls_totals(&self) -> (u64, u64, u64) {
+        self.slots.iter().fold((0, 0, 0), |(h, r, f), s| {
+            (
+                h + s.tls_handshakes.load(Relaxed),
+                r + s.tls_resumed.load(Relaxed),
+                f + s.tls_failures.load(Relaxed),
+            )
+        })
     }
 
     /// The worker is gone: its counters are folded into the totals and
@@ -589,11 +628,9 @@ impl Scoreboard {
 }
 
 /// Workers accepting now, and the connections they hold in all, over the
-/// first `span` slots (slots are claimed lowest first, so a server of N
-/// workers uses about the first 2N even during a reload). None when this
-/// process has no scoreboard.
-pub fn accepting_peers(span: usize) -> Option<(u64, u64)> {
-    let (slots, _) = BOARD.get()?;
+/// first `span` of `slots` (slots are claimed lowest first, so a server of
+/// N workers uses about the first 2N even during a reload).
+pub fn accepting_peers(slots: &[Slot], span: usize) -> (u64, u64) {
     let mut workers = 0;
     let mut open = 0;
     for s in &slots[..span.min(slots.len())] {
@@ -602,7 +639,7 @@ pub fn accepting_peers(span: usize) -> Option<(u64, u64)> {
             open += s.open();
         }
     }
-    Some((workers, open))
+    (workers, open)
 }
 
 #[cfg(test)]

@@ -77,7 +77,7 @@ impl Write for Scripted {
 }
 
 impl crate::conn::Transport for Scripted {
-    fn shutdown_write(&self) -> io::Result<()> {
+    fn shutdown_write(&mut self) -> io::Result<()> {
         Ok(())
     }
 }
@@ -234,6 +234,7 @@ pub fn run_in(state: State, input: &[u8], cuts: &[usize], write_budget: Option<u
         maintenance: state.maintenance,
         observer: Some(&recorder),
         counters: None,
+        board: None,
     };
     let mut bufs = Buffers::new(&limits);
     let stream = Scripted {
@@ -789,6 +790,7 @@ mod tests {
                 maintenance: false,
                 observer: None,
                 counters: None,
+                board: None,
             };
             let stream = Scripted {
                 pieces: VecDeque::new(),
@@ -819,6 +821,7 @@ mod tests {
                 maintenance: false,
                 observer: None,
                 counters: None,
+                board: None,
             };
             self.conn.on_readable(&ctx, &mut self.bufs)
         }
@@ -856,6 +859,7 @@ mod tests {
             maintenance: false,
             observer: None,
             counters: None,
+            board: None,
         };
         let mut bufs = Buffers::new(&limits());
         assert_eq!(c.conn.on_timeout(&ctx, &mut bufs), Interest::Read);

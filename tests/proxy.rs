@@ -257,7 +257,7 @@ fn bad_listen_flags_and_ranges_fail_the_config_test() {
             "listen = [\"127.0.0.1:1 proxy\"]\n",
             (
                 ":1:10:",
-                "unknown listen flag \"proxy\" after 127.0.0.1:1: expected \"proxy_protocol\"",
+                "unknown listen flag \"proxy\" after 127.0.0.1:1: expected \"tls\" or \"proxy_protocol\"",
             ),
         ),
         (
@@ -290,6 +290,24 @@ fn bad_listen_flags_and_ranges_fail_the_config_test() {
     }
     let (code, _, err) = run_bin(&["-t", "-l", "127.0.0.1:1 proxy_protocol", "-c", "/dev/null"]);
     assert_eq!(code, 0, "{err}");
+    // Both flags on one listener: refused (the header would come before
+    // the TLS handshake).
+    let pem = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tls_sim");
+    let path = write_file(
+        &dir,
+        "both.toml",
+        &format!(
+            "listen = [\"127.0.0.1:1 tls proxy_protocol\"]\n[tls]\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            pem.join("leaf.pem").display(),
+            pem.join("leaf.key").display()
+        ),
+    );
+    let (code, _, err) = run_bin(&["-t", "-c", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("tls and proxy_protocol on one listener are not supported"),
+        "{err}"
+    );
 }
 
 // --- HAProxy in front -----------------------------------------------------

@@ -149,6 +149,33 @@ fn watchdog_kills_and_replaces_a_stopped_worker() {
     server.finish_with(&[&format!("pid={victim} hung")]);
 }
 
+// Proves: a worker that cannot run (SIGSTOPped, far from its
+// worker_timeout) does not strand new connections. EPOLLEXCLUSIVE may hand
+// an arrival's wake-up to the stopped worker alone; the running one finds
+// such a connection at its next deadline sweep (250 ms), so every request
+// is answered well within a second.
+#[test]
+fn a_stopped_worker_does_not_strand_new_connections() {
+    let server = Server::start("workers = 2\nworker_timeout = \"60s\"\n");
+    let pids = server.wait_workers(2);
+    // Both in the listeners' wait queue before one is stopped.
+    for _ in 0..4 {
+        assert_serves(server.addr);
+    }
+    kill(Pid::from_raw(pids[0]), Signal::SIGSTOP).unwrap();
+    for i in 0..20 {
+        let t = Instant::now();
+        assert_serves(server.addr);
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "request {i} waited {:?} with one worker stopped",
+            t.elapsed()
+        );
+    }
+    kill(Pid::from_raw(pids[0]), Signal::SIGCONT).unwrap();
+    server.finish();
+}
+
 // ---------------------------------------------------------------------------
 // 2. -s status.
 

@@ -69,7 +69,7 @@ impl Master {
         }
         // Old workers keep their own copies of dropped listeners until they
         // drain; the master's copies go now, so new workers never get them.
-        // A kept socket takes its flags (proxy_protocol) from the new
+        // A kept socket takes its flags (tls, proxy_protocol) from the new
         // config: the new workers look them up by address.
         listener::reconcile(&mut self.listeners, &config.listen_addrs(), config.backlog)?;
         crate::log::init(&config.log);

@@ -11,7 +11,21 @@ use crate::scoreboard;
 
 impl Master {
     pub(super) fn listen_list(&self) -> String {
-        let addrs: Vec<String> = self.listeners.iter().map(|l| l.addr.to_string()).collect();
+        let addrs: Vec<String> = self
+            .listeners
+            .iter()
+            .map(|l| {
+                let flags = self.config.listen_for(l.addr);
+                let mut text = l.addr.to_string();
+                if flags.tls {
+                    text.push_str("/tls");
+                }
+                if flags.proxy_protocol {
+                    text.push_str("/proxy_protocol");
+                }
+                text
+            })
+            .collect();
         addrs.join(",")
     }
 
@@ -59,13 +73,21 @@ impl Master {
                 s.evictions(),
             );
         }
-        let _ = writeln!(
+        let _ = write!(
             out,
             "total workers={} requests={requests} open={open} accepted={accepted} access_log_lost={} {}",
             workers.len(),
             crate::access_log::lost_lines(&self.scoreboard),
             self.scoreboard.evictions(workers.iter().map(|w| w.board)),
         );
+        if self.config.tls.is_some() {
+            let (handshakes, resumed, failures) = self.scoreboard.tls_totals();
+            let _ = write!(
+                out,
+                " tls_handshakes={handshakes} tls_resumed={resumed} tls_handshake_failures={failures}"
+            );
+        }
+        out.push('\n');
         out
     }
 

@@ -171,7 +171,14 @@ impl Master {
                 crate::log::reinit_after_fork();
                 let listeners = std::mem::take(&mut self.listeners);
                 let slot = self.scoreboard.slot(board);
-                worker::run(&self.config, listeners, master, inbox, slot)
+                worker::run(
+                    &self.config,
+                    listeners,
+                    master,
+                    inbox,
+                    slot,
+                    self.scoreboard.board(),
+                )
             })
         })
         .and_then(|forked| forked);

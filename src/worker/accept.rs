@@ -14,8 +14,26 @@ use nix::sys::socket::{accept4, SockFlag};
 use super::evict::Cause;
 use super::{pressure, Worker, ACCEPT_PAUSE, LISTENER_BASE, YIELD};
 use crate::scoreboard::{self, Eviction};
+use crate::tls::{Stream, TlsStream};
 
 impl Worker {
+    /// A connection on a `tls` listener gets its TLS session here.
+    fn wrap(&self, index: usize, tcp: TcpStream) -> Option<Stream> {
+        let Some(server) = self.tls.get(index).and_then(Option::as_ref) else {
+            return Some(Stream::Plain(tcp));
+        };
+        match TlsStream::new(tcp, server, self.shared.board.tls_counters()) {
+            Ok(s) => Some(Stream::Tls(Box::new(s))),
+            Err(e) => {
+                log::error!(
+                    "worker pid={} cannot start a TLS session: {e}",
+                    std::process::id()
+                );
+                None
+            }
+        }
+    }
+
     pub(super) fn start_listening(&mut self) -> nix::Result<()> {
         for (i, l) in self.listeners.iter().enumerate() {
             let flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLEXCLUSIVE;
@@ -93,7 +111,10 @@ impl Worker {
                     self.accepted += 1;
                     self.shared.board.set_accepted(self.accepted);
                     let via_proxy = self.proxied.get(index).copied().unwrap_or(false);
-                    self.add_conn(TcpStream::from(fd), via_proxy);
+                    let Some(stream) = self.wrap(index, TcpStream::from(fd)) else {
+                        continue;
+                    };
+                    self.add_conn(stream, via_proxy);
                     // EPOLLEXCLUSIVE wakes the first idle worker in the
                     // listener's wait queue, so the one woken first would
                     // take a whole burst: past its share it steps aside.
@@ -140,7 +161,7 @@ impl Worker {
         {
             return None;
         }
-        let (workers, total) = scoreboard::accepting_peers(self.balance_span)?;
+        let (workers, total) = scoreboard::accepting_peers(self.peers, self.balance_span);
         let mine = self.table.open() as u64;
         pressure::over_share(mine, workers, total).then(|| total.saturating_sub(mine))
     }
@@ -163,8 +184,8 @@ impl Worker {
         self.resume_listening();
         let before = self.yield_peers.take();
         self.keep_taking = before.is_some_and(|before| {
-            scoreboard::accepting_peers(self.balance_span)
-                .is_some_and(|(_, total)| total.saturating_sub(self.table.open() as u64) <= before)
+            let (_, total) = scoreboard::accepting_peers(self.peers, self.balance_span);
+            total.saturating_sub(self.table.open() as u64) <= before
         });
         if self.listening {
             for i in 0..self.listeners.len() {

@@ -27,7 +27,6 @@ mod pressure;
 mod setup;
 mod table;
 
-use std::net::TcpStream;
 use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -38,14 +37,15 @@ use nix::unistd::Pid;
 
 use crate::access_log::AccessLog;
 use crate::config::Config;
-use crate::conn::{Buffers, Conn, Ctx, Interest, Observer, Timeouts};
+use crate::conn::{Buffers, Conn, Ctx, Interest, Observer, Timeouts, Transport};
 use crate::exitcode;
 use crate::http::Limits;
 use crate::inbox::Sender;
 use crate::listener::Listener;
 use crate::response::{http_date, Responses};
-use crate::scoreboard::{self, Eviction, Slot, WorkerState};
+use crate::scoreboard::{self, Board, Eviction, Slot, WorkerState};
 use crate::signals::WorkerSignals;
+use crate::tls::Stream;
 
 use evict::{Cause, Episode};
 use pressure::Victim;
@@ -75,6 +75,7 @@ pub fn run(
     master: Pid,
     inbox: Option<Sender>,
     slot: &'static Slot,
+    all: Board,
 ) -> i32 {
     // The access log before privileges are dropped: a file created now is
     // handed to the workers' user (nginx's master does the same).
@@ -119,7 +120,7 @@ pub fn run(
     };
     // Signals were blocked around fork; ours are installed now.
     let _ = crate::signals::Signals::set().thread_unblock();
-    match Worker::new(config, listeners, &signals, inbox, slot, access_log) {
+    match Worker::new(config, listeners, &signals, inbox, (slot, all), access_log) {
         Ok(mut w) => w.run(&signals),
         Err(e) => {
             log::error!("worker pid={} cannot start: {e}", std::process::id());
@@ -141,6 +142,8 @@ struct Shared {
     /// Our scoreboard slot: heartbeat and counters for the master, and
     /// the maintenance switch it sets.
     board: &'static Slot,
+    /// Every slot and the master's totals, for status routes.
+    all: Board,
 }
 
 impl Shared {
@@ -154,6 +157,7 @@ impl Shared {
             maintenance: self.board.maintenance(),
             observer: self.access_log.as_ref().map(|l| l as &dyn Observer),
             counters: Some(self.board),
+            board: Some(self.all),
         }
     }
 }
@@ -161,6 +165,8 @@ impl Shared {
 struct Worker {
     epoll: Epoll,
     listeners: Vec<Listener>,
+    /// Per listener (same index): its rustls config if it is a `tls` one.
+    tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// Per listener (same index): a `proxy_protocol` one.
     proxied: Vec<bool>,
     /// `proxy_protocol_from`.
@@ -193,6 +199,8 @@ struct Worker {
     /// Balanced accepting is on (more than one worker configured): the
     /// scoreboard's first `balance_span` slots are looked at.
     balance_span: usize,
+    /// Every worker's slot, for `balance_span`'s look at the others.
+    peers: &'static [Slot],
     /// Out of the listeners' wait queue until then (over our share).
     yield_until: Option<Instant>,
     /// The other workers' open connections when we yielded.
@@ -219,7 +227,7 @@ impl Worker {
         listeners: Vec<Listener>,
         signals: &WorkerSignals,
         inbox: Option<Sender>,
-        board: &'static Slot,
+        (board, all): (&'static Slot, Board),
         access_log: Option<AccessLog>,
     ) -> nix::Result<Worker> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
@@ -233,12 +241,24 @@ impl Worker {
         };
         let now = Instant::now();
         // A listener's flags come from the config, by its address.
+        let tls = listeners
+            .iter()
+            .map(|l| {
+                let tls = config.listen_for(l.addr).tls;
+                config
+                    .tls
+                    .as_ref()
+                    .filter(|_| tls)
+                    .map(|t| t.server.clone())
+            })
+            .collect();
         let proxied = listeners
             .iter()
             .map(|l| config.listen_for(l.addr).proxy_protocol)
             .collect();
         let mut w = Worker {
             epoll,
+            tls,
             listeners,
             proxied,
             proxy_from: config.proxy_protocol_from.clone(),
@@ -267,6 +287,7 @@ impl Worker {
                 draining: false,
                 access_log,
                 board,
+                all,
             },
             max_conns: config.worker_connections,
             client_cap: config.max_connections_per_client,
@@ -275,6 +296,7 @@ impl Worker {
             pressure: None,
             // A reload runs old and new workers side by side: twice the
             // configured number, and a few being replaced.
+            peers: all.slots,
             balance_span: if config.workers > 1 {
                 2 * config.workers + 2
             } else {
@@ -420,14 +442,14 @@ impl Worker {
             self.shared.now + Duration::from_nanos(u64::from(1_000_000_000 - into_second));
     }
 
-    fn add_conn(&mut self, stream: TcpStream, via_proxy: bool) {
+    fn add_conn(&mut self, stream: Stream, via_proxy: bool) {
         let mut client = None;
         if via_proxy {
             // Only the balancers named in proxy_protocol_from may say who
             // the client is; anyone else is closed without an answer.
             let trusted = stream
-                .peer_addr()
-                .is_ok_and(|a| crate::cidr::any_contains(&self.proxy_from, a.ip()));
+                .peer_ip()
+                .is_some_and(|ip| crate::cidr::any_contains(&self.proxy_from, ip));
             if !trusted {
                 return;
             }
@@ -440,10 +462,9 @@ impl Worker {
             if !self.table.counting() {
                 self.table.count_clients();
             }
-            let Ok(peer) = stream.peer_addr() else {
+            let Some(ip) = stream.peer_ip() else {
                 return; // already gone
             };
-            let ip = peer.ip();
             if self.table.held_by(ip) as usize >= self.client_cap && !self.make_room_for(ip) {
                 // Past the cap with nothing idle: the new one goes.
                 self.count(Eviction::ClientCap);
@@ -619,6 +640,16 @@ impl Worker {
         // (that is no event of ours), so look again.
         if self.full_stop {
             self.resume_listening();
+        }
+        // EPOLLEXCLUSIVE wakes one waiter per arrival; when that waiter is
+        // a sibling that cannot run (SIGSTOPped, or stuck until the watchdog
+        // kills it), the connection waits in the backlog and nobody else is
+        // woken for it. A look at the listeners each sweep (one accept4 per
+        // listener, EAGAIN when nothing waits) takes such strays.
+        if self.listening {
+            for i in 0..self.listeners.len() {
+                self.accept(i, false);
+            }
         }
         self.end_quiet_pressure();
         if self.table.counting() && self.table.open() < self.client_cap / 2 {

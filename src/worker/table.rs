@@ -10,12 +10,13 @@
 //! handed, so a PROXY-protocol address can take the peer's place.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, TcpStream};
+use std::net::IpAddr;
 
-use crate::conn::{Conn, Interest, Standing};
+use crate::conn::{Conn, Interest, Standing, Transport};
+use crate::tls::Stream;
 
 pub struct Entry {
-    pub conn: Conn<TcpStream>,
+    pub conn: Conn<Stream>,
     /// What it waits for in the epoll set; None until first registered.
     pub interest: Option<Interest>,
     /// The client's address, once looked up (see the module doc).
@@ -145,7 +146,7 @@ impl Table {
                 e.client = if e.via_proxy {
                     e.conn.client_from_header()
                 } else {
-                    e.conn.stream().peer_addr().ok().map(|a| a.ip())
+                    e.conn.stream().peer_ip()
                 };
             }
             if let Some(ip) = e.client {

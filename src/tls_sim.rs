@@ -1,0 +1,540 @@
+//! The TLS layer under simulation, for the property tests and the `tls`
+//! fuzz target: the same client bytes, cut into the same reads, go through
+//! one `Conn` over a plain in-memory socket and through another over
+//! [`TlsStream`](crate::tls::TlsStream) (a rustls client on the other end
+//! of the pipe, every piece its own record); the answers the TLS client
+//! decrypts must be byte for byte the plain ones, whatever the socket takes
+//! per write (pending TLS output), and the connection must end the same way.
+//! Also raw bytes straight into a TLS connection (a client that is not
+//! TLS): no panic, a close. Built only for tests and fuzzing.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+
+use crate::conn::{Buffers, Conn, Ctx, Interest, Timeouts, Transport};
+use crate::http::Limits;
+use crate::response::{ResponseSpec, Responses};
+use crate::tls::{self, Counters, TlsStream, Version};
+
+/// A test-only CA and the certificate and key it signed for `localhost`
+/// (P-256, valid until 2126), made with openssl for the simulation; they
+/// protect nothing.
+const CA: &str = include_str!("tls_sim/ca.pem");
+const CERT: &str = include_str!("tls_sim/leaf.pem");
+const KEY: &str = include_str!("tls_sim/leaf.key");
+
+/// An in-memory socket: input in scripted pieces (one per read), output
+/// collected; a write takes at most `left` bytes, then WouldBlock.
+#[derive(Default)]
+pub struct Pipe {
+    pieces: VecDeque<Vec<u8>>,
+    pub eof: bool,
+    pub out: Vec<u8>,
+    pub left: Option<usize>,
+    pub shut: bool,
+}
+
+impl Read for Pipe {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(piece) = self.pieces.front_mut() else {
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        };
+        let n = piece.len().min(buf.len());
+        buf[..n].copy_from_slice(&piece[..n]);
+        piece.drain(..n);
+        if piece.is_empty() {
+            self.pieces.pop_front();
+        }
+        Ok(n)
+    }
+}
+
+impl Write for Pipe {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = match &mut self.left {
+            None => data.len(),
+            Some(0) => return Err(io::ErrorKind::WouldBlock.into()),
+            Some(left) => {
+                let n = data.len().min(*left);
+                *left -= n;
+                n
+            }
+        };
+        self.out.extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Transport for Pipe {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shut = true;
+        Ok(())
+    }
+}
+
+/// A socket the driver can feed and drain under a `Conn`.
+trait Socket: Transport {
+    fn pipe(&mut self) -> &mut Pipe;
+}
+
+impl Socket for Pipe {
+    fn pipe(&mut self) -> &mut Pipe {
+        self
+    }
+}
+
+impl Socket for TlsStream<Pipe> {
+    fn pipe(&mut self) -> &mut Pipe {
+        self.socket_mut()
+    }
+}
+
+fn responses() -> Responses {
+    let mut r = Responses::new(&ResponseSpec {
+        status: 200,
+        content_type: "text/plain".into(),
+        headers: Vec::new(),
+        body: b"Hello, World!\n".to_vec(),
+    });
+    r.set_date(b"Sun, 06 Nov 1994 08:49:37 GMT");
+    r
+}
+
+fn limits() -> Limits {
+    Limits {
+        max_header_bytes: 1024,
+        max_body_bytes: 4096,
+    }
+}
+
+/// The server config, made once (key loading and the ticket secret).
+fn server(version: Version) -> Arc<rustls::ServerConfig> {
+    static CONFIGS: OnceLock<[Arc<rustls::ServerConfig>; 2]> = OnceLock::new();
+    let configs = CONFIGS.get_or_init(|| {
+        let make = |v| {
+            tls::server_config(CERT.as_bytes(), KEY.as_bytes(), &[v])
+                .expect("the simulation's certificate loads")
+        };
+        [make(Version::Tls12), make(Version::Tls13)]
+    });
+    configs[usize::from(version == Version::Tls13)].clone()
+}
+
+fn client() -> Arc<rustls::ClientConfig> {
+    static CLIENT: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(CA.as_bytes()) {
+                roots
+                    .add(c.expect("the simulation's CA parses"))
+                    .expect("the simulation's CA is a root");
+            }
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let mut c = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .expect("rustls' defaults")
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            c.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Arc::new(c)
+        })
+        .clone()
+}
+
+fn counters() -> Counters {
+    static C: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+    Counters {
+        handshakes: &C[0],
+        resumed: &C[1],
+        failures: &C[2],
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ending {
+    /// The plaintext answers, as the client got them.
+    pub answers: Vec<u8>,
+    /// The server closed (or half-closed to linger).
+    pub closed: bool,
+    /// How many answer bytes the client had once the server was done with
+    /// each piece: a server that sits on input it has read shows here.
+    pub after_piece: Vec<usize>,
+}
+
+/// Drives `conn` until it waits for input it does not have, or closes;
+/// `budget` bytes per write turn (None: unlimited). Returns false once
+/// closed. Every turn is bounded: a connection that neither progresses nor
+/// waits is a bug.
+fn drive<S: Socket>(
+    conn: &mut Conn<S>,
+    interest: &mut Interest,
+    budget: Option<usize>,
+    drain: &mut dyn FnMut(&mut Pipe),
+    ctx: &Ctx,
+    bufs: &mut Buffers,
+) -> bool {
+    for _ in 0..100_000 {
+        conn.stream_mut().pipe().left = budget;
+        *interest = match *interest {
+            Interest::Close => return false,
+            Interest::Read => {
+                let p = conn.stream_mut().pipe();
+                if p.pieces.is_empty() && !p.eof {
+                    return true;
+                }
+                conn.on_readable(ctx, bufs)
+            }
+            Interest::Write => conn.on_writable(ctx),
+        };
+        drain(conn.stream_mut().pipe());
+        if conn.stream_mut().pipe().shut && *interest == Interest::Read {
+            // Lingering: what is left is read and discarded, nothing more
+            // can come out.
+            return false;
+        }
+    }
+    panic!("the connection neither progressed nor waited");
+}
+
+fn ctx(responses: &Responses) -> Ctx<'_> {
+    Ctx {
+        responses,
+        limits: limits(),
+        timeouts: Timeouts {
+            header: Duration::from_secs(10),
+            keepalive: Duration::from_secs(10),
+            drain_idle: Duration::from_secs(1),
+            min_rate: 512,
+        },
+        now: Instant::now(),
+        draining: false,
+        maintenance: false,
+        observer: None,
+        counters: None,
+        board: None,
+    }
+}
+
+/// `pieces` over a plain connection: the reference.
+pub fn plain(pieces: &[&[u8]], budget: Option<usize>) -> Ending {
+    let responses = responses();
+    let ctx = ctx(&responses);
+    let mut bufs = Buffers::new(&ctx.limits);
+    let mut conn = Conn::new(Pipe::default(), &ctx);
+    let mut interest = Interest::Read;
+    let mut answers = Vec::new();
+    let mut open = true;
+    let mut after_piece = Vec::new();
+    for piece in pieces {
+        conn.stream_mut().pieces.push_back(piece.to_vec());
+        open = drive(
+            &mut conn,
+            &mut interest,
+            budget,
+            &mut |p| answers.append(&mut p.out),
+            &ctx,
+            &mut bufs,
+        );
+        if !open {
+            break;
+        }
+        after_piece.push(answers.len());
+    }
+    if open {
+        conn.stream_mut().eof = true;
+        drive(
+            &mut conn,
+            &mut interest,
+            budget,
+            &mut |p| answers.append(&mut p.out),
+            &ctx,
+            &mut bufs,
+        );
+    }
+    conn.release(&mut bufs);
+    Ending {
+        answers,
+        closed: !open,
+        after_piece,
+    }
+}
+
+/// The client's end of the pipe.
+struct Client {
+    conn: rustls::ClientConnection,
+    answers: Vec<u8>,
+    /// The server sent something the client refuses.
+    failed: bool,
+}
+
+impl Client {
+    /// Takes what the server wrote, and queues what the client has to send
+    /// (handshake records, new plaintext) as one piece.
+    fn exchange(&mut self, p: &mut Pipe) {
+        let mut from_server = &p.out[..];
+        while !from_server.is_empty() && !self.failed {
+            match self.conn.read_tls(&mut from_server) {
+                Ok(0) | Err(_) => self.failed = true,
+                Ok(_) => {
+                    if self.conn.process_new_packets().is_err() {
+                        self.failed = true;
+                    }
+                }
+            }
+            let _ = self.conn.reader().read_to_end(&mut self.answers);
+        }
+        p.out.clear();
+        let mut to_server = Vec::new();
+        while self.conn.wants_write() {
+            if self.conn.write_tls(&mut to_server).is_err() {
+                break;
+            }
+        }
+        if !to_server.is_empty() {
+            p.pieces.push_back(to_server);
+        }
+    }
+}
+
+/// `pieces` over TLS `version`: a rustls client does the handshake, then
+/// sends each piece as its own record(s), reading answers as they come.
+pub fn over_tls(pieces: &[&[u8]], budget: Option<usize>, version: Version) -> Ending {
+    let responses = responses();
+    let ctx = ctx(&responses);
+    let mut bufs = Buffers::new(&ctx.limits);
+    let stream = TlsStream::new(Pipe::default(), &server(version), counters())
+        .expect("a session from the simulation's config");
+    let mut conn = Conn::new(stream, &ctx);
+    let name = ServerName::try_from("localhost").expect("a valid name");
+    let mut client = Client {
+        conn: rustls::ClientConnection::new(client(), name).expect("a client session"),
+        answers: Vec::new(),
+        failed: false,
+    };
+    let mut interest = Interest::Read;
+    // The handshake: flights back and forth until the client is done.
+    client.exchange(conn.stream_mut().pipe());
+    for _ in 0..10 {
+        let open = drive(
+            &mut conn,
+            &mut interest,
+            budget,
+            &mut |p| client.exchange(p),
+            &ctx,
+            &mut bufs,
+        );
+        assert!(open, "the server closed during a clean handshake");
+        if !client.conn.is_handshaking() && conn.stream_mut().pipe().pieces.is_empty() {
+            break;
+        }
+    }
+    assert!(
+        !client.conn.is_handshaking(),
+        "the handshake did not finish"
+    );
+    let mut open = true;
+    let mut after_piece = Vec::new();
+    for piece in pieces {
+        client
+            .conn
+            .writer()
+            .write_all(piece)
+            .expect("the client takes plaintext");
+        client.exchange(conn.stream_mut().pipe());
+        open = drive(
+            &mut conn,
+            &mut interest,
+            budget,
+            &mut |p| client.exchange(p),
+            &ctx,
+            &mut bufs,
+        );
+        if !open {
+            break;
+        }
+        after_piece.push(client.answers.len());
+    }
+    if open {
+        conn.stream_mut().pipe().eof = true;
+        drive(
+            &mut conn,
+            &mut interest,
+            budget,
+            &mut |p| client.exchange(p),
+            &ctx,
+            &mut bufs,
+        );
+    }
+    // What the server wrote last (its answer, close_notify) on the way out.
+    conn.release(&mut bufs);
+    assert!(!client.failed, "the client refused what the server sent");
+    Ending {
+        answers: client.answers,
+        closed: !open,
+        after_piece,
+    }
+}
+
+/// Raw bytes into a TLS connection, as a client that does not speak TLS:
+/// no panic, and unless the bytes are a partial TLS record, a close.
+pub fn garbage(input: &[u8]) {
+    let responses = responses();
+    let ctx = ctx(&responses);
+    let mut bufs = Buffers::new(&ctx.limits);
+    let stream = TlsStream::new(Pipe::default(), &server(Version::Tls13), counters())
+        .expect("a session from the simulation's config");
+    let mut conn = Conn::new(stream, &ctx);
+    let mut interest = Interest::Read;
+    conn.stream_mut().pipe().pieces.push_back(input.to_vec());
+    let mut out = Vec::new();
+    let open = drive(
+        &mut conn,
+        &mut interest,
+        Some(64),
+        &mut |p| out.append(&mut p.out),
+        &ctx,
+        &mut bufs,
+    );
+    assert!(conn.held_bytes() <= 64 * 1024, "unbounded buffers");
+    if open {
+        conn.stream_mut().pipe().eof = true;
+        let open = drive(
+            &mut conn,
+            &mut interest,
+            Some(64),
+            &mut |p| out.append(&mut p.out),
+            &ctx,
+            &mut bufs,
+        );
+        assert!(!open, "EOF did not close the connection");
+    }
+    conn.release(&mut bufs);
+}
+
+/// Runs `pieces` plain and over both TLS versions and panics unless the
+/// client gets the same answers and the same ending.
+pub fn check(pieces: &[&[u8]], budget: Option<usize>) {
+    // An empty read is EOF on a socket, and an empty record is nothing:
+    // no empty pieces.
+    let pieces: Vec<&[u8]> = pieces.iter().copied().filter(|p| !p.is_empty()).collect();
+    let pieces = &pieces[..];
+    let reference = plain(pieces, budget);
+    for version in [Version::Tls13, Version::Tls12] {
+        let got = over_tls(pieces, budget, version);
+        assert_eq!(
+            String::from_utf8_lossy(&got.answers),
+            String::from_utf8_lossy(&reference.answers),
+            "{version:?}: answers differ from plain HTTP"
+        );
+        assert_eq!(got.closed, reference.closed, "{version:?}: ending differs");
+        assert_eq!(
+            got.after_piece, reference.after_piece,
+            "{version:?}: answers came later than over plain HTTP"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+
+    #[test]
+    fn pipelined_requests_and_a_close() {
+        let many = GET.repeat(300);
+        check(
+            &[
+                &many,
+                b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+            ],
+            None,
+        );
+        // The socket takes 7 bytes per write turn: records wait in rustls.
+        check(&[&GET.repeat(20)], Some(7));
+        let reference = plain(&[&many], None);
+        assert_eq!(
+            reference
+                .answers
+                .windows(15)
+                .filter(|w| w == b"HTTP/1.1 200 OK")
+                .count(),
+            300
+        );
+    }
+
+    #[test]
+    fn plaintext_beyond_a_partial_heads_buffer_is_not_left_behind() {
+        // A partial head takes most of the connection's own buffer; the
+        // next record brings more plaintext than fits: rustls keeps the
+        // rest, and the connection must read it before waiting again.
+        let mut head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Pad: ".to_vec();
+        head.resize(900, b'a');
+        let mut rest = b"\r\n\r\n".to_vec();
+        rest.extend(GET.repeat(300));
+        check(&[&head, &rest], None);
+    }
+
+    #[test]
+    fn an_error_answer_closes_alike() {
+        check(
+            &[b"GET / HTTP/1.1\r\nHost: t\r\n", b"Bad Header\r\n\r\n", GET],
+            Some(100),
+        );
+    }
+
+    #[test]
+    fn plain_http_and_noise_close() {
+        garbage(GET);
+        garbage(&[0x16, 3, 1, 0x48, 0x01, 1, 2, 3]);
+        garbage(&[0x16, 3, 1, 0, 4, 1, 0, 0, 0]);
+        garbage(&[]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        #[test]
+        fn tls_is_transparent(
+            requests in prop::collection::vec(prop_oneof![
+                Just(&b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"[..]),
+                Just(&b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n"[..]),
+                Just(&b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello"[..]),
+                Just(&b"GET / HTTP/1.0\r\n\r\n"[..]),
+                Just(&b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"[..]),
+                Just(&b"GET / HTTP/1.1\r\n\r\n"[..]),
+            ], 1..12),
+            cuts in prop::collection::vec(0usize..400, 0..6),
+            budget in prop::option::of(1usize..300),
+        ) {
+            let input = requests.concat();
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c > 0 && c < input.len()).collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut pieces = Vec::new();
+            let mut at = 0;
+            for c in cuts.into_iter().chain([input.len()]) {
+                pieces.push(&input[at..c]);
+                at = c;
+            }
+            check(&pieces, budget);
+        }
+    }
+}
