@@ -220,6 +220,25 @@ pub fn prometheus(s: &Snapshot) -> String {
         "Access log lines lost to write failures.",
         &one(s.log_lost),
     );
+    for (name, help, value) in [
+        (
+            "tls_handshakes_total",
+            "TLS handshakes completed.",
+            s.tls[0],
+        ),
+        (
+            "tls_resumed_total",
+            "TLS handshakes that resumed a session.",
+            s.tls[1],
+        ),
+        (
+            "tls_handshake_failures_total",
+            "TLS connections closed before a handshake completed.",
+            s.tls[2],
+        ),
+    ] {
+        family(&mut out, name, "counter", help, &one(value));
+    }
     family(
         &mut out,
         "evictions_total",
@@ -257,6 +276,7 @@ mod tests {
             start_time: 1_700_000_000,
             maintenance: true,
             log_lost: 3,
+            tls: [9, 4, 1],
         }
     }
 
@@ -288,6 +308,7 @@ mod tests {
             "preforkd_maintenance 1\n",
             "preforkd_access_log_lost_lines_total 3\n",
             "preforkd_evictions_total{kind=\"slow\"} 2\n",
+            "preforkd_tls_resumed_total 4\n",
         ] {
             assert!(text.contains(line), "{line:?} missing from\n{text}");
         }

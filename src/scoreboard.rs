@@ -359,6 +359,9 @@ pub struct Snapshot {
     pub start_time: u64,
     pub maintenance: bool,
     pub log_lost: u64,
+    /// TLS handshakes completed, of them resumed, and failed (summed over
+    /// every slot, as `-s status` sums them).
+    pub tls: [u64; 3],
 }
 
 /// The whole shared mapping as a worker is handed it: every slot and the
@@ -412,6 +415,9 @@ fn read_once(slots: &[Slot], t: &Totals) -> Snapshot {
     };
     for slot in slots {
         s.log_lost += slot.log_lost.load(Relaxed);
+        s.tls[0] += slot.tls_handshakes.load(Relaxed);
+        s.tls[1] += slot.tls_resumed.load(Relaxed);
+        s.tls[2] += slot.tls_failures.load(Relaxed);
         if slot.pid() == 0 {
             continue;
         }

@@ -175,6 +175,7 @@ fn promtool_finds_the_metrics_clean() {
         "maintenance",
         "access_log_lost_lines_total",
         "evictions_total",
+        "tls_handshakes_total",
     ] {
         assert!(
             body.contains(&format!("\n# TYPE preforkd_{family} ")),
