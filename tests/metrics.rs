@@ -316,3 +316,41 @@ fn prometheus_nginx_exporter_reads_stub_status() {
     );
     server.finish();
 }
+
+#[test]
+fn restarts_are_counted_by_cause() {
+    let mut server = Server::start(&format!(
+        "workers = 1\nworker_timeout = \"1s\"\nmax_requests_per_worker = 3\n{STATUS_ROUTES}"
+    ));
+    let first = server.wait_workers(1)[0];
+    // Three requests recycle the worker (max_requests_per_worker).
+    for _ in 0..3 {
+        assert_eq!(status(&server.get()), 200);
+    }
+    let second = wait_until(WAIT, "the recycled worker's replacement", || {
+        let now = server.worker_pids();
+        (now.len() == 1 && now[0] != first).then(|| now[0])
+    });
+    // A stopped worker is killed by the watchdog: a restart of its own
+    // cause, not also one by signal.
+    kill(Pid::from_raw(second), Signal::SIGSTOP).unwrap();
+    server.wait_for_log(&format!("pid={second} hung"));
+    wait_until(WAIT, "the hung worker's replacement", || {
+        let now = server.worker_pids();
+        (now.len() == 1 && now[0] != second).then_some(())
+    });
+    let body = metrics(&server);
+    for (cause, n) in [("exit", 0), ("signal", 0), ("watchdog", 1), ("recycled", 1)] {
+        assert_eq!(
+            value(
+                &body,
+                &format!("preforkd_worker_restarts_total{{cause=\"{cause}\"}}")
+            ),
+            n,
+            "{cause}\n{body}"
+        );
+    }
+    assert_eq!(value(&body, "preforkd_requests_total"), 4);
+    assert_eq!(value(&body, "preforkd_workers{state=\"accepting\"}"), 1);
+    server.stop_checked(&["hung", "killed signal=SIGKILL"]);
+}
