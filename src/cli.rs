@@ -34,7 +34,8 @@ and supervises N worker processes that serve one configured response.
 options:
   -c, --config FILE        config file (default: /etc/preforkd/preforkd.toml if it exists)
   -l, --listen ADDR        listen on ADDR (host:port, IPv4 or [IPv6]), with
-                           flags after it ('127.0.0.1:8443 tls'); repeatable;
+                           flags after it ('127.0.0.1:8443 tls',
+                           '127.0.0.1:8889 proxy_protocol'); repeatable;
                            replaces the config's listen list
   -w, --workers N          number of worker processes (N >= 1)
   -p, --pid-file PATH      write the master's pid to PATH
@@ -211,6 +212,14 @@ mod tests {
         assert_eq!(a.overrides.listen.len(), 2);
         assert!(!a.overrides.listen[0].tls);
         assert!(p(&["-l", "127.0.0.1:1 tls"]).unwrap().overrides.listen[0].tls);
+        assert!(!a.overrides.listen[0].proxy_protocol);
+        assert!(
+            p(&["-l", "127.0.0.1:1 proxy_protocol"])
+                .unwrap()
+                .overrides
+                .listen[0]
+                .proxy_protocol
+        );
         assert_eq!(a.overrides.workers, Some(3));
         assert_eq!(a.overrides.pid_file, Some(PathBuf::from("pid")));
         assert_eq!(a.overrides.log_target, Some(LogTarget::Both));
@@ -265,6 +274,7 @@ mod tests {
             &["-w", "x"],
             &["-l", "localhost:1"],
             &["-l", "127.0.0.1:1 tsl"],
+            &["-l", "127.0.0.1:1 proxy-protocol"],
             &["--log-target", "file"],
             &["-c"],
             &["stray"],

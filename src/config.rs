@@ -13,24 +13,33 @@ use std::time::Duration;
 use serde::{de, Deserialize, Deserializer};
 
 use crate::access_log::{AccessLogConfig, Destination};
+use crate::cidr::Cidr;
 use crate::log::{LogConfig, LogTarget};
+use crate::metrics::Page;
 use crate::response::ResponseSpec;
 use crate::route::{Answer, Methods, PathMatch, RouteSpec, MAX_ROUTES};
 use crate::tls::TlsConfig;
 
 /// One `listen` entry: an address and the flags that may follow it,
-/// `"0.0.0.0:8443 tls"`. A listener gets its flags from the config by its
-/// address, whoever bound it (us, systemd, the old master of an upgrade).
+/// `"0.0.0.0:8443 tls"`, `"127.0.0.1:8889 proxy_protocol"`. A listener
+/// gets its flags from the config by its address, whoever bound it (us,
+/// systemd, the old master of an upgrade).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listen {
     pub addr: SocketAddr,
     /// Serve HTTPS with `[tls]`.
     pub tls: bool,
+    /// Every connection starts with a PROXY protocol header (v1 or v2).
+    pub proxy_protocol: bool,
 }
 
 impl Listen {
     pub fn plain(addr: SocketAddr) -> Listen {
-        Listen { addr, tls: false }
+        Listen {
+            addr,
+            tls: false,
+            proxy_protocol: false,
+        }
     }
 }
 
@@ -43,15 +52,16 @@ impl std::str::FromStr for Listen {
         let addr = words.next().unwrap_or("");
         let mut l = Listen::plain(addr.parse().map_err(|_| {
             format!(
-                "invalid listen address \"{addr}\": expected \"host:port\" with an IPv4 address or [IPv6] address, then flags (\"tls\")"
+                "invalid listen address \"{addr}\": expected \"host:port\" with an IPv4 address or [IPv6] address, then flags (\"tls\", \"proxy_protocol\")"
             )
         })?);
         for flag in words {
             match flag {
                 "tls" => l.tls = true,
+                "proxy_protocol" => l.proxy_protocol = true,
                 _ => {
                     return Err(format!(
-                        "unknown listen flag \"{flag}\" after {addr}: expected \"tls\""
+                        "unknown listen flag \"{flag}\" after {addr}: expected \"tls\" or \"proxy_protocol\""
                     ))
                 }
             }
@@ -65,6 +75,9 @@ impl fmt::Display for Listen {
         write!(f, "{}", self.addr)?;
         if self.tls {
             f.write_str(" tls")?;
+        }
+        if self.proxy_protocol {
+            f.write_str(" proxy_protocol")?;
         }
         Ok(())
     }
@@ -118,6 +131,8 @@ pub struct Config {
     /// `listen` came from the file or `-l`, rather than the built-in default.
     pub listen_given: bool,
     pub listen: Vec<Listen>,
+    /// Who may send a PROXY protocol header to a `proxy_protocol` listener.
+    pub proxy_protocol_from: Vec<Cidr>,
     pub workers: usize,
     pub backlog: i32,
     pub worker_connections: usize,
@@ -173,6 +188,7 @@ impl Default for Config {
             path: None,
             listen_given: false,
             listen: vec![Listen::plain(SocketAddr::from(([0, 0, 0, 0], 8888)))],
+            proxy_protocol_from: Cidr::loopback(),
             workers: cpu_count(),
             backlog: 1024,
             worker_connections: 1024,
@@ -235,7 +251,28 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Error>
     };
     apply_overrides(&mut config, overrides);
     check_tls(&config)?;
+    check_listen_flags(&config)?;
     Ok(config)
+}
+
+/// `tls` and `proxy_protocol` on one listener would need the PROXY header
+/// read before the TLS handshake, which preforkd does not do (yet): refused
+/// rather than failing every connection (checked after `-l` is applied).
+fn check_listen_flags(config: &Config) -> Result<(), Error> {
+    match config.listen.iter().find(|l| l.tls && l.proxy_protocol) {
+        Some(l) => Err(Error {
+            path: config
+                .path
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("built-in defaults")),
+            line: 0,
+            col: 0,
+            message: format!(
+                "listen \"{l}\": tls and proxy_protocol on one listener are not supported"
+            ),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A `tls` listener needs `[tls]` (checked after `-l` is applied).
@@ -291,6 +328,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
     if let Some(listen) = raw.listen {
         c.listen = listen.into_iter().map(|a| a.0).collect();
         c.listen_given = true;
+    }
+    if let Some(from) = raw.proxy_protocol_from {
+        c.proxy_protocol_from = from.0;
     }
     if let Some(Workers(w)) = raw.workers {
         c.workers = w;
@@ -594,6 +634,7 @@ fn parse_routes(
                 unused(&[
                     ("location", r.location.as_ref().map(toml::Spanned::span)),
                     ("keep_path", r.keep_path.as_ref().map(toml::Spanned::span)),
+                    ("allow", r.allow.as_ref().map(toml::Spanned::span)),
                 ])?;
                 let mut spec = ResponseSpec {
                     status: 200,
@@ -622,6 +663,7 @@ fn parse_routes(
                     ("body", r.body.as_ref().map(toml::Spanned::span)),
                     ("body_file", r.body_file.as_ref().map(toml::Spanned::span)),
                     ("content_type", r.content_type.as_ref().map(toml::Spanned::span)),
+                    ("allow", r.allow.as_ref().map(toml::Spanned::span)),
                 ])?;
                 let Some(location) = r.location else {
                     return Err(err(
@@ -675,13 +717,35 @@ fn parse_routes(
                     ("headers", r.headers.as_ref().map(toml::Spanned::span)),
                     ("location", r.location.as_ref().map(toml::Spanned::span)),
                     ("keep_path", r.keep_path.as_ref().map(toml::Spanned::span)),
+                    ("allow", r.allow.as_ref().map(toml::Spanned::span)),
                 ])?;
                 Answer::Health
+            }
+            "stub_status" | "metrics" => {
+                unused(&[
+                    ("status", r.status.as_ref().map(toml::Spanned::span)),
+                    ("body", r.body.as_ref().map(toml::Spanned::span)),
+                    ("body_file", r.body_file.as_ref().map(toml::Spanned::span)),
+                    ("content_type", r.content_type.as_ref().map(toml::Spanned::span)),
+                    ("headers", r.headers.as_ref().map(toml::Spanned::span)),
+                    ("location", r.location.as_ref().map(toml::Spanned::span)),
+                    ("keep_path", r.keep_path.as_ref().map(toml::Spanned::span)),
+                ])?;
+                Answer::Status {
+                    page: if kind == "metrics" {
+                        Page::Metrics
+                    } else {
+                        Page::StubStatus
+                    },
+                    allow: r
+                        .allow
+                        .map_or_else(Cidr::localhost, |a| a.into_inner().0),
+                }
             }
             other => {
                 return Err(err(
                     kind_span.unwrap_or(table_span),
-                    format!("route.kind: unknown kind {other:?}: expected \"static\", \"redirect\" or \"health\""),
+                    format!("route.kind: unknown kind {other:?}: expected \"static\", \"redirect\", \"health\", \"stub_status\" or \"metrics\""),
                 ))
             }
         };
@@ -932,6 +996,7 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<Vec<ListenAddr>>,
+    proxy_protocol_from: Option<Cidrs>,
     workers: Option<Workers>,
     backlog: Option<Positive>,
     worker_connections: Option<Positive>,
@@ -979,6 +1044,7 @@ struct RawRoute {
     headers: Option<toml::Spanned<Headers>>,
     location: Option<toml::Spanned<FieldValue>>,
     keep_path: Option<toml::Spanned<bool>>,
+    allow: Option<toml::Spanned<Cidrs>>,
 }
 
 #[derive(Deserialize)]
@@ -1073,6 +1139,19 @@ impl<'de> Deserialize<'de> for ListenAddr {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map(ListenAddr).map_err(de::Error::custom)
+    }
+}
+
+/// A list of address ranges: `["10.0.0.0/8", "::1/128"]`.
+struct Cidrs(Vec<Cidr>);
+
+impl<'de> Deserialize<'de> for Cidrs {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|s| s.parse().map_err(de::Error::custom))
+            .collect::<Result<_, _>>()
+            .map(Cidrs)
     }
 }
 
@@ -1390,7 +1469,7 @@ syslog_socket = "/tmp/log.sock"
     fn unknown_key_names_file_line_and_key() {
         assert_eq!(
             error("workers = 2\n\nwokers = 3\n"),
-            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"min_request_rate\", \"max_connections_per_client\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"route\", \"maintenance\", \"log\", \"access_log\", \"tls\")"
+            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"proxy_protocol_from\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"min_request_rate\", \"max_connections_per_client\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"route\", \"maintenance\", \"log\", \"access_log\", \"tls\")"
         );
         assert!(
             error("[log]\nlevle = \"info\"\n").starts_with("test.toml:2:1: unknown key \"levle\"")

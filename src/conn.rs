@@ -17,6 +17,10 @@
 //! is doing now, for the worker's eviction choice, is its
 //! [`Standing`](crate::conn::Standing).
 //!
+//! On a `proxy_protocol` listener the connection first takes a PROXY
+//! header (`proxy.rs`), whose bytes never reach the HTTP parser and whose
+//! address is the client from then on; no valid header, no answer.
+//!
 //! Every answer (and a request cut short by its client) is told to the
 //! worker's [`Observer`](crate::conn::Observer), if any (the access log),
 //! with the request head as read; the observer decides what to make of it.
@@ -27,8 +31,11 @@ use std::net::{IpAddr, Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::http::{self, Body, ChunkedDecoder, Decoded, Limits, Method, Parsed, Reject, Request};
+use crate::proxy;
 use crate::response::{Persistence, Responses, CONTINUE};
+use crate::route::Asker;
 use crate::route::Choice;
+use crate::scoreboard::{Board, Slot};
 
 /// Bytes read from a socket at once.
 pub const READ_SIZE: usize = 32 * 1024;
@@ -70,6 +77,12 @@ pub struct Ctx<'a> {
     pub maintenance: bool,
     /// Told of every answer (the access log); None when nobody listens.
     pub observer: Option<&'a dyn Observer>,
+    /// The worker's scoreboard slot, where answers are counted by status
+    /// class; None outside a worker.
+    pub counters: Option<&'a Slot>,
+    /// Every slot and the master's totals, read by status routes; None
+    /// outside a worker.
+    pub board: Option<Board>,
 }
 
 /// Learns of each answer a connection decides on, before it is written.
@@ -247,9 +260,15 @@ pub struct Conn<S = TcpStream> {
     got: u64,
     /// Requests answered on this connection.
     pub requests: u64,
-    /// The client's address, looked up once (getpeername) only when an
-    /// observer is there.
+    /// The client's address: looked up once (getpeername) only when an
+    /// observer or a status route's `allow` needs it, or taken from a
+    /// PROXY protocol header.
     peer: Option<IpAddr>,
+    /// A PROXY protocol header must come first (a `proxy_protocol`
+    /// listener) and has not arrived yet.
+    awaiting_proxy: bool,
+    /// `peer` came from a PROXY protocol header.
+    peer_from_header: bool,
     /// When the request under way began.
     started: Instant,
     /// The head of a request whose body is being read, kept for the
@@ -273,7 +292,13 @@ impl<S: Transport> Conn<S> {
             since: ctx.now,
             got: 0,
             requests: 0,
-            peer: ctx.observer.and_then(|_| stream.peer_ip()),
+            peer: if ctx.observer.is_some() || ctx.responses.needs_client() {
+                stream.peer_ip()
+            } else {
+                None
+            },
+            awaiting_proxy: false,
+            peer_from_header: false,
             started: ctx.now,
             observed_head: None,
             stream,
@@ -282,6 +307,19 @@ impl<S: Transport> Conn<S> {
 
     pub fn stream(&self) -> &S {
         &self.stream
+    }
+
+    /// The connection comes from a `proxy_protocol` listener: its first
+    /// bytes must be a PROXY header, which never reaches the HTTP parser;
+    /// anything else closes it without an answer.
+    pub fn expect_proxy_header(&mut self) {
+        self.awaiting_proxy = true;
+    }
+
+    /// The client's address as a PROXY protocol header named it (None
+    /// before the header, for a `LOCAL` one, or without a header).
+    pub fn client_from_header(&self) -> Option<IpAddr> {
+        self.peer.filter(|_| self.peer_from_header)
     }
 
     pub fn stream_mut(&mut self) -> &mut S {
@@ -394,7 +432,30 @@ impl<S: Transport> Conn<S> {
             Some(b) => &b[..len],
             None => &bufs.scratch[..len],
         };
-        let (used, verdict) = self.process(input, ctx, &mut bufs.out);
+        // The PROXY header first; its bytes are skipped, never parsed as HTTP.
+        let mut skip = 0;
+        if self.awaiting_proxy {
+            match proxy::parse(input) {
+                proxy::Parsed::Done { len, client } => {
+                    self.awaiting_proxy = false;
+                    if let Some(ip) = client {
+                        self.peer = Some(ip);
+                        self.peer_from_header = true;
+                    }
+                    skip = len;
+                }
+                // Kept below, as a partial head is, until the rest arrives.
+                proxy::Parsed::Partial => {}
+                // Not from a balancer that speaks it: no answer at all.
+                proxy::Parsed::Invalid => return recycle(own, bufs, Interest::Close),
+            }
+        }
+        let (used, verdict) = if self.awaiting_proxy {
+            (0, Verdict::Open)
+        } else {
+            let (used, verdict) = self.process(&input[skip..], ctx, &mut bufs.out);
+            (skip + used, verdict)
+        };
         let left = len - used;
         self.in_len = 0;
         if verdict == Verdict::Open && left > 0 {
@@ -414,6 +475,11 @@ impl<S: Transport> Conn<S> {
             self.in_len = left;
         } else if let Some(b) = own {
             bufs.give(b);
+        }
+        if self.awaiting_proxy {
+            // Nothing to send, and the deadline stays header_timeout's
+            // from accept (not the keep-alive one an idle connection gets).
+            return Interest::Read;
         }
         let out = std::mem::take(&mut bufs.out);
         let interest = self.send(&out, verdict, ctx);
@@ -460,8 +526,10 @@ impl<S: Transport> Conn<S> {
             Phase::Head | Phase::Body { .. } if self.pending.is_empty() => {
                 let own = self.inbuf.take();
                 bufs.out.clear();
-                ctx.responses
+                let status = ctx
+                    .responses
                     .reject(&mut bufs.out, Reject::RequestTimeout, false);
+                count(ctx, status);
                 if matches!(self.phase, Phase::Head) {
                     let head = own.as_deref().map_or(&[][..], |b| &b[..self.in_len]);
                     self.observe(ctx, head, &bufs.out);
@@ -502,7 +570,7 @@ impl<S: Transport> Conn<S> {
                         match http::parse_head(&input[pos..], &ctx.limits) {
                             Err(reject) => {
                                 let mark = out.len();
-                                ctx.responses.reject(out, reject, false);
+                                count(ctx, ctx.responses.reject(out, reject, false));
                                 self.observe(ctx, &input[pos..], &out[mark..]);
                                 return (input.len(), Verdict::Close { linger: true });
                             }
@@ -600,8 +668,14 @@ impl<S: Transport> Conn<S> {
                             Err(reject) => {
                                 // A HEAD answer carries no body, an error one included.
                                 let mark = out.len();
-                                ctx.responses
-                                    .reject(out, reject, request.method == Method::Head);
+                                count(
+                                    ctx,
+                                    ctx.responses.reject(
+                                        out,
+                                        reject,
+                                        request.method == Method::Head,
+                                    ),
+                                );
                                 let head = self.observed_head.take();
                                 self.observe(ctx, head.as_deref().unwrap_or(&[]), &out[mark..]);
                                 return (input.len(), Verdict::Close { linger: true });
@@ -657,8 +731,23 @@ impl<S: Transport> Conn<S> {
             (true, false) => Persistence::KeepAlive,
         };
         // The hook where routes, health and maintenance choose the bytes.
-        ctx.responses
-            .answer(out, &request, route, tail, p, ctx.maintenance, ctx.draining);
+        let status = ctx.responses.answer(
+            out,
+            &request,
+            route,
+            tail,
+            p,
+            ctx.maintenance,
+            ctx.draining,
+            Asker {
+                client: self.peer,
+                board: ctx.board,
+            },
+        );
+        if let Some(slot) = ctx.counters {
+            slot.count_request();
+        }
+        count(ctx, status);
         self.phase = Phase::Idle;
         self.since = ctx.now;
         self.deadline = ctx.now + self.idle_timeout(ctx);
@@ -790,6 +879,14 @@ fn summarize(answer: &[u8]) -> (u16, u64) {
         .position(|w| w == b"\r\n\r\n")
         .map_or(0, |i| answer.len() - i - 4);
     (status, body as u64)
+}
+
+/// Counts an answer in the worker's slot, if there is one (before it is
+/// written: a client that read it finds it counted).
+fn count(ctx: &Ctx, status: u16) {
+    if let Some(slot) = ctx.counters {
+        slot.count_response(status);
+    }
 }
 
 fn recycle(own: Option<Box<[u8]>>, bufs: &mut Buffers, interest: Interest) -> Interest {

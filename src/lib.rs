@@ -4,6 +4,8 @@
 
 /// The access log: line formats, per-worker buffer, flush, reopen.
 pub mod access_log;
+/// Address ranges (`10.0.0.0/8`) for `allow` and `proxy_protocol_from`.
+pub mod cidr;
 /// argv → `Args`.
 pub mod cli;
 /// TOML → validated `Config`, defaults, overrides, `file:line:col` errors.
@@ -29,10 +31,14 @@ pub mod log;
 /// The master loop and stop phases; the worker table with its pure plan,
 /// crash accounting, reload and upgrade hand-overs, status text.
 pub mod master;
+/// stub_status and Prometheus text from a scoreboard snapshot.
+pub mod metrics;
 /// sd_notify: READY, RELOADING, STOPPING, MAINPID, STATUS, WATCHDOG.
 pub mod notify;
 /// The pid file: atomic write, removal only if ours.
 pub mod pidfile;
+/// PROXY protocol v1/v2 header → client address, sans-IO.
+pub mod proxy;
 /// Precomputed response bytes with an in-place `Date`.
 pub mod response;
 /// `[[route]]` → a lookup built once per config, and each route's answers.

@@ -138,6 +138,7 @@ fn start(
     let signals = signals::Signals::install().context("installing signal handlers")?;
     let inbox = inbox::Inbox::new().context("creating the worker pipe")?;
     let board = sys::map_scoreboard(scoreboard::CAPACITY).context("mapping the scoreboard")?;
+    let totals = sys::map_totals().context("mapping the scoreboard totals")?;
     let pid_file = match &config.pid_file {
         Some(path) => Some(pidfile::PidFile::write(path, std::process::id())?),
         None => None,
@@ -163,7 +164,7 @@ fn start(
         pid_file,
         exec,
         replaces,
-        scoreboard: scoreboard::Scoreboard::new(board),
+        scoreboard: scoreboard::Scoreboard::new(board, totals),
         status_socket,
         reporter: reporter.take(),
     }))

@@ -7,7 +7,7 @@
 //! headers and body come from `config.rs`.
 
 use crate::http::{Method, Reject, Request};
-use crate::route::{Choice, RouteSpec, Router};
+use crate::route::{Asker, Choice, RouteSpec, Router};
 
 /// Length of an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub const DATE_LEN: usize = 29;
@@ -51,6 +51,8 @@ pub struct ResponseSpec {
 
 /// One precomputed response: head and body, and where in it the date goes.
 pub(crate) struct Template {
+    /// The status it answers with (for the responses counters).
+    status: u16,
     bytes: Vec<u8>,
     date_at: usize,
     head_len: usize,
@@ -78,6 +80,7 @@ impl Template {
         let head_len = bytes.len();
         bytes.extend_from_slice(body);
         Template {
+            status,
             bytes,
             date_at: before_date.len(),
             head_len,
@@ -104,11 +107,16 @@ impl Template {
         );
         let bytes = head.into_bytes();
         Template {
+            status: 204,
             head_len: bytes.len(),
             insert_at: bytes.len(),
             bytes,
             date_at: before_date.len(),
         }
+    }
+
+    pub(crate) fn status(&self) -> u16 {
+        self.status
     }
 
     /// Appends the whole answer, or its head alone (HEAD).
@@ -225,15 +233,17 @@ impl Responses {
     /// maintenance page answers (as [`Responses::answer`] decides), the
     /// route's name, or None for the configured response.
     pub fn route_name(&self, choice: Choice, maintenance: bool) -> Option<&str> {
-        if maintenance && !self.router.is_health(choice) {
+        if maintenance && !self.router.bypasses_maintenance(choice) {
             return Some("maintenance");
         }
         self.router.name(choice)
     }
 
     /// Appends the answer to a complete request: the maintenance page while
-    /// `maintenance` is on (health routes excepted), else its route's, else
-    /// the configured response (OPTIONS and other methods as always).
+    /// `maintenance` is on (health and status routes excepted), else its
+    /// route's, else the configured response (OPTIONS and other methods as
+    /// always). `asker` is who asks (a status route's `allow`) and what a
+    /// status route reads. Returns the status answered.
     #[allow(clippy::too_many_arguments)] // each is one fact about this request; a struct would be built per request
     pub fn answer(
         &self,
@@ -244,9 +254,10 @@ impl Responses {
         p: Persistence,
         maintenance: bool,
         draining: bool,
-    ) {
+        asker: Asker,
+    ) -> u16 {
         let head_only = request.method == Method::Head;
-        if maintenance && !self.router.is_health(choice) {
+        if maintenance && !self.router.bypasses_maintenance(choice) {
             return push(out, &self.maintenance[p as usize], head_only);
         }
         match (choice, request.method) {
@@ -254,32 +265,40 @@ impl Responses {
             (Choice::Default, Method::Head) => self.configured(out, p, true),
             (Choice::Default, Method::Options) => self.options(out, p),
             (Choice::Default, Method::Other) => self.not_allowed(out, p),
-            (c, _) => self.router.answer(out, c, tail, p, head_only, draining),
+            (c, _) => self
+                .router
+                .answer(out, c, tail, p, head_only, draining, asker),
         }
     }
 
+    /// A status route is configured: connections must know their
+    /// client's address (for `allow`).
+    pub fn needs_client(&self) -> bool {
+        self.router.has_status()
+    }
+
     /// Appends the configured response (its head alone for HEAD).
-    pub fn configured(&self, out: &mut Vec<u8>, p: Persistence, head_only: bool) {
-        push(out, &self.configured[p as usize], head_only);
+    pub fn configured(&self, out: &mut Vec<u8>, p: Persistence, head_only: bool) -> u16 {
+        push(out, &self.configured[p as usize], head_only)
     }
 
-    pub fn options(&self, out: &mut Vec<u8>, p: Persistence) {
-        push(out, &self.options[p as usize], false);
+    pub fn options(&self, out: &mut Vec<u8>, p: Persistence) -> u16 {
+        push(out, &self.options[p as usize], false)
     }
 
-    pub fn not_allowed(&self, out: &mut Vec<u8>, p: Persistence) {
-        push(out, &self.not_allowed[p as usize], false);
+    pub fn not_allowed(&self, out: &mut Vec<u8>, p: Persistence) -> u16 {
+        push(out, &self.not_allowed[p as usize], false)
     }
 
     /// Appends the error answer for `r` (its head alone for HEAD).
-    pub fn reject(&self, out: &mut Vec<u8>, r: Reject, head_only: bool) {
+    pub fn reject(&self, out: &mut Vec<u8>, r: Reject, head_only: bool) -> u16 {
         let t = &self
             .rejects
             .iter()
             .find(|(k, _)| *k == r)
             .expect("every Reject has a template")
             .1;
-        push(out, t, head_only);
+        push(out, t, head_only)
     }
 
     /// Writes `date` (an IMF-fixdate) into every template.
@@ -298,8 +317,10 @@ impl Responses {
     }
 }
 
-fn push(out: &mut Vec<u8>, t: &Template, head_only: bool) {
+/// Appends `t` and says its status.
+fn push(out: &mut Vec<u8>, t: &Template, head_only: bool) -> u16 {
     t.push(out, head_only);
+    t.status
 }
 
 /// The current time as an IMF-fixdate.

@@ -15,9 +15,13 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
 
+use crate::cidr::{self, Cidr};
 use crate::http::{Method, Request};
+use crate::metrics::Page;
 use crate::response::{reason, Persistence, ResponseSpec, Template, DATE_LEN};
+use crate::scoreboard::Board;
 
 /// The most routes one configuration may hold.
 pub const MAX_ROUTES: usize = 1000;
@@ -109,6 +113,9 @@ pub enum Answer {
     },
     /// 200 `ok` while the worker serves, 503 `draining` once it drains.
     Health,
+    /// A status page built per request from the scoreboard, for clients
+    /// in `allow` (others get 403).
+    Status { page: Page, allow: Vec<Cidr> },
 }
 
 /// One validated `[[route]]`.
@@ -119,6 +126,15 @@ pub struct RouteSpec {
     pub host: Option<String>,
     pub methods: Methods,
     pub answer: Answer,
+}
+
+/// Who asks, and what a status route reads: the client's address (for
+/// `allow`) and the scoreboard (none outside a worker). Two words, built
+/// per request on the stack.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Asker {
+    pub client: Option<IpAddr>,
+    pub board: Option<Board>,
 }
 
 /// What answers a request, decided from its head (while its bytes are
@@ -164,7 +180,10 @@ struct Route {
     host: Option<Box<[u8]>>,
     methods: Methods,
     health: bool,
-    /// The answer, per [`Persistence`] (health: the `ok` one).
+    /// A status page and who may read it.
+    status: Option<(Page, Box<[Cidr]>)>,
+    /// The answer, per [`Persistence`] (health: the `ok` one; status: the
+    /// 403 to clients outside `allow`).
     answer: [Template; 3],
     /// Where the rest of the path goes in `answer` (keep_path redirects).
     keep_path: bool,
@@ -187,6 +206,10 @@ pub struct Router {
     any_host: bool,
     /// Shared by every health route while draining (always closes).
     draining: Template,
+    /// Some route is a status page.
+    any_status: bool,
+    /// The current `Date`, for status answers built per request.
+    date: [u8; DATE_LEN],
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -250,6 +273,8 @@ impl Router {
             exact: HashMap::default(),
             prefixes: Trie::default(),
             any_host: false,
+            any_status: false,
+            date: *b"Thu, 01 Jan 1970 00:00:00 GMT",
             draining: Template::new(
                 503,
                 "Cache-Control: no-store\r\n",
@@ -265,6 +290,7 @@ impl Router {
                 PathMatch::Prefix(p) => r.prefixes.insert(p.as_bytes(), index),
             }
             r.any_host |= spec.host.is_some();
+            r.any_status |= matches!(spec.answer, Answer::Status { .. });
             r.routes.push(Route::new(spec));
         }
         r
@@ -272,6 +298,11 @@ impl Router {
 
     pub fn is_empty(&self) -> bool {
         self.routes.is_empty()
+    }
+
+    /// Some route is a status page.
+    pub fn has_status(&self) -> bool {
+        self.any_status
     }
 
     /// Chooses the route for a request whose head is `head` (as
@@ -353,8 +384,10 @@ impl Router {
         }
     }
 
-    /// Appends route `i`'s answer. `draining` turns a health answer into
-    /// 503 (`p` is then `Close` already).
+    /// Appends route `i`'s answer and returns its status. `draining` turns
+    /// a health answer into 503 (`p` is then `Close` already); a status
+    /// page is built now for an `asker` in its `allow`, else 403.
+    #[allow(clippy::too_many_arguments)] // as Responses::answer: facts of one request
     pub fn answer(
         &self,
         out: &mut Vec<u8>,
@@ -363,24 +396,39 @@ impl Router {
         p: Persistence,
         head_only: bool,
         draining: bool,
-    ) {
-        match choice {
-            Choice::Default => {}
+        asker: Asker,
+    ) -> u16 {
+        let t = match choice {
+            Choice::Default => return 0,
             Choice::Route(i) => {
                 let route = &self.routes[usize::from(i)];
                 if route.health && draining {
-                    self.draining.push(out, head_only);
+                    &self.draining
+                } else if let Some((page, allow)) = &route.status {
+                    if asker.client.is_some_and(|ip| cidr::any_contains(allow, ip)) {
+                        let mut t = status_page(*page, p, asker.board);
+                        t.set_date(&self.date);
+                        t.push(out, head_only);
+                        return t.status();
+                    }
+                    &route.answer[p as usize]
                 } else if route.keep_path {
-                    route.answer[p as usize].push_with(out, tail, head_only);
+                    let t = &route.answer[p as usize];
+                    t.push_with(out, tail, head_only);
+                    return t.status();
                 } else {
-                    route.answer[p as usize].push(out, head_only);
+                    &route.answer[p as usize]
                 }
             }
-            Choice::Options(i) => self.routes[usize::from(i)].options[p as usize].push(out, false),
-            Choice::NotAllowed(i) => {
-                self.routes[usize::from(i)].not_allowed[p as usize].push(out, head_only)
+            Choice::Options(i) => {
+                let t = &self.routes[usize::from(i)].options[p as usize];
+                t.push(out, false);
+                return t.status();
             }
-        }
+            Choice::NotAllowed(i) => &self.routes[usize::from(i)].not_allowed[p as usize],
+        };
+        t.push(out, head_only);
+        t.status()
     }
 
     /// The route that answers, as the access log names it: its path, or
@@ -394,17 +442,20 @@ impl Router {
         }
     }
 
-    /// A health route answers here: maintenance leaves it alone.
-    pub fn is_health(&self, choice: Choice) -> bool {
+    /// A health or status route answers here: maintenance leaves it
+    /// alone (a balancer's check and a scrape must still see the truth).
+    pub fn bypasses_maintenance(&self, choice: Choice) -> bool {
         match choice {
             Choice::Route(i) | Choice::NotAllowed(i) | Choice::Options(i) => {
-                self.routes[usize::from(i)].health
+                let r = &self.routes[usize::from(i)];
+                r.health || r.status.is_some()
             }
             Choice::Default => false,
         }
     }
 
     pub fn set_date(&mut self, date: &[u8; DATE_LEN]) {
+        self.date = *date;
         self.draining.set_date(date);
         for r in &mut self.routes {
             for t in r
@@ -435,6 +486,10 @@ impl Route {
                 per(&|p| Template::new(200, "Cache-Control: no-store\r\n", p, TEXT, b"ok\n")),
                 false,
             ),
+            Answer::Status { .. } => (
+                per(&|p| Template::new(403, "", p, TEXT, b"Forbidden\n")),
+                false,
+            ),
             Answer::Redirect {
                 status,
                 location,
@@ -456,6 +511,10 @@ impl Route {
             host: spec.host.as_ref().map(|h| h.as_bytes().into()),
             methods: spec.methods,
             health: spec.answer == Answer::Health,
+            status: match &spec.answer {
+                Answer::Status { page, allow } => Some((*page, allow.as_slice().into())),
+                _ => None,
+            },
             answer,
             keep_path,
             prefix_len: match &spec.path {
@@ -470,6 +529,17 @@ impl Route {
             },
         }
     }
+}
+
+/// A status page as it is now (built per scrape; nothing of it is kept).
+fn status_page(page: Page, p: Persistence, board: Option<Board>) -> Template {
+    Template::new(
+        200,
+        "Cache-Control: no-store\r\n",
+        p,
+        page.content_type(),
+        page.render(board).as_bytes(),
+    )
 }
 
 fn header_lines(headers: &[(String, String)]) -> String {
@@ -703,6 +773,7 @@ mod tests {
             Persistence::KeepAlive,
             false,
             false,
+            Asker::default(),
         );
         let s = String::from_utf8(out).unwrap();
         assert!(
@@ -728,6 +799,7 @@ mod tests {
             Persistence::KeepAlive,
             false,
             false,
+            Asker::default(),
         );
         assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n") && out.ends_with(b"\r\n\r\nok\n"));
         out.clear();
@@ -738,6 +810,7 @@ mod tests {
             Persistence::Close,
             false,
             true,
+            Asker::default(),
         );
         let s = String::from_utf8(out).unwrap();
         assert!(
@@ -746,12 +819,72 @@ mod tests {
                 && s.ends_with("draining\n"),
             "{s}"
         );
-        assert!(r.is_health(Choice::Route(0)));
+        assert!(r.bypasses_maintenance(Choice::Route(0)));
         assert_eq!(Methods::parse(["GET"]), Ok(Methods::DEFAULT));
         assert_eq!(Methods::parse(["GET", "TRACE"]), Err("TRACE"));
         assert_eq!(
             Methods::parse(["POST", "GET"]).unwrap().allow_header(),
             "Allow: GET, HEAD, POST, OPTIONS\r\n"
         );
+    }
+
+    #[test]
+    fn a_status_route_answers_its_allow_list_and_403_to_others() {
+        let allow = vec!["10.0.0.0/8".parse().unwrap()];
+        let r = Router::new(&[
+            route(
+                exact("/status"),
+                Answer::Status {
+                    page: Page::StubStatus,
+                    allow,
+                },
+            ),
+            route(
+                exact("/metrics"),
+                Answer::Status {
+                    page: Page::Metrics,
+                    allow: crate::cidr::Cidr::localhost(),
+                },
+            ),
+        ]);
+        assert!(r.has_status());
+        assert!(r.bypasses_maintenance(Choice::Route(1)));
+        let answer = |i: u16, client: Option<&str>| {
+            let mut out = Vec::new();
+            let status = r.answer(
+                &mut out,
+                Choice::Route(i),
+                &[],
+                Persistence::KeepAlive,
+                false,
+                false,
+                Asker {
+                    client: client.map(|c| c.parse().unwrap()),
+                    board: None,
+                },
+            );
+            (status, String::from_utf8(out).unwrap())
+        };
+        let (status, s) = answer(0, Some("10.1.2.3"));
+        assert_eq!(status, 200);
+        assert!(s.contains("\r\nContent-Type: text/plain\r\n"), "{s}");
+        assert!(s.contains("\r\n\r\nActive connections: "), "{s}");
+        assert!(s.ends_with(" \n"), "{s}");
+        for client in [Some("11.0.0.1"), Some("127.0.0.1"), None] {
+            let (status, s) = answer(0, client);
+            assert_eq!(status, 403, "{client:?}");
+            assert!(s.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{s}");
+        }
+        let (status, s) = answer(1, Some("::1"));
+        assert_eq!(status, 200);
+        assert!(
+            s.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"),
+            "{s}"
+        );
+        assert!(
+            s.contains("# TYPE preforkd_requests_total counter\n"),
+            "{s}"
+        );
+        assert_eq!(answer(1, Some("127.0.0.2")).0, 403);
     }
 }

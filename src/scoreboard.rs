@@ -7,10 +7,19 @@
 //! heartbeat of 0 means "not started". The master also writes one switch
 //! into every slot, the maintenance flag, which its worker reads per request
 //! from the cache line it writes anyway. Mapping memory is `sys.rs`'s job.
+//!
+//! Beside the slots, one [`Totals`](crate::scoreboard::Totals) block that only the master writes: the
+//! counters of workers that are gone (folded in from their slot when they
+//! are reaped, before the slot is released), and the master's own counts
+//! (restarts, reloads, upgrades, generation). A worker answering a status
+//! route reads both ([`Board::snapshot`](crate::scoreboard::Board::snapshot)), so that counters never go down while
+//! the master lives. Folding and releasing a slot happen inside a sequence
+//! lock (the master writes, single-threaded; readers retry), so a reader
+//! never sees a dead worker's counts twice or not at all.
 
 use std::cell::Cell;
 use std::fmt;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering, Ordering::Relaxed};
 
 use nix::time::{clock_gettime, ClockId};
 
@@ -116,6 +125,13 @@ pub struct Slot {
     tls_handshakes: AtomicU64,
     tls_resumed: AtomicU64,
     tls_failures: AtomicU64,
+    /// Answers by status class, 1xx to 5xx.
+    responses: [AtomicU64; 5],
+    /// Connections reading a request head now.
+    reading: AtomicU64,
+    /// Connections reading a body, writing an answer or lingering now
+    /// (idle ones are the rest of `open`, as nginx derives "Waiting").
+    writing: AtomicU64,
 }
 
 impl Slot {
@@ -198,15 +214,225 @@ impl Slot {
         self.maintenance.load(Relaxed) != 0
     }
 
+    /// Counts one answer of `status` (the worker is the only writer, so
+    /// a load and a store: no locked instruction).
+    pub fn count_response(&self, status: u16) {
+        let c = &self.responses[usize::from(status / 100).clamp(1, 5) - 1];
+        c.store(c.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Counts one request answered (before its answer is written, so a
+    /// client that has read it never finds it uncounted).
+    pub fn count_request(&self) {
+        self.requests
+            .store(self.requests.load(Relaxed) + 1, Relaxed);
+    }
+
+    /// Answers by status class, 1xx to 5xx.
+    pub fn responses(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.responses[i].load(Relaxed))
+    }
+
+    /// Publishes how many connections read a head and how many read a
+    /// body or write (on connection state changes only).
+    pub fn set_reading_writing(&self, reading: u64, writing: u64) {
+        self.reading.store(reading, Relaxed);
+        self.writing.store(writing, Relaxed);
+    }
+
+    pub fn reading(&self) -> u64 {
+        self.reading.load(Relaxed)
+    }
+
+    pub fn writing(&self) -> u64 {
+        self.writing.load(Relaxed)
+    }
+
     /// Zeroes the counters of a slot about to be reused.
     fn reset(&self) {
-        for c in [&self.accepted, &self.requests, &self.open] {
+        for c in [
+            &self.accepted,
+            &self.requests,
+            &self.open,
+            &self.reading,
+            &self.writing,
+        ] {
             c.store(0, Relaxed);
         }
-        for c in &self.evictions {
+        for c in self.evictions.iter().chain(&self.responses) {
             c.store(0, Relaxed);
         }
     }
+}
+
+/// Why the master started a worker in place of another (the label of
+/// `preforkd_worker_restarts_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    /// It exited on its own (not told to, not recycled).
+    Exit,
+    /// A signal killed it (not the watchdog's).
+    Signal,
+    /// Hung: the watchdog killed it.
+    Watchdog,
+    /// It reached `max_requests_per_worker` and drained.
+    Recycled,
+}
+
+impl Restart {
+    pub const ALL: [Restart; 4] = [
+        Restart::Exit,
+        Restart::Signal,
+        Restart::Watchdog,
+        Restart::Recycled,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Restart::Exit => "exit",
+            Restart::Signal => "signal",
+            Restart::Watchdog => "watchdog",
+            Restart::Recycled => "recycled",
+        }
+    }
+}
+
+/// The master's block beside the slots (see the module doc): written by
+/// the master alone, inside `seq` (odd while a write is under way).
+#[repr(C, align(128))]
+#[derive(Debug, Default)]
+pub struct Totals {
+    seq: AtomicU64,
+    accepted: AtomicU64,
+    requests: AtomicU64,
+    responses: [AtomicU64; 5],
+    evictions: [AtomicU64; 6],
+    restarts: [AtomicU64; 4],
+    /// ok, failed.
+    reloads: [AtomicU64; 2],
+    /// ok, failed.
+    upgrades: [AtomicU64; 2],
+    generation: AtomicU64,
+    /// Unix time the master started, in seconds.
+    start_time: AtomicU64,
+    maintenance: AtomicU32,
+}
+
+impl Totals {
+    /// Runs one write of the master's inside the sequence lock.
+    fn write(&self, f: impl FnOnce()) {
+        let s = self.seq.load(Relaxed);
+        self.seq.store(s.wrapping_add(1), Relaxed);
+        fence(Ordering::Release);
+        f();
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+    }
+
+    fn add(c: &AtomicU64, n: u64) {
+        c.store(c.load(Relaxed) + n, Relaxed);
+    }
+}
+
+/// Everything a status route shows, read consistently from the slots and
+/// the totals.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub accepted: u64,
+    pub requests: u64,
+    /// By status class, 1xx to 5xx.
+    pub responses: [u64; 5],
+    pub evictions: Evictions,
+    /// Connections open now, and of those reading a head, and reading a
+    /// body or writing (the rest are idle: nginx's "Waiting").
+    pub open: u64,
+    pub reading: u64,
+    pub writing: u64,
+    /// Live workers by state: starting, accepting, draining.
+    pub workers: [u64; 3],
+    /// In [`Restart::ALL`] order.
+    pub restarts: [u64; 4],
+    /// ok, failed.
+    pub reloads: [u64; 2],
+    /// ok, failed.
+    pub upgrades: [u64; 2],
+    pub generation: u64,
+    pub start_time: u64,
+    pub maintenance: bool,
+    pub log_lost: u64,
+    /// TLS handshakes completed, of them resumed, and failed (summed over
+    /// every slot, as `-s status` sums them).
+    pub tls: [u64; 3],
+}
+
+/// The whole shared mapping as a worker is handed it: every slot and the
+/// master's totals, for a status route to read.
+#[derive(Clone, Copy, Debug)]
+pub struct Board {
+    pub slots: &'static [Slot],
+    pub totals: &'static Totals,
+}
+
+impl Board {
+    /// What a status route shows now.
+    pub fn snapshot(&self) -> Snapshot {
+        read(self.slots, self.totals)
+    }
+}
+
+fn read(slots: &[Slot], t: &Totals) -> Snapshot {
+    let mut snap = Snapshot::default();
+    // A master stopped in the middle of a write (SIGSTOP) must not hang a
+    // worker: after this many tries the last read is shown.
+    for _ in 0..10_000 {
+        let before = t.seq.load(Ordering::Acquire);
+        if before % 2 == 1 {
+            std::hint::spin_loop();
+            continue;
+        }
+        snap = read_once(slots, t);
+        fence(Ordering::Acquire);
+        if t.seq.load(Relaxed) == before {
+            break;
+        }
+    }
+    snap
+}
+
+fn read_once(slots: &[Slot], t: &Totals) -> Snapshot {
+    let load = |c: &AtomicU64| c.load(Relaxed);
+    let mut s = Snapshot {
+        accepted: load(&t.accepted),
+        requests: load(&t.requests),
+        responses: std::array::from_fn(|i| load(&t.responses[i])),
+        evictions: Evictions(std::array::from_fn(|i| load(&t.evictions[i]))),
+        restarts: std::array::from_fn(|i| load(&t.restarts[i])),
+        reloads: std::array::from_fn(|i| load(&t.reloads[i])),
+        upgrades: std::array::from_fn(|i| load(&t.upgrades[i])),
+        generation: load(&t.generation),
+        start_time: load(&t.start_time),
+        maintenance: t.maintenance.load(Relaxed) != 0,
+        ..Snapshot::default()
+    };
+    for slot in slots {
+        s.log_lost += slot.log_lost.load(Relaxed);
+        s.tls[0] += slot.tls_handshakes.load(Relaxed);
+        s.tls[1] += slot.tls_resumed.load(Relaxed);
+        s.tls[2] += slot.tls_failures.load(Relaxed);
+        if slot.pid() == 0 {
+            continue;
+        }
+        s.accepted += slot.accepted();
+        s.requests += slot.requests();
+        for (a, b) in s.responses.iter_mut().zip(slot.responses()) {
+            *a += b;
+        }
+        s.evictions += slot.evictions();
+        s.open += slot.open();
+        s.reading += slot.reading();
+        s.writing += slot.writing();
+        s.workers[slot.state() as usize] += 1;
+    }
+    s
 }
 
 /// Eviction counts by kind, read from one slot or summed over several, for
@@ -260,14 +486,20 @@ pub fn monotonic_ms() -> u64 {
 
 pub struct Scoreboard {
     slots: &'static [Slot],
+    totals: &'static Totals,
     /// The maintenance switch, copied into each slot as it is claimed.
     maintenance: Cell<bool>,
 }
 
 impl Scoreboard {
-    pub fn new(slots: &'static [Slot]) -> Self {
+    pub fn new(slots: &'static [Slot], totals: &'static Totals) -> Self {
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        totals.start_time.store(start, Relaxed);
         Scoreboard {
             slots,
+            totals,
             maintenance: Cell::new(false),
         }
     }
@@ -278,6 +510,44 @@ impl Scoreboard {
         self.maintenance.set(on);
         for s in self.slots {
             s.maintenance.store(u32::from(on), Relaxed);
+        }
+        self.totals.maintenance.store(u32::from(on), Relaxed);
+    }
+
+    /// Counts a worker replaced for `cause`.
+    pub fn count_restart(&self, cause: Restart) {
+        self.totals
+            .write(|| Totals::add(&self.totals.restarts[cause as usize], 1));
+    }
+
+    /// Counts a reload's outcome.
+    pub fn count_reload(&self, ok: bool) {
+        self.totals
+            .write(|| Totals::add(&self.totals.reloads[usize::from(!ok)], 1));
+    }
+
+    /// Counts an upgrade's outcome.
+    pub fn count_upgrade(&self, ok: bool) {
+        self.totals
+            .write(|| Totals::add(&self.totals.upgrades[usize::from(!ok)], 1));
+    }
+
+    /// The generation serving now (a reload bumps it).
+    pub fn set_generation(&self, generation: u64) {
+        self.totals
+            .write(|| self.totals.generation.store(generation, Relaxed));
+    }
+
+    /// What a status route would show now.
+    pub fn snapshot(&self) -> Snapshot {
+        read(self.slots, self.totals)
+    }
+
+    /// Every slot and the totals, for a worker.
+    pub fn board(&self) -> Board {
+        Board {
+            slots: self.slots,
+            totals: self.totals,
         }
     }
 
@@ -293,13 +563,15 @@ impl Scoreboard {
             .iter()
             .position(|s| s.pid() == 0 && s.heartbeat() == 0)?;
         let s = &self.slots[i];
-        s.set_state(WorkerState::Starting);
-        s.beat();
-        s.reset();
-        s.maintenance
-            .store(u32::from(self.maintenance.get()), Relaxed);
-        // Marks it taken even before the pid is known.
-        s.set_pid(u32::MAX);
+        self.totals.write(|| {
+            s.set_state(WorkerState::Starting);
+            s.beat();
+            s.reset();
+            s.maintenance
+                .store(u32::from(self.maintenance.get()), Relaxed);
+            // Marks it taken even before the pid is known.
+            s.set_pid(u32::MAX);
+        });
         Some(i)
     }
 
@@ -330,11 +602,24 @@ impl Scoreboard {
         })
     }
 
-    /// The worker is gone: the slot may be claimed again.
+    /// The worker is gone: its counters are folded into the totals and
+    /// the slot may be claimed again, in one write (see the module doc).
     pub fn release(&self, i: usize) {
         let s = &self.slots[i];
-        s.heartbeat.store(0, Relaxed);
-        s.set_pid(0);
+        let t = self.totals;
+        t.write(|| {
+            Totals::add(&t.accepted, s.accepted());
+            Totals::add(&t.requests, s.requests());
+            for (c, n) in t.responses.iter().zip(s.responses()) {
+                Totals::add(c, n);
+            }
+            for (c, n) in t.evictions.iter().zip(s.evictions().0) {
+                Totals::add(c, n);
+            }
+            s.reset();
+            s.heartbeat.store(0, Relaxed);
+            s.set_pid(0);
+        });
     }
 
     /// Eviction counts summed over `slots` (the master's live workers), for
@@ -376,9 +661,61 @@ mod tests {
         )
     }
 
+    fn board(n: usize) -> Scoreboard {
+        Scoreboard::new(slots(n), Box::leak(Box::default()))
+    }
+
+    #[test]
+    fn a_released_workers_counts_stay_in_the_totals() {
+        let sb = board(2);
+        let a = sb.claim().unwrap();
+        sb.slot(a).set_pid(10);
+        let s = sb.slot(a);
+        s.set_accepted(3);
+        s.set_requests(5);
+        s.count_response(200);
+        s.count_response(404);
+        s.count_response(503);
+        s.count_response(999);
+        s.set_evictions(Eviction::Idle, 2);
+        s.set_open(1);
+        s.set_reading_writing(0, 1);
+        let live = sb.snapshot();
+        assert_eq!((live.accepted, live.requests), (3, 5));
+        assert_eq!(live.responses, [0, 1, 0, 1, 2]);
+        assert_eq!((live.open, live.writing), (1, 1));
+        assert_eq!(live.workers, [1, 0, 0]);
+        sb.release(a);
+        let gone = sb.snapshot();
+        assert_eq!((gone.accepted, gone.requests), (3, 5));
+        assert_eq!(gone.responses, [0, 1, 0, 1, 2]);
+        assert_eq!(gone.evictions.get(Eviction::Idle), 2);
+        assert_eq!(
+            (gone.open, gone.writing),
+            (0, 0),
+            "gauges go with the worker"
+        );
+        assert_eq!(gone.workers, [0, 0, 0]);
+        // The slot's next worker starts from zero and adds to the totals.
+        let b = sb.claim().unwrap();
+        assert_eq!(b, a);
+        sb.slot(b).set_pid(11);
+        sb.slot(b).set_requests(1);
+        assert_eq!(sb.snapshot().requests, 6);
+        sb.count_restart(Restart::Watchdog);
+        sb.count_reload(false);
+        sb.count_upgrade(true);
+        sb.set_generation(4);
+        let s = sb.snapshot();
+        assert_eq!(s.restarts, [0, 0, 1, 0]);
+        assert_eq!((s.reloads, s.upgrades, s.generation), ([0, 1], [1, 0], 4));
+        assert!(s.start_time > 1_600_000_000);
+        assert_eq!(sb.totals.seq.load(Relaxed) % 2, 0, "no write left open");
+    }
+
     #[test]
     fn claim_and_release() {
-        let sb = Scoreboard::new(slots(2));
+        let sb = board(2);
         let a = sb.claim().unwrap();
         let b = sb.claim().unwrap();
         assert_ne!(a, b);
@@ -403,7 +740,7 @@ mod tests {
 
     #[test]
     fn lost_lines_outlive_the_worker() {
-        let sb = Scoreboard::new(slots(2));
+        let sb = board(2);
         let a = sb.claim().unwrap();
         sb.slot(a).log_lost.fetch_add(3, Relaxed);
         sb.release(a);
@@ -428,7 +765,7 @@ mod tests {
 
     #[test]
     fn evictions_are_counted_per_kind_summed_and_shown() {
-        let sb = Scoreboard::new(slots(3));
+        let sb = board(3);
         sb.slot(0).set_evictions(Eviction::Idle, 5);
         sb.slot(0).set_evictions(Eviction::Slow, 1);
         sb.slot(2).set_evictions(Eviction::Idle, 2);

@@ -187,6 +187,8 @@ fn responses() -> Responses {
 pub struct State {
     pub draining: bool,
     pub maintenance: bool,
+    /// A `proxy_protocol` listener's connection: a PROXY header first.
+    pub proxied: bool,
 }
 
 /// Runs `input`, cut at `cuts` (offsets, any order, out-of-range ignored),
@@ -206,6 +208,7 @@ pub fn run_in(state: State, input: &[u8], cuts: &[usize], write_budget: Option<u
         .collect();
     cuts.sort_unstable();
     cuts.dedup();
+    let given_cuts = cuts.clone();
     let mut pieces = VecDeque::new();
     let mut start = 0;
     for c in cuts.into_iter().chain(std::iter::once(input.len())) {
@@ -230,6 +233,8 @@ pub fn run_in(state: State, input: &[u8], cuts: &[usize], write_budget: Option<u
         draining: state.draining,
         maintenance: state.maintenance,
         observer: Some(&recorder),
+        counters: None,
+        board: None,
     };
     let mut bufs = Buffers::new(&limits);
     let stream = Scripted {
@@ -240,6 +245,9 @@ pub fn run_in(state: State, input: &[u8], cuts: &[usize], write_budget: Option<u
         shut: false,
     };
     let mut conn = Conn::new(stream, &ctx);
+    if state.proxied {
+        conn.expect_proxy_header();
+    }
     // Bounded: every readable event consumes at least one byte or ends.
     let mut closed = false;
     let mut steps = 0;
@@ -292,12 +300,55 @@ pub fn run_in(state: State, input: &[u8], cuts: &[usize], write_budget: Option<u
     conn.release(&mut bufs);
     check_error_is_last(&outcome);
     check_observed(&recorder.0.borrow(), &outcome, write_budget == Some(0));
+    if state.proxied {
+        check_proxied(state, input, &given_cuts, write_budget, &outcome);
+    }
     outcome
+}
+
+/// A proxied connection answers exactly what the same bytes without
+/// their PROXY header get on a plain one, or, without a valid header,
+/// nothing at all: the header's bytes never reach the HTTP parser.
+fn check_proxied(
+    state: State,
+    input: &[u8],
+    cuts: &[usize],
+    write_budget: Option<usize>,
+    o: &Outcome,
+) {
+    match crate::proxy::parse(input) {
+        crate::proxy::Parsed::Done { len, .. } => {
+            let cuts: Vec<usize> = cuts.iter().filter_map(|c| c.checked_sub(len)).collect();
+            let plain = run_in(
+                State {
+                    proxied: false,
+                    ..state
+                },
+                &input[len..],
+                &cuts,
+                write_budget,
+            );
+            assert_eq!(
+                o.responses, plain.responses,
+                "answers differ behind a PROXY header"
+            );
+        }
+        crate::proxy::Parsed::Invalid => {
+            assert!(
+                o.responses.is_empty(),
+                "answered without a valid PROXY header"
+            );
+            assert!(o.closed, "left open without a valid PROXY header");
+        }
+        crate::proxy::Parsed::Partial => {
+            assert!(o.responses.is_empty(), "answered before the PROXY header");
+        }
+    }
 }
 
 /// Decodes a fuzz input of the `request` target and runs it: a leading
 /// 0xFD byte and the next set the state (bit 0 draining, bit 1
-/// maintenance), then 0xFE and a byte limit each write, then every 0xFF
+/// maintenance, bit 2 a `proxy_protocol` listener's connection), then 0xFE and a byte limit each write, then every 0xFF
 /// is a cut (not delivered). Shared with the corpus replay test.
 pub fn run_encoded(data: &[u8]) -> Outcome {
     let (state, data) = match data {
@@ -305,6 +356,7 @@ pub fn run_encoded(data: &[u8]) -> Outcome {
             State {
                 draining: flags & 1 != 0,
                 maintenance: flags & 2 != 0,
+                proxied: flags & 4 != 0,
             },
             rest,
         ),
@@ -737,6 +789,8 @@ mod tests {
                 draining: false,
                 maintenance: false,
                 observer: None,
+                counters: None,
+                board: None,
             };
             let stream = Scripted {
                 pieces: VecDeque::new(),
@@ -766,6 +820,8 @@ mod tests {
                 draining: false,
                 maintenance: false,
                 observer: None,
+                counters: None,
+                board: None,
             };
             self.conn.on_readable(&ctx, &mut self.bufs)
         }
@@ -802,6 +858,8 @@ mod tests {
             draining: false,
             maintenance: false,
             observer: None,
+            counters: None,
+            board: None,
         };
         let mut bufs = Buffers::new(&limits());
         assert_eq!(c.conn.on_timeout(&ctx, &mut bufs), Interest::Read);
@@ -931,7 +989,7 @@ mod tests {
             cuts in proptest::collection::vec(0usize..4000, 0..40),
             budget in proptest::option::of(1usize..300),
         ) {
-            let state = State { maintenance: true, draining: false };
+            let state = State { maintenance: true, draining: false, ..State::default() };
             run_sequence_in(state, &requests, b"", &cuts, budget);
         }
 
@@ -941,21 +999,49 @@ mod tests {
             cuts in proptest::collection::vec(0usize..4000, 0..40),
             maintenance in any::<bool>(),
         ) {
-            let state = State { maintenance, draining: true };
+            let state = State { maintenance, draining: true, ..State::default() };
             run_sequence_in(state, &requests, b"", &cuts, None);
+        }
+
+        #[test]
+        fn a_proxy_header_is_invisible_to_http(
+            requests in proptest::collection::vec(req(), 0..6),
+            v2 in any::<bool>(),
+            source in any::<[u8; 4]>(),
+            cuts in proptest::collection::vec(0usize..3000, 0..30),
+            budget in proptest::option::of(1usize..300),
+        ) {
+            let mut input = if v2 {
+                let mut h = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+                h.extend_from_slice(&source);
+                h.extend_from_slice(&[127, 0, 0, 1, 0x10, 0x00, 0, 80]);
+                h
+            } else {
+                let [a, b, c, d] = source;
+                format!("PROXY TCP4 {a}.{b}.{c}.{d} 127.0.0.1 4096 80\r\n").into_bytes()
+            };
+            for r in &requests {
+                r.write(&mut input);
+            }
+            let state = State { proxied: true, ..State::default() };
+            // run_in compares with the same requests on a plain connection.
+            let o = run_in(state, &input, &cuts, budget);
+            prop_assert_eq!(o.responses.len(), requests.len());
         }
 
         #[test]
         fn arbitrary_bytes_keep_the_invariants(
             input in proptest::collection::vec(any::<u8>(), 0..3000),
             cuts in proptest::collection::vec(0usize..3000, 0..30),
+            proxied in any::<bool>(),
         ) {
-            run(&input, &cuts, None);
+            run_in(State { proxied, ..State::default() }, &input, &cuts, None);
         }
     }
 
-    /// The fuzz corpus holds the cases that matter (routes among them):
-    /// every seed runs here too, and the routed ones are answered as routed.
+    /// The fuzz corpus holds the cases that matter (routes and PROXY
+    /// headers among them): every seed runs here too, and the routed and
+    /// proxied ones are answered as expected.
     #[test]
     fn the_fuzz_corpus_keeps_the_invariants() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/request");
@@ -974,12 +1060,15 @@ mod tests {
                 "route_maintenance" => &[200, 503, 503],
                 "route_methods" => &[405, 204, 405],
                 "route_host" => &[203, 200, 203],
+                "proxy_v1" => &[200, 201],
+                "proxy_v1_split" | "proxy_v2" | "proxy_v2_local" => &[200],
+                "proxy_missing" | "proxy_lf_only" => &[],
                 _ => continue,
             };
             routed += 1;
             assert_eq!(statuses, want, "{name}");
         }
-        assert_eq!(routed, 7, "the routed seeds are in {}", dir.display());
+        assert_eq!(routed, 13, "the routed seeds are in {}", dir.display());
     }
 
     #[test]

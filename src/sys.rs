@@ -259,6 +259,28 @@ pub fn map_scoreboard(len: usize) -> nix::Result<&'static [crate::scoreboard::Sl
     })
 }
 
+/// Maps the master's zeroed [`Totals`](crate::scoreboard::Totals) block
+/// beside the scoreboard, shared the same way and never unmapped.
+pub fn map_totals() -> nix::Result<&'static crate::scoreboard::Totals> {
+    use nix::sys::mman::{MapFlags, ProtFlags};
+    let bytes = std::num::NonZeroUsize::new(std::mem::size_of::<crate::scoreboard::Totals>())
+        .expect("Totals is not zero-sized");
+    // SAFETY: a fresh anonymous mapping: no file, no existing memory is
+    // aliased; the kernel zero-fills it.
+    let ptr = unsafe {
+        nix::sys::mman::mmap_anonymous(
+            None,
+            bytes,
+            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+            MapFlags::MAP_SHARED,
+        )
+    }?;
+    // SAFETY: page-aligned (enough for Totals' 128-byte alignment), as
+    // long as one Totals, zero-filled (all-zero atomics are valid values),
+    // only ever accessed through atomics, and never unmapped.
+    Ok(unsafe { &*ptr.as_ptr().cast::<crate::scoreboard::Totals>() })
+}
+
 /// Forks and returns in both processes (for `-d`). Only the master calls
 /// this, before it starts any worker, while it has one thread.
 pub fn fork_detach() -> nix::Result<ForkResult> {

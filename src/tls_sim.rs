@@ -226,6 +226,8 @@ fn ctx(responses: &Responses) -> Ctx<'_> {
         draining: false,
         maintenance: false,
         observer: None,
+        counters: None,
+        board: None,
     }
 }
 

@@ -3,8 +3,11 @@
 //! reads) and is not itself delivered, so the seed corpus is plain HTTP. A
 //! leading 0xFE byte and the byte after it limit how much the socket takes
 //! per write. A leading 0xFD byte and the byte after it set the worker's
-//! state (bit 0: draining, bit 1: maintenance); the simulated server has
-//! routes (`sim::routes`), and the corpus holds requests for them.
+//! state (bit 0: draining, bit 1: maintenance, bit 2: a `proxy_protocol`
+//! listener, whose connection must answer what the same bytes without
+//! their PROXY header get, or nothing without a valid one); the simulated
+//! server has routes (`sim::routes`), and the corpus holds requests for
+//! them and PROXY headers (`proxy_*`).
 //! `preforkd::sim::run_in` panics when an invariant breaks: a
 //! malformed response, a wrong Content-Length, an answer after an error,
 //! a connection left open after an error, unbounded memory.

@@ -52,6 +52,8 @@ fuzz_target!(|case: Case| {
     let state = sim::State {
         maintenance: case.maintenance,
         draining: case.draining,
+        // PROXY headers are the request target's (and the proptests').
+        ..sim::State::default()
     };
     sim::run_sequence_in(
         state,

@@ -139,6 +139,7 @@ pub struct Startup {
 
 impl Master {
     pub fn new(s: Startup) -> Self {
+        s.scoreboard.set_generation(1);
         let pid = nix::unistd::getpid();
         Master {
             target: s.config.workers,

@@ -31,6 +31,7 @@ impl Master {
         match self.prepare_reload() {
             Ok(()) => {
                 self.generation += 1;
+                self.scoreboard.set_generation(self.generation);
                 self.target = self.config.workers;
                 self.reload = Reload::Pending {
                     generation: self.generation,
@@ -45,6 +46,7 @@ impl Master {
             Err(e) => {
                 let reason = format!("{e:#}");
                 log::error!("reload failed: {reason}");
+                self.scoreboard.count_reload(false);
                 self.state.reload = Outcome::failed(&reason);
                 self.last_error = format!("reload failed: {reason}");
                 self.publish();
@@ -67,8 +69,8 @@ impl Master {
         }
         // Old workers keep their own copies of dropped listeners until they
         // drain; the master's copies go now, so new workers never get them.
-        // A kept socket takes its flags (tls) from the new config: the new
-        // workers look them up by address.
+        // A kept socket takes its flags (tls, proxy_protocol) from the new
+        // config: the new workers look them up by address.
         listener::reconcile(&mut self.listeners, &config.listen_addrs(), config.backlog)?;
         crate::log::init(&config.log);
         self.config = config;
@@ -80,6 +82,7 @@ impl Master {
         if let Reload::Pending { generation } = self.reload {
             self.reload = Reload::Idle;
             log::info!("reload done generation={generation}");
+            self.scoreboard.count_reload(true);
             self.state.reload = Outcome::Ok;
             self.publish();
             notify::ready(&self.summary());

@@ -14,9 +14,16 @@ impl Master {
         let addrs: Vec<String> = self
             .listeners
             .iter()
-            .map(|l| match self.config.listen_for(l.addr).tls {
-                true => format!("{}/tls", l.addr),
-                false => l.addr.to_string(),
+            .map(|l| {
+                let flags = self.config.listen_for(l.addr);
+                let mut text = l.addr.to_string();
+                if flags.tls {
+                    text.push_str("/tls");
+                }
+                if flags.proxy_protocol {
+                    text.push_str("/proxy_protocol");
+                }
+                text
             })
             .collect();
         addrs.join(",")

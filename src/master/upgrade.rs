@@ -51,6 +51,7 @@ impl Master {
             if let Err(e) = p.rename_to_oldbin() {
                 let why = format!("cannot rename the pid file: {e}");
                 log::error!("upgrade failed: {why}");
+                self.scoreboard.count_upgrade(false);
                 self.state.upgrade = Outcome::failed(&why);
                 self.publish();
                 return;
@@ -104,6 +105,7 @@ impl Master {
             return;
         }
         log::error!("upgrade failed: {why}; the old master carries on");
+        self.scoreboard.count_upgrade(false);
         if let Some(p) = self.pid_file.as_mut() {
             if let Err(e) = p.restore() {
                 log::error!("cannot take the pid file back: {e:#}");
@@ -123,6 +125,9 @@ impl Master {
             return;
         }
         self.upgrade = Upgrade::Idle;
+        // Counted by the master that took over (the old one's counters go
+        // with it): its upgrades_total{result="ok"} is 1.
+        self.scoreboard.count_upgrade(true);
         // Become the service's main process before the old one goes.
         notify::ready_as_main(&self.summary());
         self.announced = true;

@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 
 use super::plan::{self, Ended, WorkerProc};
 use super::{Master, Phase};
-use crate::scoreboard::{self, WorkerState};
+use crate::scoreboard::{self, Restart, WorkerState};
 use crate::signals::Signals;
 use crate::{exitcode, notify, sys, worker};
 
@@ -64,7 +64,18 @@ impl Master {
         // between two turns of the loop still counts as having served.
         let state = self.scoreboard.slot(w.board).state();
         let ready = w.ready || state != WorkerState::Starting;
+        // Its counters go into the totals as the slot is released (one
+        // write: a scrape never counts them twice or not at all).
         self.scoreboard.release(w.board);
+        if self.phase == Phase::Running && !w.retiring && !w.killed {
+            // Told to drain (reload, fewer workers) is no restart; the
+            // watchdog's kills and recycling were counted when they began.
+            self.scoreboard.count_restart(match ended {
+                Ended::Exited(0) => Restart::Recycled,
+                Ended::Exited(_) => Restart::Exit,
+                Ended::Signaled(_) => Restart::Signal,
+            });
+        }
         if ready {
             self.respawn.record_ready(w.slot);
         }
@@ -114,6 +125,7 @@ impl Master {
                 WorkerState::Draining if !w.retiring => {
                     log::info!("worker={} pid={} retiring on its own", w.slot, w.pid);
                     w.retiring = true;
+                    self.scoreboard.count_restart(Restart::Recycled);
                 }
                 _ => {}
             }
@@ -165,7 +177,7 @@ impl Master {
                     master,
                     inbox,
                     slot,
-                    self.scoreboard.slots(),
+                    self.scoreboard.board(),
                 )
             })
         })
@@ -218,6 +230,7 @@ impl Master {
                 self.last_error = format!("worker pid={} hung, killed", w.pid);
                 let _ = kill(w.pid, Signal::SIGKILL);
                 w.killed = true;
+                self.scoreboard.count_restart(Restart::Watchdog);
             }
         }
     }

@@ -110,10 +110,11 @@ impl Worker {
                     // to accepted sockets): no setsockopt per connection.
                     self.accepted += 1;
                     self.shared.board.set_accepted(self.accepted);
+                    let via_proxy = self.proxied.get(index).copied().unwrap_or(false);
                     let Some(stream) = self.wrap(index, TcpStream::from(fd)) else {
                         continue;
                     };
-                    self.add_conn(stream);
+                    self.add_conn(stream, via_proxy);
                     // EPOLLEXCLUSIVE wakes the first idle worker in the
                     // listener's wait queue, so the one woken first would
                     // take a whole burst: past its share it steps aside.

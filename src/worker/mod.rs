@@ -43,13 +43,13 @@ use crate::http::Limits;
 use crate::inbox::Sender;
 use crate::listener::Listener;
 use crate::response::{http_date, Responses};
-use crate::scoreboard::{self, Eviction, Slot, WorkerState};
+use crate::scoreboard::{self, Board, Eviction, Slot, WorkerState};
 use crate::signals::WorkerSignals;
 use crate::tls::Stream;
 
 use evict::{Cause, Episode};
 use pressure::Victim;
-use table::{Entry, Table};
+use table::{Class, Entry, Table};
 
 /// epoll tokens: connections use their slab index; these sit above.
 const WAKE: u64 = u64::MAX;
@@ -75,7 +75,7 @@ pub fn run(
     master: Pid,
     inbox: Option<Sender>,
     slot: &'static Slot,
-    peers: &'static [Slot],
+    all: Board,
 ) -> i32 {
     // The access log before privileges are dropped: a file created now is
     // handed to the workers' user (nginx's master does the same).
@@ -120,14 +120,7 @@ pub fn run(
     };
     // Signals were blocked around fork; ours are installed now.
     let _ = crate::signals::Signals::set().thread_unblock();
-    match Worker::new(
-        config,
-        listeners,
-        &signals,
-        inbox,
-        (slot, peers),
-        access_log,
-    ) {
+    match Worker::new(config, listeners, &signals, inbox, (slot, all), access_log) {
         Ok(mut w) => w.run(&signals),
         Err(e) => {
             log::error!("worker pid={} cannot start: {e}", std::process::id());
@@ -149,6 +142,8 @@ struct Shared {
     /// Our scoreboard slot: heartbeat and counters for the master, and
     /// the maintenance switch it sets.
     board: &'static Slot,
+    /// Every slot and the master's totals, for status routes.
+    all: Board,
 }
 
 impl Shared {
@@ -161,6 +156,8 @@ impl Shared {
             draining: self.draining,
             maintenance: self.board.maintenance(),
             observer: self.access_log.as_ref().map(|l| l as &dyn Observer),
+            counters: Some(self.board),
+            board: Some(self.all),
         }
     }
 }
@@ -170,6 +167,14 @@ struct Worker {
     listeners: Vec<Listener>,
     /// Per listener (same index): its rustls config if it is a `tls` one.
     tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
+    /// Per listener (same index): a `proxy_protocol` one.
+    proxied: Vec<bool>,
+    /// `proxy_protocol_from`.
+    proxy_from: Vec<crate::cidr::Cidr>,
+    /// Connections reading a head, and reading a body or writing, now
+    /// (stub_status; idle ones are the rest).
+    reading: u64,
+    writing: u64,
     /// Listeners are in the epoll set.
     listening: bool,
     /// Accepting paused after EMFILE/ENFILE until then.
@@ -222,7 +227,7 @@ impl Worker {
         listeners: Vec<Listener>,
         signals: &WorkerSignals,
         inbox: Option<Sender>,
-        (board, peers): (&'static Slot, &'static [Slot]),
+        (board, all): (&'static Slot, Board),
         access_log: Option<AccessLog>,
     ) -> nix::Result<Worker> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
@@ -247,10 +252,18 @@ impl Worker {
                     .map(|t| t.server.clone())
             })
             .collect();
+        let proxied = listeners
+            .iter()
+            .map(|l| config.listen_for(l.addr).proxy_protocol)
+            .collect();
         let mut w = Worker {
             epoll,
             tls,
             listeners,
+            proxied,
+            proxy_from: config.proxy_protocol_from.clone(),
+            reading: 0,
+            writing: 0,
             listening: false,
             paused_until: None,
             full_stop: false,
@@ -274,6 +287,7 @@ impl Worker {
                 draining: false,
                 access_log,
                 board,
+                all,
             },
             max_conns: config.worker_connections,
             client_cap: config.max_connections_per_client,
@@ -282,7 +296,7 @@ impl Worker {
             pressure: None,
             // A reload runs old and new workers side by side: twice the
             // configured number, and a few being replaced.
-            peers,
+            peers: all.slots,
             balance_span: if config.workers > 1 {
                 2 * config.workers + 2
             } else {
@@ -428,9 +442,20 @@ impl Worker {
             self.shared.now + Duration::from_nanos(u64::from(1_000_000_000 - into_second));
     }
 
-    fn add_conn(&mut self, stream: Stream) {
+    fn add_conn(&mut self, stream: Stream, via_proxy: bool) {
         let mut client = None;
-        if self.client_cap > 0 && (self.table.counting() || self.table.open() >= self.client_cap) {
+        if via_proxy {
+            // Only the balancers named in proxy_protocol_from may say who
+            // the client is; anyone else is closed without an answer.
+            let trusted = stream
+                .peer_ip()
+                .is_some_and(|ip| crate::cidr::any_contains(&self.proxy_from, ip));
+            if !trusted {
+                return;
+            }
+        } else if self.client_cap > 0
+            && (self.table.counting() || self.table.open() >= self.client_cap)
+        {
             // Only now can a client be past the cap (see table.rs); once
             // counting, every new connection is counted until the worker
             // is well under the cap again (see `sweep`).
@@ -454,7 +479,12 @@ impl Worker {
             conn: Conn::new(stream, &ctx),
             interest: None,
             client,
+            via_proxy,
+            class: Class::New,
         };
+        if via_proxy {
+            entry.conn.expect_proxy_header();
+        }
         // Read at once rather than wait for epoll: on a new connection the
         // request has usually arrived with the handshake, and one answered
         // and closed right here never costs an epoll_ctl.
@@ -484,21 +514,57 @@ impl Worker {
         self.settle(index, entry, interest);
     }
 
-    /// Adds what a connection answered since `before` to our counters.
+    /// Adds what a connection answered since `before` to our count (for
+    /// `max_requests_per_worker`; the slot's was counted per answer, as
+    /// it was written, by `conn.rs`).
     fn count_served(&mut self, entry: &Entry, before: u64) {
-        let answered = entry.conn.requests - before;
-        if answered > 0 {
-            self.served += answered;
-            self.shared.board.set_requests(self.served);
-        }
+        self.served += entry.conn.requests - before;
     }
 
     /// Closes a connection taken out of the table.
     fn close(&mut self, index: usize, entry: Entry) {
+        self.reclass(entry.class, Class::New);
         self.table.remove(index, &entry);
         // Closing the socket also takes it out of the epoll set.
         entry.conn.release(&mut self.bufs);
         self.shared.board.set_open(self.table.open() as u64);
+    }
+
+    /// `max_connections_per_client` for a client a PROXY header named (a
+    /// plain connection's is applied at accept, see `add_conn`): past the
+    /// cap, one of its idle connections makes room, or this one goes
+    /// (after what it was already answered).
+    fn admit_proxied(&mut self, ip: std::net::IpAddr) -> bool {
+        if self.client_cap == 0 || !(self.table.counting() || self.table.open() >= self.client_cap)
+        {
+            return true;
+        }
+        if !self.table.counting() {
+            self.table.count_clients();
+        }
+        if self.table.held_by(ip) as usize >= self.client_cap && !self.make_room_for(ip) {
+            self.count(Eviction::ClientCap);
+            return false;
+        }
+        true
+    }
+
+    /// Moves a connection from one stub_status class to another and, if
+    /// that changed a count, publishes the counts: on state changes only.
+    fn reclass(&mut self, from: Class, to: Class) {
+        if from == to {
+            return;
+        }
+        for (class, delta) in [(from, u64::wrapping_neg(1)), (to, 1)] {
+            match class {
+                Class::Reading => self.reading = self.reading.wrapping_add(delta),
+                Class::Writing => self.writing = self.writing.wrapping_add(delta),
+                Class::New | Class::Waiting => {}
+            }
+        }
+        self.shared
+            .board
+            .set_reading_writing(self.reading, self.writing);
     }
 
     /// Puts a connection back with its new interest, or closes it.
@@ -507,6 +573,21 @@ impl Worker {
             self.close(index, entry);
             self.resume_listening();
             return;
+        }
+        let class = Class::of(entry.conn.standing());
+        self.reclass(entry.class, class);
+        entry.class = class;
+        if entry.via_proxy && entry.client.is_none() {
+            // Its PROXY header may have named the client by now: that is
+            // the address per-client limits count (issue 13).
+            if let Some(ip) = entry.conn.client_from_header() {
+                if !self.admit_proxied(ip) {
+                    self.close(index, entry);
+                    self.resume_listening();
+                    return;
+                }
+                self.table.learn_client(&mut entry, ip);
+            }
         }
         if entry.interest != Some(interest) {
             let flags = match interest {

@@ -21,6 +21,33 @@ pub struct Entry {
     pub interest: Option<Interest>,
     /// The client's address, once looked up (see the module doc).
     pub client: Option<IpAddr>,
+    /// From a `proxy_protocol` listener: the client is the header's
+    /// address, never the socket's peer (the balancer).
+    pub via_proxy: bool,
+    /// What it was doing when last put back, as stub_status counts it.
+    pub class: Class,
+}
+
+/// A connection as stub_status counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Not put back yet.
+    New,
+    Reading,
+    Waiting,
+    /// Anything else (a body, an answer being written, lingering): nginx's
+    /// "Writing".
+    Writing,
+}
+
+impl Class {
+    pub fn of(standing: Standing) -> Class {
+        match standing {
+            Standing::Idle { .. } => Class::Waiting,
+            Standing::Head { .. } => Class::Reading,
+            Standing::Lingering { .. } | Standing::Busy => Class::Writing,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -110,18 +137,32 @@ impl Table {
 
     /// Starts counting connections per client address, looking up those
     /// not known yet. A connection whose peer is already gone is left
-    /// uncounted; its next read closes it.
+    /// uncounted; its next read closes it. One from a `proxy_protocol`
+    /// listener counts once its header named the client.
     pub fn count_clients(&mut self) {
         let mut map = HashMap::new();
         for e in self.slots.iter_mut().flatten() {
             if e.client.is_none() {
-                e.client = e.conn.stream().peer_ip();
+                e.client = if e.via_proxy {
+                    e.conn.client_from_header()
+                } else {
+                    e.conn.stream().peer_ip()
+                };
             }
             if let Some(ip) = e.client {
                 *map.entry(ip).or_insert(0) += 1;
             }
         }
         self.clients = Some(map);
+    }
+
+    /// A connection's client became known after it was reserved (its
+    /// PROXY header arrived): counted from now, if counting.
+    pub fn learn_client(&mut self, entry: &mut Entry, ip: IpAddr) {
+        entry.client = Some(ip);
+        if let Some(map) = &mut self.clients {
+            *map.entry(ip).or_insert(0) += 1;
+        }
     }
 
     /// Stops counting (the worker is well under the cap again).

@@ -32,6 +32,31 @@ pub fn open(addr: SocketAddr) -> TcpStream {
     s
 }
 
+/// A new connection to `addr` from `source` (any of 127.0.0.0/8, so that
+/// a test can be a client whose address differs from another's), reads
+/// and writes bounded by [`ANSWER`].
+pub fn open_from(source: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    let fd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .expect("socket");
+    let src = SockaddrStorage::from(SocketAddr::new(source, 0));
+    socket::bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &src).expect("bind the source address");
+    socket::connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )
+    .expect("connect");
+    let s = TcpStream::from(fd);
+    s.set_read_timeout(Some(ANSWER)).unwrap();
+    s.set_write_timeout(Some(ANSWER)).unwrap();
+    s
+}
+
 pub fn send(s: &mut TcpStream, bytes: &[u8]) {
     s.write_all(bytes).expect("send to the server");
 }

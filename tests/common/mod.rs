@@ -9,15 +9,20 @@
 //! - `process.rs`: `Server` with `Options` (a copied binary, a notify
 //!   socket, the harness' syslog sink or the test's own, `-d`), `Proc` for
 //!   hand-made commands, `LogSink`, SIGCHLD handling, `/proc` readers.
+//! - `peer.rs`: real peers (HAProxy, promtool, the nginx exporter): found
+//!   or skipped with a message, killed by process group on drop.
 //! - here: temp dirs and the waits every test file uses.
 #![allow(dead_code)] // each test binary uses its own part of the harness
 #![allow(clippy::unwrap_used)] // a test fails loudly on the first surprise
 
 pub mod client;
+pub mod peer;
 pub mod process;
 
 #[allow(unused_imports)] // a test binary may use no part of one module
 pub use client::*;
+#[allow(unused_imports)] // as above
+pub use peer::*;
 #[allow(unused_imports)] // as above
 pub use process::*;
 
