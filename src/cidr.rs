@@ -31,6 +31,21 @@ impl Cidr {
     }
 
     /// Loopback only: `127.0.0.0/8` and `::1/128`.
+    /// `127.0.0.1/32` and `::1/128`: this host's own usual address, which
+    /// a local proxy or health checker connects from.
+    pub fn local_hosts() -> Vec<Cidr> {
+        vec![
+            Cidr {
+                addr: IpAddr::from([127, 0, 0, 1]),
+                bits: 32,
+            },
+            Cidr {
+                addr: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
+                bits: 128,
+            },
+        ]
+    }
+
     pub fn loopback() -> Vec<Cidr> {
         vec![
             Cidr {

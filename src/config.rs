@@ -149,6 +149,9 @@ pub struct Config {
     pub min_request_rate: u64,
     /// Connections one client address may hold in a worker (0: no cap).
     pub max_connections_per_client: usize,
+    /// Addresses the cap does not apply to (a local proxy, a health
+    /// checker, a benchmark: one address that stands for many clients).
+    pub max_connections_per_client_exempt: Vec<Cidr>,
     pub pid_file: Option<PathBuf>,
     /// A worker whose heartbeat is older than this is killed and replaced.
     pub worker_timeout: Duration,
@@ -201,6 +204,7 @@ impl Default for Config {
             max_requests_per_worker: 0,
             min_request_rate: 512,
             max_connections_per_client: 256,
+            max_connections_per_client_exempt: Cidr::local_hosts(),
             pid_file: None,
             worker_timeout: Duration::from_secs(30),
             user: None,
@@ -361,6 +365,9 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, Error> {
         &mut c.max_connections_per_client,
         raw.max_connections_per_client.map(|n| n.0 as usize),
     );
+    if let Some(exempt) = raw.max_connections_per_client_exempt {
+        c.max_connections_per_client_exempt = exempt.0;
+    }
     // Relative paths in a file mean relative to that file, wherever the
     // process runs (`-d` moves to /, an upgraded master may start there).
     let base = path.parent().unwrap_or(Path::new("."));
@@ -1009,6 +1016,7 @@ struct RawConfig {
     max_requests_per_worker: Option<NonNegative>,
     min_request_rate: Option<Rate>,
     max_connections_per_client: Option<NonNegative>,
+    max_connections_per_client_exempt: Option<Cidrs>,
     pid_file: Option<PathBuf>,
     worker_timeout: Option<Dur>,
     user: Option<toml::Spanned<String>>,
@@ -1469,7 +1477,7 @@ syslog_socket = "/tmp/log.sock"
     fn unknown_key_names_file_line_and_key() {
         assert_eq!(
             error("workers = 2\n\nwokers = 3\n"),
-            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"proxy_protocol_from\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"min_request_rate\", \"max_connections_per_client\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"route\", \"maintenance\", \"log\", \"access_log\", \"tls\")"
+            "test.toml:3:1: unknown key \"wokers\" (expected one of \"listen\", \"proxy_protocol_from\", \"workers\", \"backlog\", \"worker_connections\", \"shutdown_timeout\", \"keepalive_timeout\", \"header_timeout\", \"drain_idle_grace\", \"max_request_header_bytes\", \"max_request_body_bytes\", \"max_requests_per_worker\", \"min_request_rate\", \"max_connections_per_client\", \"max_connections_per_client_exempt\", \"pid_file\", \"worker_timeout\", \"user\", \"group\", \"response\", \"route\", \"maintenance\", \"log\", \"access_log\", \"tls\")"
         );
         assert!(
             error("[log]\nlevle = \"info\"\n").starts_with("test.toml:2:1: unknown key \"levle\"")

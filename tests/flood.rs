@@ -311,6 +311,37 @@ fn a_client_past_its_cap_loses_its_idle_connections_then_its_new_ones() {
     server.finish();
 }
 
+// Proves max_connections_per_client_exempt: 127.0.0.1 (a local proxy,
+// health checker or benchmark: one address for many clients) is not capped
+// by default, 127.0.0.2 is; an empty list caps 127.0.0.1 too. Unfinished
+// heads, so that no connection is idle (an idle one would make room).
+#[test]
+fn the_local_host_is_exempt_from_the_per_client_cap_unless_configured() {
+    quiet_sigchld();
+    let cfg = "workers = 1\nmax_connections_per_client = 2\nmin_request_rate = \"off\"\n";
+    let kept = |server: &Server, from: Ipv4Addr| {
+        let mut conns: Vec<TcpStream> = (0..4)
+            .map(|_| {
+                let mut s = connect_from(from, server.addr);
+                send(&mut s, PART_HEAD);
+                s
+            })
+            .collect();
+        conns
+            .iter_mut()
+            .map(|s| still_open(s, Duration::from_millis(300)))
+            .filter(|&open| open)
+            .count()
+    };
+    let server = Server::start(cfg);
+    assert_eq!(kept(&server, LEGIT), 4, "127.0.0.1 is exempt by default");
+    assert_eq!(kept(&server, ATTACKER), 2, "127.0.0.2 is capped");
+    server.finish();
+    let server = Server::start(&format!("{cfg}max_connections_per_client_exempt = []\n"));
+    assert_eq!(kept(&server, LEGIT), 2, "an empty list exempts nobody");
+    server.finish();
+}
+
 /// A worker of `worker_connections = 8` kept full by `fill` connections
 /// from the attacker; a legit client's fresh connections are answered
 /// within a second each.

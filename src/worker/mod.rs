@@ -191,6 +191,8 @@ struct Worker {
     max_conns: usize,
     /// `max_connections_per_client` (0: no cap).
     client_cap: usize,
+    /// `max_connections_per_client_exempt`.
+    cap_exempt: Vec<crate::cidr::Cidr>,
     /// Reused by `pressure::choose`.
     victims: Vec<Victim>,
     /// Evictions by kind (`Eviction as usize`), published in the slot.
@@ -291,6 +293,7 @@ impl Worker {
             },
             max_conns: config.worker_connections,
             client_cap: config.max_connections_per_client,
+            cap_exempt: config.max_connections_per_client_exempt.clone(),
             victims: Vec::new(),
             evicted: [0; 6],
             pressure: None,
@@ -465,12 +468,14 @@ impl Worker {
             let Some(ip) = stream.peer_ip() else {
                 return; // already gone
             };
-            if self.table.held_by(ip) as usize >= self.client_cap && !self.make_room_for(ip) {
-                // Past the cap with nothing idle: the new one goes.
-                self.count(Eviction::ClientCap);
-                return;
+            if !crate::cidr::any_contains(&self.cap_exempt, ip) {
+                if self.table.held_by(ip) as usize >= self.client_cap && !self.make_room_for(ip) {
+                    // Past the cap with nothing idle: the new one goes.
+                    self.count(Eviction::ClientCap);
+                    return;
+                }
+                client = Some(ip);
             }
-            client = Some(ip);
         }
         let index = self.table.reserve(client);
         self.shared.board.set_open(self.table.open() as u64);
@@ -535,7 +540,9 @@ impl Worker {
     /// cap, one of its idle connections makes room, or this one goes
     /// (after what it was already answered).
     fn admit_proxied(&mut self, ip: std::net::IpAddr) -> bool {
-        if self.client_cap == 0 || !(self.table.counting() || self.table.open() >= self.client_cap)
+        if self.client_cap == 0
+            || !(self.table.counting() || self.table.open() >= self.client_cap)
+            || crate::cidr::any_contains(&self.cap_exempt, ip)
         {
             return true;
         }
