@@ -622,15 +622,6 @@ impl Scoreboard {
         });
     }
 
-    /// Eviction counts summed over `slots` (the master's live workers), for
-    /// the totals line of `-s status`.
-    pub fn evictions(&self, slots: impl IntoIterator<Item = usize>) -> Evictions {
-        let mut sum = Evictions::default();
-        for i in slots {
-            sum += self.slots[i].evictions();
-        }
-        sum
-    }
 }
 
 /// Workers accepting now, and the connections they hold in all, over the
@@ -766,22 +757,24 @@ mod tests {
     #[test]
     fn evictions_are_counted_per_kind_summed_and_shown() {
         let sb = board(3);
-        sb.slot(0).set_evictions(Eviction::Idle, 5);
-        sb.slot(0).set_evictions(Eviction::Slow, 1);
-        sb.slot(2).set_evictions(Eviction::Idle, 2);
-        sb.slot(2).set_evictions(Eviction::Full, 7);
-        let sum = sb.evictions([0, 2]);
+        let (a, b) = (sb.claim().unwrap(), sb.claim().unwrap());
+        sb.slot(a).set_evictions(Eviction::Idle, 5);
+        sb.slot(a).set_evictions(Eviction::Slow, 1);
+        sb.slot(b).set_evictions(Eviction::Idle, 2);
+        sb.slot(b).set_evictions(Eviction::Full, 7);
+        let sum = sb.snapshot().evictions;
         assert_eq!(sum.get(Eviction::Idle), 7);
         assert_eq!(sum.total(), 15);
         assert_eq!(
             sum.to_string(),
             "evicted_idle=7 evicted_lingering=0 evicted_head=0 slow_408=1 client_cap=0 full_busy=7"
         );
-        // A reused slot starts from zero.
-        sb.slot(0).set_pid(0);
-        sb.slot(0).heartbeat.store(0, Relaxed);
-        sb.slot(1).set_pid(1);
-        assert_eq!(sb.claim(), Some(0));
-        assert_eq!(sb.slot(0).evictions().total(), 0);
+        // A worker gone: its counts stay in the totals, and its slot, when
+        // reused, starts from zero.
+        sb.release(a);
+        assert_eq!(sb.snapshot().evictions, sum);
+        assert_eq!(sb.claim(), Some(a));
+        assert_eq!(sb.slot(a).evictions().total(), 0);
+        assert_eq!(sb.snapshot().evictions, sum);
     }
 }

@@ -78,7 +78,8 @@ impl Master {
             "total workers={} requests={requests} open={open} accepted={accepted} access_log_lost={} {}",
             workers.len(),
             crate::access_log::lost_lines(&self.scoreboard),
-            self.scoreboard.evictions(workers.iter().map(|w| w.board)),
+            // Since the master started: exited workers' counts included.
+            self.scoreboard.snapshot().evictions,
         );
         if self.config.tls.is_some() {
             let (handshakes, resumed, failures) = self.scoreboard.tls_totals();
