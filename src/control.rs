@@ -23,6 +23,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 
 use anyhow::{anyhow, bail, Context};
 use nix::sys::signal::kill;
+use nix::sys::stat::{umask, Mode};
 use nix::unistd::Pid;
 
 use crate::pidfile;
@@ -303,9 +304,15 @@ impl StatusSocket {
         let path = socket_path(pid_file);
         // A socket file left by a master that died; ours replaces it.
         let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path)?;
         // Only root and our user connect (and SO_PEERCRED is checked too
-        // before anything changes).
+        // before anything changes): created 0600 under a umask of 0177, so
+        // there is no moment with wider permissions; the master is
+        // single-threaded, so the umask is put back before anything else
+        // creates a file.
+        let old = umask(Mode::from_bits_truncate(0o177));
+        let bound = UnixListener::bind(&path);
+        umask(old);
+        let listener = bound?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         listener.set_nonblocking(true)?;
         Ok(StatusSocket { listener, path })

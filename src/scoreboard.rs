@@ -6,7 +6,7 @@
 //! the other workers' open connections. A slot whose `pid` is 0 is free; a
 //! heartbeat of 0 means "not started". The master also writes one switch
 //! into every slot, the maintenance flag, which its worker reads per request
-//! from the cache line it writes anyway. Mapping memory is `sys.rs`'s job.
+//! from its own slot. Mapping memory is `sys.rs`'s job.
 //!
 //! Beside the slots, one [`Totals`](crate::scoreboard::Totals) block that only the master writes: the
 //! counters of workers that are gone (folded in from their slot when they
@@ -621,7 +621,6 @@ impl Scoreboard {
             s.set_pid(0);
         });
     }
-
 }
 
 /// Workers accepting now, and the connections they hold in all, over the

@@ -651,8 +651,9 @@ impl Worker {
         // EPOLLEXCLUSIVE wakes one waiter per arrival; when that waiter is
         // a sibling that cannot run (SIGSTOPped, or stuck until the watchdog
         // kills it), the connection waits in the backlog and nobody else is
-        // woken for it. A look at the listeners each sweep (one accept4 per
-        // listener, EAGAIN when nothing waits) takes such strays.
+        // woken for it. A look at the listeners each sweep (an accept4 per
+        // listener that answers EAGAIN when nothing waits) takes such
+        // strays.
         if self.listening {
             for i in 0..self.listeners.len() {
                 self.accept(i, false);
