@@ -94,14 +94,6 @@ pub fn is_error_line(line: &str) -> bool {
     line.starts_with("<27>") || line.starts_with("<26>") || line.starts_with("<25>")
 }
 
-/// A port that was free a moment ago. Racy (another process may take it
-/// before preforkd binds it): prefer a socket handed over as fd 3, or
-/// [`loopback_listener`] held until the last moment. Kept for test files
-/// written against the older harness.
-pub fn free_port() -> u16 {
-    loopback_listener().1.port()
-}
-
 /// Sets the flag when dropped: load threads of a scope stop even when the
 /// test body panics.
 pub struct StopOnDrop<'a>(pub &'a std::sync::atomic::AtomicBool);
