@@ -224,6 +224,13 @@ pub trait Transport: Read + Write {
     fn has_buffered_input(&self) -> bool {
         false
     }
+
+    /// The transport refused the client and answered it itself (plain
+    /// HTTP on a TLS port gets a 400): what of the request it had read and
+    /// the answer it sent, for the observer. Asked when a read fails.
+    fn refused(&self) -> Option<(&[u8], &[u8])> {
+        None
+    }
 }
 
 impl Transport for TcpStream {
@@ -428,8 +435,15 @@ impl<S: Transport> Conn<S> {
             }
             // EOF, or the client is gone (ECONNRESET and the like): a
             // request cut short is logged as nginx does, 400 with no body.
+            // Or the transport answered the client itself (plain HTTP to a
+            // TLS port): logged and counted as any refusal.
             _ => {
-                self.observe_cut_short(ctx, own.as_deref().map_or(&[][..], |b| &b[..start]));
+                if let Some((head, answer)) = self.stream.refused() {
+                    count(ctx, summarize(answer).0);
+                    self.observe(ctx, head, answer);
+                } else {
+                    self.observe_cut_short(ctx, own.as_deref().map_or(&[][..], |b| &b[..start]));
+                }
                 return recycle(own, bufs, Interest::Close);
             }
         };

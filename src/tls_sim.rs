@@ -574,6 +574,59 @@ mod tests {
         conn.release(&mut bufs);
     }
 
+    /// What an observer (the access log) was told: status, head, body bytes.
+    #[derive(Default)]
+    struct Told(std::cell::RefCell<Vec<(u16, Vec<u8>, u64)>>);
+
+    impl crate::conn::Observer for Told {
+        fn answered(&self, e: &crate::conn::Exchange) {
+            self.0
+                .borrow_mut()
+                .push((e.status, e.head.to_vec(), e.body_bytes));
+        }
+    }
+
+    /// `pieces` straight into a TLS connection with an observer, one read
+    /// each; what the observer was told.
+    fn observed(pieces: &[&[u8]]) -> Vec<(u16, Vec<u8>, u64)> {
+        let responses = responses();
+        let told = Told::default();
+        let mut ctx = ctx(&responses);
+        ctx.observer = Some(&told);
+        let mut bufs = Buffers::new(&ctx.limits);
+        let stream = TlsStream::new(Pipe::default(), &server(Version::Tls13), counters())
+            .expect("a session from the simulation's config");
+        let mut conn = Conn::new(stream, &ctx);
+        let mut interest = Interest::Read;
+        for piece in pieces {
+            conn.stream_mut().pipe().pieces.push_back(piece.to_vec());
+            if !drive(&mut conn, &mut interest, None, &mut |_| {}, &ctx, &mut bufs) {
+                break;
+            }
+        }
+        conn.release(&mut bufs);
+        told.0.take()
+    }
+
+    #[test]
+    fn plain_http_is_told_to_the_observer_as_a_400() {
+        // What had arrived is the head (rustls refuses a first byte that
+        // is no record type at once, so the request line comes in one read).
+        let told = observed(&[b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"]);
+        assert_eq!(
+            told,
+            [(400, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 46)]
+        );
+        // Kept up to PLAIN_HEAD_MAX (1 KiB).
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(2000));
+        let told = observed(&[long.as_bytes()]);
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].1, long.as_bytes()[..1024]);
+        // Not HTTP, not TLS: closed, no answer, nothing to tell.
+        assert_eq!(observed(&[&[0x16, 3, 1, 0x48, 0x01, 1, 2, 3]]), []);
+        assert_eq!(observed(&[b"get / HTTP/1.1\r\n\r\n"]), []);
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 

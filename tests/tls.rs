@@ -922,6 +922,61 @@ fn record(kind: u8, len: u16) -> Vec<u8> {
     r
 }
 
+// Plain HTTP to a TLS port is a refused request, logged as nginx logs it:
+// 400, the request line as far as it was read (escaped), the answer's body.
+#[test]
+fn plain_http_to_the_tls_port_is_logged_as_400() {
+    if !have("openssl") {
+        return;
+    }
+    let dir = TempDir::new();
+    let pki = Pki::new(dir.path());
+    let server = start_tls(
+        &pki,
+        1,
+        "[access_log]\npath = \"access.log\"\nbuffer = \"0\"\n",
+        "",
+    );
+    let sent: [&[u8]; 2] = [
+        GET,
+        b"GET /a\"b HTTP/1.1\r\nHost: t\r\nUser-Agent: plain\r\n\r\n",
+    ];
+    for bytes in sent {
+        let mut s = connect(server.addr);
+        s.write_all(bytes).unwrap();
+        let got = String::from_utf8(closed_within(&mut s, WAIT)).unwrap();
+        assert!(got.starts_with("HTTP/1.1 400 "), "{got:?}");
+    }
+    // And a TLS request after them, logged as usual.
+    let client = pki.client(&[b"http/1.1"]);
+    let answer = tls_connect(server.addr, &client).and_then(|mut t| {
+        t.write_all(GET_CLOSE)?;
+        read_tls_response(&mut t)
+    });
+    assert!(answer.unwrap().ends_with(HELLO));
+    let path = server.dir.path().join("access.log");
+    let lines = wait_until(WAIT, "3 access log lines", || {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        (lines.len() >= 3).then_some(lines)
+    });
+    // Past the address and the time: `127.0.0.1 - - [time] "..."`.
+    let after_time = |l: &String| {
+        assert!(l.starts_with("127.0.0.1 - - ["), "{l}");
+        l.split_once("] ").unwrap().1.to_owned()
+    };
+    let got: Vec<String> = lines.iter().map(after_time).collect();
+    assert_eq!(
+        got,
+        [
+            "\"GET / HTTP/1.1\" 400 46 \"-\" \"-\"",
+            "\"GET /a\\x22b HTTP/1.1\" 400 46 \"-\" \"plain\"",
+            "\"GET / HTTP/1.1\" 200 14 \"-\" \"-\"",
+        ]
+    );
+    server.finish();
+}
+
 #[test]
 fn hostile_input_is_closed_and_counted() {
     if !have("openssl") {
