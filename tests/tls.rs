@@ -28,7 +28,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,23 +40,34 @@ use nix::sys::signal::Signal;
 // Certificates and clients
 // ---------------------------------------------------------------------------
 
+/// How long a client program may take to finish (a handshake and an
+/// exchange or two, or making a certificate): generous, for a loaded machine.
+const CLIENT_WITHIN: Duration = Duration::from_secs(30);
+/// curl's own limit, within `CLIENT_WITHIN`.
+const CURL_MAX_TIME: &str = "20";
+/// testssl.sh runs a few hundred handshakes.
+const TESTSSL_WITHIN: Duration = Duration::from_secs(15 * 60);
+
 /// Whether `tool` is installed; says so when it is not.
 fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("command -v {tool}")]);
+    let found = output_within(&mut cmd, b"", CLIENT_WITHIN).status.success();
     if !found {
         eprintln!("skipped: {tool} is not installed");
     }
     found
 }
 
-/// Runs a command to completion (SIGCHLD unblocked for it); returns
+/// Runs a command to completion within `CLIENT_WITHIN`; returns
 /// (success, stdout, stderr).
 fn run(cmd: &mut Command) -> (bool, String, String) {
-    let out = unblocked_sigchld(|| cmd.stdin(Stdio::null()).output()).unwrap();
+    run_within(cmd, CLIENT_WITHIN)
+}
+
+/// [`run`] with a bound of its own.
+fn run_within(cmd: &mut Command, within: Duration) -> (bool, String, String) {
+    let out = output_within(cmd, b"", within);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -64,35 +75,10 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
     )
 }
 
-/// Runs a command with `input` on stdin; returns (success, stdout+stderr).
+/// Runs a command with `input` on stdin, within `CLIENT_WITHIN`; returns
+/// (success, stdout+stderr).
 fn run_with_input(cmd: &mut Command, input: &[u8]) -> (bool, String) {
-    let mut child = unblocked_sigchld(|| {
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-    })
-    .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let pid = child.id() as i32;
-    let done = Arc::new(AtomicBool::new(false));
-    // Bounded: a client that hangs is killed after WAIT.
-    let guard = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let end = Instant::now() + WAIT;
-            while Instant::now() < end {
-                if done.load(Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
-        })
-    };
-    let out = child.wait_with_output().unwrap();
-    done.store(true, Ordering::SeqCst);
-    guard.join().unwrap();
+    let out = output_within(cmd, input, CLIENT_WITHIN);
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text += &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
@@ -445,6 +431,7 @@ fn curl_over_tls_1_3_and_1_2() {
                 &resolve,
             ])
             .args(["-w", "\n%{http_code} %{ssl_verify_result}", "-v"])
+            .args(["--max-time", CURL_MAX_TIME])
             .args(version)
             .arg(&url));
         assert!(ok, "curl {version:?}: {out} {err}");
@@ -470,6 +457,8 @@ fn curl_over_tls_1_3_and_1_2() {
             "--resolve",
             &resolve,
             "-v",
+            "--max-time",
+            CURL_MAX_TIME,
         ])
         .args([&url, &url]));
     assert!(ok, "{err}");
@@ -1124,17 +1113,20 @@ fn testssl_finds_nothing_high_or_critical() {
     let server = start_tls(&pki, 2, "", "");
     let json = dir.path().join("testssl.json");
     let target = format!("127.0.0.1:{}", server.addr.port());
-    let (_, out, err) = run(Command::new(testssl)
-        .args([
-            "--quiet",
-            "--color",
-            "0",
-            "--warnings",
-            "off",
-            "--add-ca",
-            &pki.ca(),
-        ])
-        .args(["--jsonfile", json.to_str().unwrap(), &target]));
+    let (_, out, err) = run_within(
+        Command::new(testssl)
+            .args([
+                "--quiet",
+                "--color",
+                "0",
+                "--warnings",
+                "off",
+                "--add-ca",
+                &pki.ca(),
+            ])
+            .args(["--jsonfile", json.to_str().unwrap(), &target]),
+        TESTSSL_WITHIN,
+    );
     let text = std::fs::read_to_string(&json)
         .unwrap_or_else(|e| panic!("no json from testssl ({e}): {out} {err}"));
     let findings = testssl_findings(&text);
@@ -1185,4 +1177,49 @@ fn testssl_json_is_read_as_testssl_writes_it() {
             )
         ]
     );
+}
+
+/// The bound on client programs (`output_within`, which every client run
+/// here goes through): input in, output out; one that hangs is killed at
+/// its deadline with whatever it started, and the test fails saying so.
+#[test]
+fn a_client_that_hangs_is_killed_at_its_deadline() {
+    quiet_sigchld();
+    let out = output_within(&mut Command::new("cat"), b"hello", CLIENT_WITHIN);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"hello");
+
+    let dir = TempDir::new();
+    let pid_file = dir.path().join("sleeper.pid");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("sleep 60 & echo $! >\"$1\"; echo started; wait")
+        .arg("sh")
+        .arg(&pid_file);
+    let start = Instant::now();
+    let hung = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        output_within(&mut cmd, b"", Duration::from_secs(2))
+    }));
+    let message = hung.expect_err("a hung client was waited for");
+    let message = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("still running after 2s") && message.contains("started"),
+        "{message}"
+    );
+    assert!(start.elapsed() < WAIT, "killed late: {:?}", start.elapsed());
+    // What it started went with it: no `sleep 60` left running (a zombie
+    // waiting for its reaper is gone too).
+    let sleeper: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until(WAIT, "the client's child to be killed", || {
+        let stat = std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+        matches!(state, None | Some("Z")).then_some(())
+    });
 }
