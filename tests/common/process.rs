@@ -2,7 +2,8 @@
 //! `Server` with `Options`, or as a bare `Proc` for odd environments), its
 //! syslog sink, its sd_notify socket, signals, waits on its log and its
 //! workers, and the `Drop` guards that SIGKILL what a test started, by pid or
-//! by process group. Talking HTTP to it is `client.rs`'s job.
+//! by process group; and any program a test runs to completion, within a
+//! deadline ([`output_within`]). Talking HTTP to it is `client.rs`'s job.
 //!
 //! SIGCHLD: a test process runs many threads; see [`quiet_sigchld`] for why
 //! every test thread blocks SIGCHLD and every spawn here unblocks it for the
