@@ -153,7 +153,8 @@ pub enum Standing {
     Lingering { since: Instant },
     /// Part of a request head has arrived: `got` bytes since `since`.
     Head { since: Instant, got: u64 },
-    /// A request is being read (its body) or answered (output pending):
+    /// A request is being read (its body) or answered (output pending, in
+    /// the connection or in the transport, TLS records):
     /// never closed to make room.
     Busy,
 }
@@ -222,6 +223,13 @@ pub trait Transport: Read + Write {
     /// plaintext): read again before waiting for the socket.
     fn has_buffered_input(&self) -> bool {
         false
+    }
+
+    /// The transport refused the client and answered it itself (plain
+    /// HTTP on a TLS port gets a 400): what of the request it had read and
+    /// the answer it sent, for the observer. Asked when a read fails.
+    fn refused(&self) -> Option<(&[u8], &[u8])> {
+        None
     }
 }
 
@@ -345,12 +353,18 @@ impl<S: Transport> Conn<S> {
 
     /// Nothing of a request is under way: closing now loses nothing.
     pub fn is_idle(&self) -> bool {
-        matches!(self.phase, Phase::Idle) && self.pending.is_empty()
+        matches!(self.phase, Phase::Idle) && !self.is_writing()
+    }
+
+    /// An answer is still on its way out: in `pending`, or taken by the
+    /// transport but not yet by the socket (TLS records).
+    fn is_writing(&self) -> bool {
+        !self.pending.is_empty() || self.stream.has_pending_output()
     }
 
     /// What the connection is doing, for the worker's eviction choice.
     pub fn standing(&self) -> Standing {
-        if !self.pending.is_empty() {
+        if self.is_writing() {
             return Standing::Busy;
         }
         match self.phase {
@@ -368,7 +382,7 @@ impl<S: Transport> Conn<S> {
     /// `header_timeout`'s: the head or body is trickling.
     pub fn is_slow(&self) -> bool {
         matches!(self.phase, Phase::Head | Phase::Body { .. })
-            && self.pending.is_empty()
+            && !self.is_writing()
             && self.deadline < self.limit
     }
 
@@ -399,7 +413,7 @@ impl<S: Transport> Conn<S> {
     }
 
     fn read_once(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
-        if !self.pending.is_empty() || self.stream.has_pending_output() {
+        if self.is_writing() {
             // Not reading while output is blocked (see Interest::Write).
             return Interest::Write;
         }
@@ -421,8 +435,15 @@ impl<S: Transport> Conn<S> {
             }
             // EOF, or the client is gone (ECONNRESET and the like): a
             // request cut short is logged as nginx does, 400 with no body.
+            // Or the transport answered the client itself (plain HTTP to a
+            // TLS port): logged and counted as any refusal.
             _ => {
-                self.observe_cut_short(ctx, own.as_deref().map_or(&[][..], |b| &b[..start]));
+                if let Some((head, answer)) = self.stream.refused() {
+                    count(ctx, summarize(answer).0);
+                    self.observe(ctx, head, answer);
+                } else {
+                    self.observe_cut_short(ctx, own.as_deref().map_or(&[][..], |b| &b[..start]));
+                }
                 return recycle(own, bufs, Interest::Close);
             }
         };
@@ -523,7 +544,7 @@ impl<S: Transport> Conn<S> {
     /// The deadline passed: answer 408 if a request was under way, close.
     pub fn on_timeout(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
         match self.phase {
-            Phase::Head | Phase::Body { .. } if self.pending.is_empty() => {
+            Phase::Head | Phase::Body { .. } if !self.is_writing() => {
                 let own = self.inbuf.take();
                 bufs.out.clear();
                 let status = ctx

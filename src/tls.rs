@@ -2,7 +2,7 @@
 //! fork, as root), the session-ticket keys every worker derives alike, and
 //! a rustls session over a client's TCP socket as a [`Transport`](crate::conn::Transport) for
 //! `Conn`. HTTP, the event loop and the counting of answers stay with
-//! `conn.rs` and `worker.rs`.
+//! `conn.rs` and `worker/`.
 //!
 //! rustls' buffered `ServerConnection` runs inside the worker's epoll loop:
 //! no threads, no runtime. `read` feeds socket bytes to rustls and hands out
@@ -44,10 +44,15 @@ use crate::conn::Transport;
 pub const TICKET_PERIOD_SECS: u64 = 12 * 3600;
 
 /// The answer to plain HTTP sent to a TLS port (nginx answers it with a
-/// 400 too, in plain text).
+/// 400 too, in plain text). `Conn` logs and counts it, as any refusal,
+/// through [`Transport::refused`].
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\
 Content-Type: text/plain\r\nContent-Length: 46\r\nConnection: close\r\n\r\n\
 The plain HTTP request was sent to HTTPS port\n";
+
+/// Of plain HTTP sent to a TLS port, at most this much is kept for the
+/// access log (its request line; nginx's default `client_header_buffer_size`).
+const PLAIN_HEAD_MAX: usize = 1024;
 
 /// A protocol version `protocols` may name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -356,6 +361,10 @@ pub struct TlsStream<S: Transport = TcpStream> {
     /// The client's first bytes, to tell plain HTTP from TLS.
     first: [u8; 8],
     first_len: usize,
+    /// Plain HTTP: what of the request had arrived when that was clear (at
+    /// most `PLAIN_HEAD_MAX`), for the access log; None for TLS clients,
+    /// which pay nothing for it.
+    plain: Option<Vec<u8>>,
     /// The last read filled the caller's buffer: rustls may hold more.
     more: bool,
     /// close_notify sent (or no point sending one).
@@ -375,6 +384,7 @@ impl<S: Transport> TlsStream<S> {
             handshake: Handshake::Pending { seen: false },
             first: [0; 8],
             first_len: 0,
+            plain: None,
             more: false,
             closed: false,
         })
@@ -389,6 +399,7 @@ impl<S: Transport> TlsStream<S> {
             inner: &mut self.tcp,
             first: &mut self.first,
             len: &mut self.first_len,
+            plain: &mut self.plain,
         };
         let n = self.tls.read_tls(&mut rec)?;
         if n > 0 {
@@ -454,19 +465,33 @@ fn looks_like_http(first: &[u8]) -> bool {
     method >= 3 && first.get(method) == Some(&b' ')
 }
 
-/// A reader that keeps a copy of the first bytes it passes on.
+/// A reader that keeps a copy of the first bytes it passes on, and of
+/// everything up to then (bounded) once they look like plain HTTP.
 struct Recording<'a, R> {
     inner: &'a mut R,
     first: &'a mut [u8; 8],
     len: &'a mut usize,
+    plain: &'a mut Option<Vec<u8>>,
 }
 
 impl<R: Read> Read for Recording<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let take = n.min(self.first.len() - *self.len);
-        self.first[*self.len..*self.len + take].copy_from_slice(&buf[..take]);
+        let before = *self.len;
+        let take = n.min(self.first.len() - before);
+        self.first[before..before + take].copy_from_slice(&buf[..take]);
         *self.len += take;
+        if let Some(head) = self.plain {
+            let keep = n.min(PLAIN_HEAD_MAX.saturating_sub(head.len()));
+            head.extend_from_slice(&buf[..keep]);
+        } else if looks_like_http(&self.first[..*self.len]) {
+            // Everything read so far: the earlier reads are all in `first`.
+            let keep = n.min(PLAIN_HEAD_MAX - before);
+            let mut head = Vec::with_capacity(before + keep);
+            head.extend_from_slice(&self.first[..before]);
+            head.extend_from_slice(&buf[..keep]);
+            *self.plain = Some(head);
+        }
         Ok(n)
     }
 }
@@ -538,6 +563,13 @@ impl<S: Transport> Transport for TlsStream<S> {
 
     fn has_buffered_input(&self) -> bool {
         self.more
+    }
+
+    fn refused(&self) -> Option<(&[u8], &[u8])> {
+        match (&self.plain, self.handshake) {
+            (Some(head), Handshake::Failed) => Some((head, PLAIN_HTTP_ANSWER)),
+            _ => None,
+        }
     }
 }
 
@@ -622,6 +654,13 @@ impl Transport for Stream {
         match self {
             Stream::Plain(_) => false,
             Stream::Tls(s) => s.has_buffered_input(),
+        }
+    }
+
+    fn refused(&self) -> Option<(&[u8], &[u8])> {
+        match self {
+            Stream::Plain(_) => None,
+            Stream::Tls(s) => s.refused(),
         }
     }
 }

@@ -312,15 +312,17 @@ impl Client {
     }
 }
 
-/// `pieces` over TLS `version`: a rustls client does the handshake, then
-/// sends each piece as its own record(s), reading answers as they come.
-pub fn over_tls(pieces: &[&[u8]], budget: Option<usize>, version: Version) -> Ending {
-    let responses = responses();
-    let ctx = ctx(&responses);
-    let mut bufs = Buffers::new(&ctx.limits);
+/// A TLS `version` connection whose handshake is done, `budget` bytes per
+/// write turn meanwhile.
+fn connect(
+    version: Version,
+    budget: Option<usize>,
+    ctx: &Ctx,
+    bufs: &mut Buffers,
+) -> (Conn<TlsStream<Pipe>>, Client, Interest) {
     let stream = TlsStream::new(Pipe::default(), &server(version), counters())
         .expect("a session from the simulation's config");
-    let mut conn = Conn::new(stream, &ctx);
+    let mut conn = Conn::new(stream, ctx);
     let name = ServerName::try_from("localhost").expect("a valid name");
     let mut client = Client {
         conn: rustls::ClientConnection::new(client(), name).expect("a client session"),
@@ -336,8 +338,8 @@ pub fn over_tls(pieces: &[&[u8]], budget: Option<usize>, version: Version) -> En
             &mut interest,
             budget,
             &mut |p| client.exchange(p),
-            &ctx,
-            &mut bufs,
+            ctx,
+            bufs,
         );
         assert!(open, "the server closed during a clean handshake");
         if !client.conn.is_handshaking() && conn.stream_mut().pipe().pieces.is_empty() {
@@ -348,6 +350,16 @@ pub fn over_tls(pieces: &[&[u8]], budget: Option<usize>, version: Version) -> En
         !client.conn.is_handshaking(),
         "the handshake did not finish"
     );
+    (conn, client, interest)
+}
+
+/// `pieces` over TLS `version`: a rustls client does the handshake, then
+/// sends each piece as its own record(s), reading answers as they come.
+pub fn over_tls(pieces: &[&[u8]], budget: Option<usize>, version: Version) -> Ending {
+    let responses = responses();
+    let ctx = ctx(&responses);
+    let mut bufs = Buffers::new(&ctx.limits);
+    let (mut conn, mut client, mut interest) = connect(version, budget, &ctx, &mut bufs);
     let mut open = true;
     let mut after_piece = Vec::new();
     for piece in pieces {
@@ -453,6 +465,7 @@ pub fn check(pieces: &[&[u8]], budget: Option<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conn::Standing;
     use proptest::prelude::*;
 
     const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -506,6 +519,112 @@ mod tests {
         garbage(&[0x16, 3, 1, 0x48, 0x01, 1, 2, 3]);
         garbage(&[0x16, 3, 1, 0, 4, 1, 0, 0, 0]);
         garbage(&[]);
+    }
+
+    #[test]
+    fn an_answer_waiting_in_rustls_is_busy_and_outlives_a_drain() {
+        // rustls takes the whole answer, the socket 16 bytes of it: nothing
+        // waits in `pending`, the rest of the answer waits in rustls.
+        let responses = responses();
+        let mut ctx = ctx(&responses);
+        let t0 = ctx.now;
+        let mut bufs = Buffers::new(&ctx.limits);
+        let (mut conn, mut client, _) = connect(Version::Tls13, None, &ctx, &mut bufs);
+        client.conn.writer().write_all(GET).expect("plaintext");
+        client.exchange(conn.stream_mut().pipe());
+        conn.stream_mut().pipe().left = Some(16);
+        let mut interest = conn.on_readable(&ctx, &mut bufs);
+        client.exchange(conn.stream_mut().pipe());
+        assert_eq!(interest, Interest::Write);
+        assert!(conn.stream().has_pending_output());
+        // Never evicted to make room, counted as writing.
+        assert_eq!(conn.standing(), Standing::Busy);
+        assert!(!conn.is_idle());
+        // QUIT (or HUP, TTOU): the worker drains. The client takes 16 bytes
+        // every 2 s, slower than drain_idle_grace (1 s) but well within
+        // header_timeout (10 s) per write; the worker's sweep acts on
+        // whatever deadline has passed, as `worker::sweep` does.
+        ctx.draining = true;
+        conn.start_drain(&ctx);
+        for step in 1..=100 {
+            ctx.now = t0 + Duration::from_secs(2 * step);
+            interest = if conn.deadline() <= ctx.now {
+                conn.on_timeout(&ctx, &mut bufs)
+            } else {
+                conn.stream_mut().pipe().left = Some(16);
+                conn.on_writable(&ctx)
+            };
+            client.exchange(conn.stream_mut().pipe());
+            if interest != Interest::Write {
+                break;
+            }
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&client.answers),
+            String::from_utf8_lossy(&plain(&[GET], None).answers),
+            "the answer was cut short"
+        );
+        assert!(!client.failed);
+        assert_eq!(
+            interest,
+            Interest::Read,
+            "answered, then idle until the grace ends"
+        );
+        assert!(conn.is_idle());
+        conn.release(&mut bufs);
+    }
+
+    /// What an observer (the access log) was told: status, head, body bytes.
+    #[derive(Default)]
+    struct Told(std::cell::RefCell<Vec<(u16, Vec<u8>, u64)>>);
+
+    impl crate::conn::Observer for Told {
+        fn answered(&self, e: &crate::conn::Exchange) {
+            self.0
+                .borrow_mut()
+                .push((e.status, e.head.to_vec(), e.body_bytes));
+        }
+    }
+
+    /// `pieces` straight into a TLS connection with an observer, one read
+    /// each; what the observer was told.
+    fn observed(pieces: &[&[u8]]) -> Vec<(u16, Vec<u8>, u64)> {
+        let responses = responses();
+        let told = Told::default();
+        let mut ctx = ctx(&responses);
+        ctx.observer = Some(&told);
+        let mut bufs = Buffers::new(&ctx.limits);
+        let stream = TlsStream::new(Pipe::default(), &server(Version::Tls13), counters())
+            .expect("a session from the simulation's config");
+        let mut conn = Conn::new(stream, &ctx);
+        let mut interest = Interest::Read;
+        for piece in pieces {
+            conn.stream_mut().pipe().pieces.push_back(piece.to_vec());
+            if !drive(&mut conn, &mut interest, None, &mut |_| {}, &ctx, &mut bufs) {
+                break;
+            }
+        }
+        conn.release(&mut bufs);
+        told.0.take()
+    }
+
+    #[test]
+    fn plain_http_is_told_to_the_observer_as_a_400() {
+        // What had arrived is the head (rustls refuses a first byte that
+        // is no record type at once, so the request line comes in one read).
+        let told = observed(&[b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n"]);
+        assert_eq!(
+            told,
+            [(400, b"GET /x HTTP/1.1\r\nHost: t\r\n\r\n".to_vec(), 46)]
+        );
+        // Kept up to PLAIN_HEAD_MAX (1 KiB).
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(2000));
+        let told = observed(&[long.as_bytes()]);
+        assert_eq!(told.len(), 1);
+        assert_eq!(told[0].1, long.as_bytes()[..1024]);
+        // Not HTTP, not TLS: closed, no answer, nothing to tell.
+        assert_eq!(observed(&[&[0x16, 3, 1, 0x48, 0x01, 1, 2, 3]]), []);
+        assert_eq!(observed(&[b"get / HTTP/1.1\r\n\r\n"]), []);
     }
 
     proptest! {

@@ -151,13 +151,14 @@ fn redact(line: &str) -> String {
     format!("{}[T]{}", &line[..a], &line[b + 1..])
 }
 
+/// How long a tool run to completion may take (python3, logrotate and its
+/// postrotate `-s reopen`, goaccess on a few thousand lines, mount).
+const TOOL_WITHIN: Duration = Duration::from_secs(60);
+
 fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!("command -v {tool}"));
+    output_within(&mut cmd, b"", TOOL_WITHIN).status.success()
 }
 
 fn is_root() -> bool {
@@ -456,12 +457,14 @@ fn json_common_and_syslog_lines() {
     );
     if have("python3") {
         // Every line is JSON a strict parser takes.
-        let out = Command::new("python3")
-            .arg("-c")
-            .arg("import json,sys\nfor l in open(sys.argv[1]): json.loads(l)")
-            .arg(server.dir.path().join("a.json"))
-            .output()
-            .unwrap();
+        let out = output_within(
+            Command::new("python3")
+                .arg("-c")
+                .arg("import json,sys\nfor l in open(sys.argv[1]): json.loads(l)")
+                .arg(server.dir.path().join("a.json")),
+            b"",
+            TOOL_WITHIN,
+        );
         assert!(
             out.status.success(),
             "{}",
@@ -771,13 +774,15 @@ fn logrotate_under_load_loses_no_line() {
     wait_until(WAIT, "lines in the log under load", || {
         (!read_lines(&path).is_empty()).then_some(())
     });
-    let out = Command::new("logrotate")
-        .arg("-f")
-        .arg("-s")
-        .arg(dir.join("logrotate.state"))
-        .arg(&conf_path)
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new("logrotate")
+            .arg("-f")
+            .arg("-s")
+            .arg(dir.join("logrotate.state"))
+            .arg(&conf_path),
+        b"",
+        TOOL_WITHIN,
+    );
     assert!(
         out.status.success(),
         "logrotate: {}{}\npostrotate: {}",
@@ -865,13 +870,14 @@ fn goaccess_reads_every_line() {
     let log = server.dir.path().join("access.log");
     let lines = read_lines(&log).len();
     let report = server.dir.path().join("report.json");
-    let out = Command::new("goaccess")
-        .arg(&log)
-        .args(["--log-format=COMBINED", "--no-global-config", "-o"])
-        .arg(&report)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new("goaccess")
+            .arg(&log)
+            .args(["--log-format=COMBINED", "--no-global-config", "-o"])
+            .arg(&report),
+        b"",
+        TOOL_WITHIN,
+    );
     assert!(
         out.status.success(),
         "goaccess: {}",
@@ -902,7 +908,12 @@ struct Mount(PathBuf);
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        // In a Drop: a failure (or a hang, killed) is not a second panic.
+        let mut cmd = Command::new("umount");
+        cmd.arg("-l").arg(&self.0);
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            output_within(&mut cmd, b"", TOOL_WITHIN)
+        }));
     }
 }
 
@@ -920,11 +931,13 @@ fn a_full_disk_neither_stops_nor_slows_serving() {
     let tmp = TempDir::new();
     let mnt = tmp.path().join("full");
     std::fs::create_dir(&mnt).unwrap();
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs"])
-        .arg(&mnt)
-        .output()
-        .unwrap();
+    let mounted = output_within(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs"])
+            .arg(&mnt),
+        b"",
+        TOOL_WITHIN,
+    );
     if !mounted.status.success() {
         eprintln!(
             "cannot mount a tmpfs here ({}); skipping the full-disk test",

@@ -8,9 +8,9 @@
 #![allow(clippy::unwrap_used)] // a test fails loudly on the first surprise
 mod common;
 
-use std::io::Write;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
+use std::time::Duration;
 
 use common::*;
 use nix::sys::signal::{kill, Signal};
@@ -138,20 +138,11 @@ fn promtool_finds_the_metrics_clean() {
     server.get();
     server.request(b"GET / HTTP/1.1\r\n\r\n"); // 400: no Host
     let body = metrics(&server);
-    let mut child = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_within(
+        Command::new(promtool).args(["check", "metrics"]),
+        body.as_bytes(),
+        Duration::from_secs(60),
+    );
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

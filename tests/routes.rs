@@ -510,7 +510,7 @@ fn maintenance_is_refused_to_other_users() {
             .arg(&server.pid_file)
             .uid(65534)
             .gid(65534);
-        let out = unblocked_sigchld(|| cmd.output()).unwrap();
+        let out = output_within(&mut cmd, b"", RUN_WITHIN);
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -28,7 +28,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,23 +40,34 @@ use nix::sys::signal::Signal;
 // Certificates and clients
 // ---------------------------------------------------------------------------
 
+/// How long a client program may take to finish (a handshake and an
+/// exchange or two, or making a certificate): generous, for a loaded machine.
+const CLIENT_WITHIN: Duration = Duration::from_secs(30);
+/// curl's own limit, within `CLIENT_WITHIN`.
+const CURL_MAX_TIME: &str = "20";
+/// testssl.sh runs a few hundred handshakes.
+const TESTSSL_WITHIN: Duration = Duration::from_secs(15 * 60);
+
 /// Whether `tool` is installed; says so when it is not.
 fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &format!("command -v {tool}")]);
+    let found = output_within(&mut cmd, b"", CLIENT_WITHIN).status.success();
     if !found {
         eprintln!("skipped: {tool} is not installed");
     }
     found
 }
 
-/// Runs a command to completion (SIGCHLD unblocked for it); returns
+/// Runs a command to completion within `CLIENT_WITHIN`; returns
 /// (success, stdout, stderr).
 fn run(cmd: &mut Command) -> (bool, String, String) {
-    let out = unblocked_sigchld(|| cmd.stdin(Stdio::null()).output()).unwrap();
+    run_within(cmd, CLIENT_WITHIN)
+}
+
+/// [`run`] with a bound of its own.
+fn run_within(cmd: &mut Command, within: Duration) -> (bool, String, String) {
+    let out = output_within(cmd, b"", within);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -64,35 +75,10 @@ fn run(cmd: &mut Command) -> (bool, String, String) {
     )
 }
 
-/// Runs a command with `input` on stdin; returns (success, stdout+stderr).
+/// Runs a command with `input` on stdin, within `CLIENT_WITHIN`; returns
+/// (success, stdout+stderr).
 fn run_with_input(cmd: &mut Command, input: &[u8]) -> (bool, String) {
-    let mut child = unblocked_sigchld(|| {
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-    })
-    .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let pid = child.id() as i32;
-    let done = Arc::new(AtomicBool::new(false));
-    // Bounded: a client that hangs is killed after WAIT.
-    let guard = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let end = Instant::now() + WAIT;
-            while Instant::now() < end {
-                if done.load(Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
-        })
-    };
-    let out = child.wait_with_output().unwrap();
-    done.store(true, Ordering::SeqCst);
-    guard.join().unwrap();
+    let out = output_within(cmd, input, CLIENT_WITHIN);
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text += &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
@@ -445,6 +431,7 @@ fn curl_over_tls_1_3_and_1_2() {
                 &resolve,
             ])
             .args(["-w", "\n%{http_code} %{ssl_verify_result}", "-v"])
+            .args(["--max-time", CURL_MAX_TIME])
             .args(version)
             .arg(&url));
         assert!(ok, "curl {version:?}: {out} {err}");
@@ -470,6 +457,8 @@ fn curl_over_tls_1_3_and_1_2() {
             "--resolve",
             &resolve,
             "-v",
+            "--max-time",
+            CURL_MAX_TIME,
         ])
         .args([&url, &url]));
     assert!(ok, "{err}");
@@ -922,6 +911,61 @@ fn record(kind: u8, len: u16) -> Vec<u8> {
     r
 }
 
+// Plain HTTP to a TLS port is a refused request, logged as nginx logs it:
+// 400, the request line as far as it was read (escaped), the answer's body.
+#[test]
+fn plain_http_to_the_tls_port_is_logged_as_400() {
+    if !have("openssl") {
+        return;
+    }
+    let dir = TempDir::new();
+    let pki = Pki::new(dir.path());
+    let server = start_tls(
+        &pki,
+        1,
+        "[access_log]\npath = \"access.log\"\nbuffer = \"0\"\n",
+        "",
+    );
+    let sent: [&[u8]; 2] = [
+        GET,
+        b"GET /a\"b HTTP/1.1\r\nHost: t\r\nUser-Agent: plain\r\n\r\n",
+    ];
+    for bytes in sent {
+        let mut s = connect(server.addr);
+        s.write_all(bytes).unwrap();
+        let got = String::from_utf8(closed_within(&mut s, WAIT)).unwrap();
+        assert!(got.starts_with("HTTP/1.1 400 "), "{got:?}");
+    }
+    // And a TLS request after them, logged as usual.
+    let client = pki.client(&[b"http/1.1"]);
+    let answer = tls_connect(server.addr, &client).and_then(|mut t| {
+        t.write_all(GET_CLOSE)?;
+        read_tls_response(&mut t)
+    });
+    assert!(answer.unwrap().ends_with(HELLO));
+    let path = server.dir.path().join("access.log");
+    let lines = wait_until(WAIT, "3 access log lines", || {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        (lines.len() >= 3).then_some(lines)
+    });
+    // Past the address and the time: `127.0.0.1 - - [time] "..."`.
+    let after_time = |l: &String| {
+        assert!(l.starts_with("127.0.0.1 - - ["), "{l}");
+        l.split_once("] ").unwrap().1.to_owned()
+    };
+    let got: Vec<String> = lines.iter().map(after_time).collect();
+    assert_eq!(
+        got,
+        [
+            "\"GET / HTTP/1.1\" 400 46 \"-\" \"-\"",
+            "\"GET /a\\x22b HTTP/1.1\" 400 46 \"-\" \"plain\"",
+            "\"GET / HTTP/1.1\" 200 14 \"-\" \"-\"",
+        ]
+    );
+    server.finish();
+}
+
 #[test]
 fn hostile_input_is_closed_and_counted() {
     if !have("openssl") {
@@ -1069,17 +1113,20 @@ fn testssl_finds_nothing_high_or_critical() {
     let server = start_tls(&pki, 2, "", "");
     let json = dir.path().join("testssl.json");
     let target = format!("127.0.0.1:{}", server.addr.port());
-    let (_, out, err) = run(Command::new(testssl)
-        .args([
-            "--quiet",
-            "--color",
-            "0",
-            "--warnings",
-            "off",
-            "--add-ca",
-            &pki.ca(),
-        ])
-        .args(["--jsonfile", json.to_str().unwrap(), &target]));
+    let (_, out, err) = run_within(
+        Command::new(testssl)
+            .args([
+                "--quiet",
+                "--color",
+                "0",
+                "--warnings",
+                "off",
+                "--add-ca",
+                &pki.ca(),
+            ])
+            .args(["--jsonfile", json.to_str().unwrap(), &target]),
+        TESTSSL_WITHIN,
+    );
     let text = std::fs::read_to_string(&json)
         .unwrap_or_else(|e| panic!("no json from testssl ({e}): {out} {err}"));
     let findings = testssl_findings(&text);
@@ -1130,4 +1177,49 @@ fn testssl_json_is_read_as_testssl_writes_it() {
             )
         ]
     );
+}
+
+/// The bound on client programs (`output_within`, which every client run
+/// here goes through): input in, output out; one that hangs is killed at
+/// its deadline with whatever it started, and the test fails saying so.
+#[test]
+fn a_client_that_hangs_is_killed_at_its_deadline() {
+    quiet_sigchld();
+    let out = output_within(&mut Command::new("cat"), b"hello", CLIENT_WITHIN);
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"hello");
+
+    let dir = TempDir::new();
+    let pid_file = dir.path().join("sleeper.pid");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("sleep 60 & echo $! >\"$1\"; echo started; wait")
+        .arg("sh")
+        .arg(&pid_file);
+    let start = Instant::now();
+    let hung = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        output_within(&mut cmd, b"", Duration::from_secs(2))
+    }));
+    let message = hung.expect_err("a hung client was waited for");
+    let message = message
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        message.contains("still running after 2s") && message.contains("started"),
+        "{message}"
+    );
+    assert!(start.elapsed() < WAIT, "killed late: {:?}", start.elapsed());
+    // What it started went with it: no `sleep 60` left running (a zombie
+    // waiting for its reaper is gone too).
+    let sleeper: i32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    wait_until(WAIT, "the client's child to be killed", || {
+        let stat = std::fs::read_to_string(format!("/proc/{sleeper}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+        matches!(state, None | Some("Z")).then_some(())
+    });
 }

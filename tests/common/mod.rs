@@ -8,7 +8,8 @@
 //!   `Date`, GET probes).
 //! - `process.rs`: `Server` with `Options` (a copied binary, a notify
 //!   socket, the harness' syslog sink or the test's own, `-d`), `Proc` for
-//!   hand-made commands, `LogSink`, SIGCHLD handling, `/proc` readers.
+//!   hand-made commands, `output_within` for any program run to completion
+//!   (bounded), `LogSink`, SIGCHLD handling, `/proc` readers.
 //! - `peer.rs`: real peers (HAProxy, promtool, the nginx exporter): found
 //!   or skipped with a message, killed by process group on drop.
 //! - here: temp dirs and the waits every test file uses.

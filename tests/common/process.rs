@@ -2,7 +2,8 @@
 //! `Server` with `Options`, or as a bare `Proc` for odd environments), its
 //! syslog sink, its sd_notify socket, signals, waits on its log and its
 //! workers, and the `Drop` guards that SIGKILL what a test started, by pid or
-//! by process group. Talking HTTP to it is `client.rs`'s job.
+//! by process group; and any program a test runs to completion, within a
+//! deadline ([`output_within`]). Talking HTTP to it is `client.rs`'s job.
 //!
 //! SIGCHLD: a test process runs many threads; see [`quiet_sigchld`] for why
 //! every test thread blocks SIGCHLD and every spawn here unblocks it for the
@@ -14,7 +15,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -131,14 +132,87 @@ pub fn pass_as_fd_3(cmd: &mut Command, fd: i32) {
     }
 }
 
+/// How long a run of the binary itself (`-t`, `-s`, ...) or of a setup
+/// script may take: far beyond any `--wait` a test gives `-s`.
+pub const RUN_WITHIN: Duration = Duration::from_secs(60);
+
+/// Runs `cmd` to completion and returns its output: `input` on its stdin
+/// (then closed; empty: /dev/null), in a process group of its own, SIGCHLD
+/// unblocked for it. Bounded: still running after `within`, its group is
+/// SIGKILLed and this panics with what it had said. The group is killed
+/// when it exits too (the child's pid, not reaped until then, still names
+/// it), so that nothing it left behind holds its pipes open. Every
+/// external program a test runs to completion goes through here.
+pub fn output_within(cmd: &mut Command, input: &[u8], within: Duration) -> Output {
+    use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
+    cmd.process_group(0)
+        .stdin(if input.is_empty() {
+            Stdio::null()
+        } else {
+            Stdio::piped()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child =
+        unblocked_sigchld(|| cmd.spawn()).unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let pid = Pid::from_raw(child.id() as i32);
+    // Input and output on threads of their own: a full pipe never stops
+    // the clock below.
+    let stdin = child.stdin.take();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        if let Some(mut stdin) = stdin {
+            let _ = stdin.write_all(&input);
+        }
+    });
+    fn drain(mut r: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = r.read_to_end(&mut all);
+            all
+        })
+    }
+    let stdout = drain(child.stdout.take().unwrap());
+    let stderr = drain(child.stderr.take().unwrap());
+    let deadline = Instant::now() + within;
+    // Exited yet? Asked without reaping (WNOWAIT): the pid stays the child's.
+    let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+    let timed_out = loop {
+        match waitid(Id::Pid(pid), flags) {
+            Ok(WaitStatus::StillAlive) | Err(nix::errno::Errno::EINTR) => {}
+            Ok(_) => break false,
+            Err(e) => panic!("waitid {pid}: {e}"),
+        }
+        if Instant::now() >= deadline {
+            break true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = killpg(pid, Signal::SIGKILL);
+    let status = child.wait().unwrap();
+    let _ = writer.join();
+    let out = Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    assert!(
+        !timed_out,
+        "{cmd:?} still running after {within:?}, killed; it said: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// Runs the binary to completion with `args` (for -t, -V, -h, -s, bad flags).
 pub fn run_bin(args: &[&str]) -> (i32, String, String) {
     let mut cmd = Command::new(BIN);
-    cmd.args(args).stdin(Stdio::null());
+    cmd.args(args);
     for var in SERVER_ENV {
         cmd.env_remove(var);
     }
-    let out = unblocked_sigchld(|| cmd.output()).expect("run preforkd");
+    let out = output_within(&mut cmd, b"", RUN_WITHIN);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -152,13 +226,14 @@ pub fn run_bin(args: &[&str]) -> (i32, String, String) {
 /// inherited by a concurrent fork elsewhere and make exec fail (ETXTBSY).
 pub fn sh(script: &str, args: &[&Path]) {
     let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(script)
-        .arg("sh")
-        .args(args)
-        .stdin(Stdio::null());
-    let status = unblocked_sigchld(|| cmd.status()).unwrap();
-    assert!(status.success(), "sh -c {script:?} failed: {status}");
+    cmd.arg("-c").arg(script).arg("sh").args(args);
+    let out = output_within(&mut cmd, b"", RUN_WITHIN);
+    assert!(
+        out.status.success(),
+        "sh -c {script:?} failed: {}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Copies the real binary to `to` (atomically).
