@@ -50,8 +50,8 @@ shell=$(echo "$user" | cut -d: -f7)
 home=$(echo "$user" | cut -d: -f6)
 case "$shell" in */nologin|/bin/false) ;; *) fail "preforkd user has login shell $shell" ;; esac
 [ ! -e "$home" ] || fail "preforkd user has an existing home $home"
-[ "$(stat -c '%U:%G %a' /var/log/preforkd)" = "preforkd:adm 750" ] \
-  || fail "/var/log/preforkd is not preforkd:adm 0750"
+[ "$(stat -c '%U:%G %a' /var/log/preforkd)" = "root:adm 755" ] \
+  || fail "/var/log/preforkd is not root:adm 0755 (the workers must not be able to plant a symlink there)"
 [ "$(stat -c %a /etc/logrotate.d/preforkd)" = 644 ] || fail "/etc/logrotate.d/preforkd is not installed 0644"
 dpkg-query -W -f='${Conffiles}\n' preforkd | grep -q '/etc/logrotate.d/preforkd' \
   || fail "/etc/logrotate.d/preforkd is not a conffile"

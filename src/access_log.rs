@@ -5,6 +5,12 @@
 //!
 //! A buffered line is written within `flush`, when the buffer fills, when
 //! the worker drains and when it exits (`Drop`). USR1 reopens the file.
+//! Root never opens the file: the master (root) only creates a missing one
+//! with `O_CREAT|O_EXCL|O_NOFOLLOW` and hands it to the workers' user
+//! ([`prepare`], before forking and at USR1); the workers open it after
+//! dropping their privileges. A symlink or anything else planted at the
+//! path is never followed or chowned by root.
+//!
 //! When the file cannot be written the worker goes on serving: the lines
 //! are counted as lost in its scoreboard slot (`-s status`), one error is
 //! logged per episode, and writing resumes as soon as a write succeeds.
@@ -23,7 +29,7 @@ use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -102,8 +108,6 @@ pub fn parse_size(s: &str) -> Option<usize> {
 
 /// What the worker gives the log when it opens it.
 pub struct Setup<'a> {
-    /// The workers' user: a file we create as root is handed to it.
-    pub owner: Option<&'a Credentials>,
     /// Facility, ident and socket for `path = "syslog"`.
     pub syslog: &'a LogConfig,
     /// The longest request head: bounds the longest line.
@@ -164,16 +168,17 @@ enum Sink {
 }
 
 impl AccessLog {
-    /// Opens the log for a worker. Called before the worker drops its
-    /// privileges, so that a file created here can be handed to the
-    /// workers' user (as nginx does); a later reopen creates it as that
-    /// user. Never fails: a file that cannot be opened is retried at every
-    /// write, its lines counted as lost meanwhile.
+    /// Opens the log for a worker. Called after the worker dropped its
+    /// privileges: the file is opened (and, if missing, created) as the
+    /// workers' user, never by root; as root the master has created a
+    /// missing file for it beforehand ([`prepare`]). Never fails: a file
+    /// that cannot be opened is retried at every write, its lines counted
+    /// as lost meanwhile.
     pub fn open(config: &AccessLogConfig, setup: &Setup) -> AccessLog {
         let pid = std::process::id();
         let sink = match &config.destination {
             Destination::File(path) => {
-                let file = match open_file(path, owner_ids(setup.owner)) {
+                let file = match open_file(path) {
                     Ok(f) => Some(f),
                     Err(e) => {
                         log::error!(
@@ -464,7 +469,7 @@ impl State {
             return;
         }
         // Unprivileged by now: what we create belongs to the workers' user.
-        match open_file(path, None) {
+        match open_file(path) {
             Ok(f) => {
                 if *reopen_warned {
                     log::warn!("access log: opened {} again", path.display());
@@ -584,40 +589,62 @@ fn owner_ids(creds: Option<&Credentials>) -> Option<(Option<u32>, u32)> {
         .then(|| (c.uid.map(|u| u.as_raw()), c.gid.as_raw()))
 }
 
-/// Opens (creating it mode 0640) `path` for appending. As root with an
-/// `owner`: a file we create goes to the workers' user and group, and an
-/// existing regular file owned by another user goes to the workers' user
-/// (nginx does the same on reopen), so that a reopen by the unprivileged
-/// workers, and logrotate's `create`, work.
-pub fn open_file(path: &Path, owner: Option<(Option<u32>, u32)>) -> io::Result<File> {
-    let mut options = OpenOptions::new();
-    options.append(true).mode(0o640);
-    let created = options.clone().create_new(true).open(path);
-    let file = match created {
-        Ok(f) => {
-            if let Some((uid, gid)) = owner {
-                std::os::unix::fs::fchown(&f, uid, Some(gid))?;
-            }
-            return Ok(f);
-        }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => options.open(path)?,
-        Err(e) => return Err(e),
-    };
-    if let Some((Some(uid), _)) = owner {
-        let meta = file.metadata()?;
-        // Only a regular file: never chown /dev/stdout or a terminal.
-        if meta.file_type().is_file() && meta.uid() != uid {
-            std::os::unix::fs::fchown(&file, Some(uid), None)?;
-        }
-    }
+/// Opens (creating it mode 0640 if missing) `path` for appending, with the
+/// caller's own rights: a worker calls it after it dropped its privileges,
+/// so it follows a symlink or opens a FIFO or `/dev/stdout` only as far as
+/// the workers' user may, and changes no owner. The open does not block
+/// on a FIFO without a reader (`ENXIO`, retried at the next write); the
+/// file is then put back in blocking mode, writes are whole buffers.
+pub fn open_file(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) - nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags))?;
     Ok(file)
 }
 
-/// For the master, as root, before it signals the workers to reopen
-/// (`-s reopen`, USR1): creates the access log file if it is missing and
-/// hands it to the workers' user, so that unprivileged workers can reopen it
-/// even when its directory is not writable by them (nginx's master does the
-/// same). Nothing to do without a file log, or when not root.
+/// For root: creates `path` (mode 0640) if, and only if, nothing is there
+/// yet, and hands it to `owner`. `O_CREAT|O_EXCL` (and `O_NOFOLLOW`) never
+/// follows a symlink, not even a dangling one, and never opens what
+/// exists: whatever already sits at the path (a file, a symlink a worker
+/// planted, a FIFO) is left untouched, neither opened nor chowned by root
+/// (CVE-2016-1247's pattern: root chowning the target of a symlink in a
+/// directory the workers' user can write). Returns whether it created it.
+pub fn create_owned(path: &Path, owner: (Option<u32>, u32)) -> io::Result<bool> {
+    let created = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path);
+    let file = match created {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let (uid, gid) = owner;
+    if let Err(e) = std::os::unix::fs::fchown(&file, uid, Some(gid)) {
+        // A root-owned empty file would keep the workers out for good;
+        // without it a worker may still create the file itself.
+        let _ = std::fs::remove_file(path);
+        return Err(e);
+    }
+    Ok(true)
+}
+
+/// For the master, as root, before it forks workers and before it signals
+/// them to reopen (`-s reopen`, USR1): creates the access log file if it is
+/// missing, owned by the workers' user, so that the unprivileged workers
+/// can open it even when its directory is not writable by them (nginx's
+/// master creates the file too). An existing path is left alone: its owner
+/// must let the workers' user append (logrotate's `create 0640 preforkd
+/// adm`). Nothing to do without a file log, or when not root, or when the
+/// workers run as root (they create the file themselves).
 pub fn prepare(config: &Config) -> io::Result<()> {
     let Some(AccessLogConfig {
         destination: Destination::File(path),
@@ -627,7 +654,7 @@ pub fn prepare(config: &Config) -> io::Result<()> {
         return Ok(());
     };
     match owner_ids(config.user.as_ref()) {
-        Some(owner) => open_file(path, Some(owner)).map(drop),
+        Some(owner) => create_owned(path, owner).map(drop),
         None => Ok(()),
     }
 }
@@ -1129,7 +1156,6 @@ mod tests {
         AccessLog::open(
             &config,
             &Setup {
-                owner: None,
                 syslog: &LogConfig::default(),
                 max_header_bytes: 8192,
                 lost: lost(),
@@ -1251,7 +1277,6 @@ mod tests {
         let mut log = AccessLog::open(
             &config,
             &Setup {
-                owner: None,
                 syslog: &LogConfig::default(),
                 max_header_bytes: 8192,
                 lost: counter,
@@ -1278,5 +1303,50 @@ mod tests {
         log.flush();
         assert!(!log.state.borrow().failing);
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+    }
+
+    // Root's creation never goes through what is at the path: a symlink
+    // (dangling or not) or a FIFO is left alone and its target untouched;
+    // only a path with nothing there is created, mode 0640.
+    #[test]
+    fn create_owned_touches_nothing_that_exists() {
+        let dir = std::env::temp_dir().join(format!("preforkd-al-unit2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        struct Dir(PathBuf);
+        impl Drop for Dir {
+            fn drop(&mut self) {
+                let _ = std::fs::remove_dir_all(&self.0);
+            }
+        }
+        let _guard = Dir(dir.clone());
+        let me = (
+            Some(nix::unistd::geteuid().as_raw()),
+            nix::unistd::getegid().as_raw(),
+        );
+        let target = dir.join("target");
+        let link = dir.join("link");
+        let dangling = dir.join("dangling");
+        std::fs::write(&target, "x").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        std::os::unix::fs::symlink(dir.join("nowhere"), &dangling).unwrap();
+        assert!(!create_owned(&link, me).unwrap());
+        assert!(!create_owned(&dangling, me).unwrap());
+        assert!(!dir.join("nowhere").exists(), "followed a dangling symlink");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "x");
+        let fresh = dir.join("access.log");
+        assert!(create_owned(&fresh, me).unwrap());
+        let meta = std::fs::symlink_metadata(&fresh).unwrap();
+        assert!(meta.file_type().is_file());
+        // 0640, less what the umask takes away, never more.
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+        assert_eq!((mode & !0o640, mode & 0o600), (0, 0o600), "mode {mode:o}");
+        assert!(!create_owned(&fresh, me).unwrap());
+        // A FIFO without a reader: the worker's open fails at once
+        // instead of hanging the worker.
+        let fifo = dir.join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(!create_owned(&fifo, me).unwrap());
+        let err = open_file(&fifo).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENXIO));
     }
 }

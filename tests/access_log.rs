@@ -627,7 +627,7 @@ fn buffered_lines_survive_reload_ttou_upgrade_and_stop() {
 // each worker write its buffer to the old file and continue in a new one at
 // the same path; no line is lost or doubled. The file is created mode 0640;
 // as root with `user = "nobody"`, owned by the workers' user both when the
-// worker creates it at start (as root) and at the reopen (as nobody).
+// master (root) creates it before forking and at the reopen.
 #[test]
 fn reopen_in_every_worker_with_owner_and_mode() {
     quiet_sigchld();
@@ -648,7 +648,7 @@ fn reopen_in_every_worker_with_owner_and_mode() {
         path.display()
     ));
     let owner = user.unwrap_or_else(|| nix::unistd::geteuid().as_raw());
-    // The worker creates the file, then hands it over: wait for both.
+    // The master creates the file and hands it over: wait for both.
     let check = |p: &Path| {
         let settled = |m: &std::fs::Metadata| m.mode() & 0o777 == 0o640 && m.uid() == owner;
         let deadline = Instant::now() + WAIT;
@@ -701,6 +701,107 @@ fn reopen_in_every_worker_with_owner_and_mode() {
         "written to the old file after the reopen"
     );
     assert_eq!(read_lines(&rotated).len() + read_lines(&path).len(), sent);
+}
+
+// Proves the fix of root following a symlink the workers' user planted at
+// the log path (CVE-2016-1247's pattern): with `user = "nobody"` and a log
+// directory nobody can write (as a compromised worker could), an
+// `access.log` symlink to a root-owned 0600 file is neither followed by
+// root nor its target chowned, at a worker's start nor at `-s reopen`: the
+// target keeps its owner, mode and bytes. The server goes on serving: the
+// worker (as nobody) cannot open the target, says so, counts the lines as
+// lost (`access_log_lost` in `-s status`) and, once the symlink is gone and
+// the master has created a fresh file at the next reopen, writes there.
+#[test]
+fn a_planted_symlink_is_never_followed_or_chowned_by_root() {
+    quiet_sigchld();
+    if !is_root() {
+        eprintln!("not root: no privileges to drop, nothing root could chown; skipping");
+        return;
+    }
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let logs = TempDir::new();
+    nix::unistd::chown(logs.path(), Some(nobody.uid), None).unwrap();
+    std::fs::set_permissions(logs.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
+    // The file the attacker wants: root's, 0600, in a directory of root's.
+    let vault = TempDir::new();
+    let target = vault.path().join("shadow");
+    std::fs::write(&target, "root:secret\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let untouched = |when: &str| {
+        let meta = std::fs::metadata(&target).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+            (0, 0, 0o600),
+            "{when}: root chowned or chmodded the symlink's target"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap(),
+            "root:secret\n",
+            "{when}: lines were written to the symlink's target"
+        );
+    };
+    // The symlink, planted by nobody before the server starts.
+    let path = logs.path().join("access.log");
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    std::os::unix::fs::lchown(&path, Some(nobody.uid.as_raw()), None).unwrap();
+    let mut server = Server::start(&format!(
+        "workers = 1\npid_file = \"preforkd.pid\"\nuser = \"nobody\"\n[access_log]\npath = \"{}\"\nbuffer = \"0\"\n",
+        path.display()
+    ));
+    server.wait_workers(1);
+    // The worker's start: its open fails (as nobody), or, as root, it
+    // would have chowned the target: wait for either, then judge.
+    let refused = "access log: cannot open";
+    let settled = |n: usize| {
+        wait_until(WAIT, "the worker's open of the log", || {
+            let meta = std::fs::metadata(&target).unwrap();
+            (meta.uid() != 0 || count(&server.log_lines(), refused) >= n).then_some(())
+        })
+    };
+    settled(1);
+    untouched("after the worker's start");
+    assert_eq!(common::status(&server.get()), 200);
+    untouched("after a request");
+    let lost = |server: &Server| {
+        let out = server.control("status");
+        let total = out
+            .lines()
+            .find(|l| l.starts_with("total "))
+            .unwrap()
+            .to_owned();
+        field(&total, "access_log_lost").parse::<u64>().unwrap()
+    };
+    wait_until(WAIT, "the request's line counted as lost", || {
+        (lost(&server) >= 1).then_some(())
+    });
+
+    // Logrotate's reopen with the symlink still there: the master (root)
+    // leaves the path alone, the worker's reopen (as nobody) is refused.
+    server.control("reopen");
+    server.wait_for_log("master command=reopen-logs");
+    settled(2);
+    untouched("after -s reopen");
+    assert_eq!(common::status(&server.get()), 200);
+    untouched("after a request following the reopen");
+
+    // The symlink removed: the next reopen has the master create the file
+    // for nobody, mode 0640, and the worker writes to it again.
+    std::fs::remove_file(&path).unwrap();
+    server.control("reopen");
+    wait_until(WAIT, "a line in the new file", || {
+        assert_eq!(common::status(&server.get()), 200);
+        (!read_lines(&path).is_empty()).then_some(())
+    });
+    let meta = std::fs::symlink_metadata(&path).unwrap();
+    assert!(meta.file_type().is_file());
+    assert_eq!(
+        (meta.uid(), meta.mode() & 0o777),
+        (nobody.uid.as_raw(), 0o640)
+    );
+    untouched("at the end");
+    server.stop_checked(&[refused, "access log: cannot write"]);
+    untouched("after the stop");
 }
 
 // Proves: rotating with the shipped logrotate config (`logrotate -f`, its

@@ -147,6 +147,13 @@ impl Master {
         for &i in &plan.retire {
             retire(&mut self.workers[i]);
         }
+        if !plan.spawn.is_empty() {
+            // As root: a missing access log is created for the workers'
+            // user, who opens it after dropping privileges.
+            if let Err(e) = crate::access_log::prepare(&self.config) {
+                log::warn!("access log: cannot create the file for the workers: {e}");
+            }
+        }
         for &slot in &plan.spawn {
             self.spawn_worker(slot, now);
         }

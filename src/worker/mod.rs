@@ -77,19 +77,6 @@ pub fn run(
     slot: &'static Slot,
     all: Board,
 ) -> i32 {
-    // The access log before privileges are dropped: a file created now is
-    // handed to the workers' user (nginx's master does the same).
-    let access_log = config.access_log.as_ref().map(|c| {
-        AccessLog::open(
-            c,
-            &crate::access_log::Setup {
-                owner: config.user.as_ref(),
-                syslog: &config.log,
-                max_header_bytes: config.max_request_header_bytes,
-                lost: slot.log_lost(),
-            },
-        )
-    });
     // Privileges first: changing credentials clears PR_SET_PDEATHSIG, so the
     // orphan guard is set up after.
     if let Some(creds) = &config.user {
@@ -101,6 +88,19 @@ pub fn run(
             return exitcode::CONFIG;
         }
     }
+    // The access log after privileges are dropped: root never opens it
+    // (a symlink planted there by the workers' user would lead root
+    // elsewhere); a missing file was created for us by the master.
+    let access_log = config.access_log.as_ref().map(|c| {
+        AccessLog::open(
+            c,
+            &crate::access_log::Setup {
+                syslog: &config.log,
+                max_header_bytes: config.max_request_header_bytes,
+                lost: slot.log_lost(),
+            },
+        )
+    });
     if let Err(e) = setup::orphan_guard(master) {
         log::error!(
             "worker pid={} cannot watch its master: {e}",
