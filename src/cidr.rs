@@ -31,40 +31,22 @@ impl Cidr {
     }
 
     /// Loopback only: `127.0.0.0/8` and `::1/128`.
-    /// `127.0.0.1/32` and `::1/128`: this host's own usual address, which
-    /// a local proxy or health checker connects from.
-    pub fn local_hosts() -> Vec<Cidr> {
-        vec![
-            Cidr {
-                addr: IpAddr::from([127, 0, 0, 1]),
-                bits: 32,
-            },
-            Cidr {
-                addr: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
-                bits: 128,
-            },
-        ]
-    }
-
     pub fn loopback() -> Vec<Cidr> {
-        vec![
-            Cidr {
-                addr: IpAddr::from([127, 0, 0, 0]),
-                bits: 8,
-            },
-            Cidr {
-                addr: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),
-                bits: 128,
-            },
-        ]
+        Cidr::v4_and_v6_loopback([127, 0, 0, 0], 8)
     }
 
-    /// The default of a status route's `allow`: `127.0.0.1/32`, `::1/128`.
+    /// `127.0.0.1/32` and `::1/128`: this host's own usual address, the
+    /// default of a status route's `allow` and of the per-client cap's
+    /// exemptions (a local proxy or health checker connects from it).
     pub fn localhost() -> Vec<Cidr> {
+        Cidr::v4_and_v6_loopback([127, 0, 0, 1], 32)
+    }
+
+    fn v4_and_v6_loopback(v4: [u8; 4], bits: u8) -> Vec<Cidr> {
         vec![
             Cidr {
-                addr: IpAddr::from([127, 0, 0, 1]),
-                bits: 32,
+                addr: IpAddr::from(v4),
+                bits,
             },
             Cidr {
                 addr: IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]),

@@ -204,7 +204,7 @@ impl Default for Config {
             max_requests_per_worker: 0,
             min_request_rate: 512,
             max_connections_per_client: 256,
-            max_connections_per_client_exempt: Cidr::local_hosts(),
+            max_connections_per_client_exempt: Cidr::localhost(),
             pid_file: None,
             worker_timeout: Duration::from_secs(30),
             user: None,
@@ -636,6 +636,20 @@ fn parse_routes(
                 _ => Ok(()),
             }
         };
+        // What a health or status route answers is built in: the keys
+        // that shape a static or redirect answer are refused there.
+        let answer_keys = [
+            ("status", r.status.as_ref().map(toml::Spanned::span)),
+            ("body", r.body.as_ref().map(toml::Spanned::span)),
+            ("body_file", r.body_file.as_ref().map(toml::Spanned::span)),
+            (
+                "content_type",
+                r.content_type.as_ref().map(toml::Spanned::span),
+            ),
+            ("headers", r.headers.as_ref().map(toml::Spanned::span)),
+            ("location", r.location.as_ref().map(toml::Spanned::span)),
+            ("keep_path", r.keep_path.as_ref().map(toml::Spanned::span)),
+        ];
         let answer = match kind.as_str() {
             "static" => {
                 unused(&[
@@ -716,28 +730,12 @@ fn parse_routes(
                 }
             }
             "health" => {
-                unused(&[
-                    ("status", r.status.as_ref().map(toml::Spanned::span)),
-                    ("body", r.body.as_ref().map(toml::Spanned::span)),
-                    ("body_file", r.body_file.as_ref().map(toml::Spanned::span)),
-                    ("content_type", r.content_type.as_ref().map(toml::Spanned::span)),
-                    ("headers", r.headers.as_ref().map(toml::Spanned::span)),
-                    ("location", r.location.as_ref().map(toml::Spanned::span)),
-                    ("keep_path", r.keep_path.as_ref().map(toml::Spanned::span)),
-                    ("allow", r.allow.as_ref().map(toml::Spanned::span)),
-                ])?;
+                unused(&answer_keys)?;
+                unused(&[("allow", r.allow.as_ref().map(toml::Spanned::span))])?;
                 Answer::Health
             }
             "stub_status" | "metrics" => {
-                unused(&[
-                    ("status", r.status.as_ref().map(toml::Spanned::span)),
-                    ("body", r.body.as_ref().map(toml::Spanned::span)),
-                    ("body_file", r.body_file.as_ref().map(toml::Spanned::span)),
-                    ("content_type", r.content_type.as_ref().map(toml::Spanned::span)),
-                    ("headers", r.headers.as_ref().map(toml::Spanned::span)),
-                    ("location", r.location.as_ref().map(toml::Spanned::span)),
-                    ("keep_path", r.keep_path.as_ref().map(toml::Spanned::span)),
-                ])?;
+                unused(&answer_keys)?;
                 Answer::Status {
                     page: if kind == "metrics" {
                         Page::Metrics
@@ -1100,14 +1098,10 @@ struct AccessFormat(crate::access_log::Format);
 
 impl<'de> Deserialize<'de> for AccessFormat {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        crate::access_log::Format::parse(&s)
-            .map(AccessFormat)
-            .ok_or_else(|| {
-                de::Error::custom(format!(
-                    "unknown format \"{s}\": expected combined, common or json"
-                ))
-            })
+        parsed(d, crate::access_log::Format::parse, |s| {
+            format!("unknown format \"{s}\": expected combined, common or json")
+        })
+        .map(AccessFormat)
     }
 }
 
@@ -1218,18 +1212,27 @@ impl<'de> Deserialize<'de> for NonNegative {
     }
 }
 
+/// A string value read through `parse`, or the error `expected` words
+/// for it (which names the value).
+fn parsed<'de, D: Deserializer<'de>, T>(
+    d: D,
+    parse: impl FnOnce(&str) -> Option<T>,
+    expected: impl FnOnce(&str) -> String,
+) -> Result<T, D::Error> {
+    let s = String::deserialize(d)?;
+    parse(&s).ok_or_else(|| de::Error::custom(expected(&s)))
+}
+
 /// A minimum data rate written `"512/s"` (bytes per second), or `"off"`
 /// (the same as `"0/s"`).
 struct Rate(u64);
 
 impl<'de> Deserialize<'de> for Rate {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_rate(&s).map(Rate).ok_or_else(|| {
-            de::Error::custom(format!(
-                "invalid rate \"{s}\": expected bytes per second as \"512/s\", or \"off\""
-            ))
+        parsed(d, parse_rate, |s| {
+            format!("invalid rate \"{s}\": expected bytes per second as \"512/s\", or \"off\"")
         })
+        .map(Rate)
     }
 }
 
@@ -1250,12 +1253,12 @@ struct Dur(Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        parse_duration(&s).map(Dur).ok_or_else(|| {
-            de::Error::custom(format!(
+        parsed(d, parse_duration, |s| {
+            format!(
                 "invalid duration \"{s}\": expected a positive number with a unit: ms, s, m or h (\"250ms\", \"5s\")"
-            ))
+            )
         })
+        .map(Dur)
     }
 }
 
@@ -1405,6 +1408,12 @@ mod tests {
             .to_string()
     }
 
+    /// `text` fails to load with an error starting with `prefix`.
+    fn expect_error(text: &str, prefix: &str) {
+        let e = error(text);
+        assert!(e.starts_with(prefix), "{e}");
+    }
+
     #[test]
     fn empty_file_gives_defaults() {
         let c = parse_str("").unwrap();
@@ -1503,34 +1512,32 @@ syslog_socket = "/tmp/log.sock"
         for bad in ["512", "/s", "-1/s", "5 /s", "1.5/s", "512/m"] {
             assert_eq!(parse_rate(bad), None, "{bad}");
         }
-        let e = error("\nmin_request_rate = \"fast\"\n");
-        assert!(
-            e.starts_with("test.toml:2:20: min_request_rate: invalid rate \"fast\""),
-            "{e}"
+        expect_error(
+            "\nmin_request_rate = \"fast\"\n",
+            "test.toml:2:20: min_request_rate: invalid rate \"fast\"",
         );
-        let e = error("max_connections_per_client = -1\n");
-        assert!(
-            e.starts_with("test.toml:1:30: max_connections_per_client"),
-            "{e}"
+        expect_error(
+            "max_connections_per_client = -1\n",
+            "test.toml:1:30: max_connections_per_client",
         );
     }
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = error("workers = 0\n");
-        assert!(e.starts_with("test.toml:1:11: workers"), "{e}");
-        let e = error("\nkeepalive_timeout = \"5x\"\n");
-        assert!(
-            e.starts_with("test.toml:2:21: keepalive_timeout: invalid duration \"5x\""),
-            "{e}"
+        expect_error("workers = 0\n", "test.toml:1:11: workers");
+        expect_error(
+            "\nkeepalive_timeout = \"5x\"\n",
+            "test.toml:2:21: keepalive_timeout: invalid duration \"5x\"",
         );
         let e = error("listen = [\"localhost:80\"]\n");
         assert!(
             e.starts_with("test.toml:1:") && e.contains("listen") && e.contains("localhost:80"),
             "{e}"
         );
-        let e = error("[response]\nstatus = 100\n");
-        assert!(e.starts_with("test.toml:2:10: response.status"), "{e}");
+        expect_error(
+            "[response]\nstatus = 100\n",
+            "test.toml:2:10: response.status",
+        );
         let e = error("listen = [\n  \"127.0.0.1:80\",\n  5,\n]\n");
         assert!(e.starts_with("test.toml:3:") && e.contains("listen"), "{e}");
         let e = error("backlog = -1\n");
@@ -1540,20 +1547,19 @@ syslog_socket = "/tmp/log.sock"
             e.contains("response.headers") && e.contains("Content-Length"),
             "{e}"
         );
-        let e = error("[response]\nbody = \"a\"\nbody_file = \"b\"\n");
-        assert!(
-            e.starts_with("test.toml:3:13: response.body and response.body_file"),
-            "{e}"
+        expect_error(
+            "[response]\nbody = \"a\"\nbody_file = \"b\"\n",
+            "test.toml:3:13: response.body and response.body_file",
         );
-        let e = error("user = \"no-such-user-here\"\n");
-        assert!(
-            e.starts_with("test.toml:1:8: user: no user named \"no-such-user-here\""),
-            "{e}"
+        expect_error(
+            "user = \"no-such-user-here\"\n",
+            "test.toml:1:8: user: no user named \"no-such-user-here\"",
         );
-        let e = error("group = \"no-such-group-here\"\n");
-        assert!(e.starts_with("test.toml:1:9: group: no group"), "{e}");
-        let e = error("[log]\ntarget = \"file\"\n");
-        assert!(e.starts_with("test.toml:2:10: log.target"), "{e}");
+        expect_error(
+            "group = \"no-such-group-here\"\n",
+            "test.toml:1:9: group: no group",
+        );
+        expect_error("[log]\ntarget = \"file\"\n", "test.toml:2:10: log.target");
     }
 
     #[test]
@@ -1724,11 +1730,7 @@ body = "closed\n"
         let many: String = (0..=MAX_ROUTES)
             .map(|i| format!("[[route]]\npath = \"/{i}\"\n"))
             .collect();
-        let e = error(&many);
-        assert!(
-            e.starts_with("test.toml:2001:1: route: more than 1000 routes"),
-            "{e}"
-        );
+        expect_error(&many, "test.toml:2001:1: route: more than 1000 routes");
         let ok: String = (0..MAX_ROUTES)
             .map(|i| format!("[[route]]\npath = \"/{i}\"\n"))
             .collect();
@@ -1737,34 +1739,33 @@ body = "closed\n"
 
     #[test]
     fn access_log_errors_name_file_line_and_key() {
-        let e = error("[access_log]\nformat = \"json\"\n");
-        assert!(
-            e.starts_with("test.toml:1:1: access_log.path is required"),
-            "{e}"
+        expect_error(
+            "[access_log]\nformat = \"json\"\n",
+            "test.toml:1:1: access_log.path is required",
         );
-        let e = error("[access_log]\npath = \"syslog\"\nformat = \"apache\"\n");
-        assert!(
-            e.starts_with("test.toml:3:10: access_log.format: unknown format \"apache\""),
-            "{e}"
+        expect_error(
+            "[access_log]\npath = \"syslog\"\nformat = \"apache\"\n",
+            "test.toml:3:10: access_log.format: unknown format \"apache\"",
         );
-        let e = error("[access_log]\npath = \"syslog\"\nbuffer = \"1g\"\n");
-        assert!(
-            e.starts_with("test.toml:3:10: access_log.buffer: invalid size \"1g\""),
-            "{e}"
+        expect_error(
+            "[access_log]\npath = \"syslog\"\nbuffer = \"1g\"\n",
+            "test.toml:3:10: access_log.buffer: invalid size \"1g\"",
         );
-        let e = error("[access_log]\npath = \"syslog\"\nflush = \"0s\"\n");
-        assert!(e.starts_with("test.toml:3:9: access_log.flush"), "{e}");
-        let e = error("[access_log]\npath = \"/no/such/dir/a.log\"\n");
-        assert!(
-            e.starts_with("test.toml:2:8: access_log.path: directory /no/such/dir does not exist"),
-            "{e}"
+        expect_error(
+            "[access_log]\npath = \"syslog\"\nflush = \"0s\"\n",
+            "test.toml:3:9: access_log.flush",
         );
-        let e = error("[access_log]\npath = \"syslog\"\nbufer = 1\n");
-        assert!(e.starts_with("test.toml:3:1: unknown key \"bufer\""), "{e}");
-        let e = error("[access_log]\npath = \"\"\n");
-        assert!(
-            e.starts_with("test.toml:2:8: access_log.path: must not be empty"),
-            "{e}"
+        expect_error(
+            "[access_log]\npath = \"/no/such/dir/a.log\"\n",
+            "test.toml:2:8: access_log.path: directory /no/such/dir does not exist",
+        );
+        expect_error(
+            "[access_log]\npath = \"syslog\"\nbufer = 1\n",
+            "test.toml:3:1: unknown key \"bufer\"",
+        );
+        expect_error(
+            "[access_log]\npath = \"\"\n",
+            "test.toml:2:8: access_log.path: must not be empty",
         );
     }
 

@@ -27,8 +27,10 @@ pub const BODY: &[u8] = b"Hello, World!\n";
 
 /// Input delivered in scripted pieces, output collected; a write may take
 /// only part of what it is given, to exercise the pending-output path.
+/// `tls_sim.rs` runs rustls over it too.
+#[derive(Default)]
 pub struct Scripted {
-    pieces: VecDeque<Vec<u8>>,
+    pub(crate) pieces: VecDeque<Vec<u8>>,
     /// After the last piece: EOF (the client closed) or "nothing yet".
     pub eof: bool,
     pub written: Vec<u8>,
@@ -78,6 +80,7 @@ impl Write for Scripted {
 
 impl crate::conn::Transport for Scripted {
     fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shut = true;
         Ok(())
     }
 }
@@ -111,6 +114,16 @@ pub struct Response {
     pub has_body: bool,
     /// The `Location` field, if any.
     pub location: Option<String>,
+}
+
+/// The simulated worker's timeouts (`tls_sim.rs` uses them too).
+pub fn timeouts() -> Timeouts {
+    Timeouts {
+        header: Duration::from_secs(10),
+        keepalive: Duration::from_secs(10),
+        drain_idle: Duration::from_secs(1),
+        min_rate: 512,
+    }
 }
 
 pub fn limits() -> Limits {
@@ -223,12 +236,7 @@ pub fn run_in(state: State, input: &[u8], cuts: &[usize], write_budget: Option<u
     let ctx = Ctx {
         responses: &responses,
         limits,
-        timeouts: Timeouts {
-            header: Duration::from_secs(10),
-            keepalive: Duration::from_secs(10),
-            drain_idle: Duration::from_secs(1),
-            min_rate: 512,
-        },
+        timeouts: timeouts(),
         now: Instant::now(),
         draining: state.draining,
         maintenance: state.maintenance,

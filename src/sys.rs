@@ -237,34 +237,29 @@ unsafe fn exec_with_listen_fds(
 /// it forks later (`MAP_SHARED | MAP_ANONYMOUS`). Never unmapped: the
 /// slice lives as long as the process.
 pub fn map_scoreboard(len: usize) -> nix::Result<&'static [crate::scoreboard::Slot]> {
-    use nix::sys::mman::{MapFlags, ProtFlags};
-    let bytes =
-        std::num::NonZeroUsize::new(len.max(1) * std::mem::size_of::<crate::scoreboard::Slot>())
-            .expect("a non-empty scoreboard");
-    // SAFETY: a fresh anonymous mapping: no file, no existing memory is
-    // aliased; the kernel zero-fills it.
-    let ptr = unsafe {
-        nix::sys::mman::mmap_anonymous(
-            None,
-            bytes,
-            ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-            MapFlags::MAP_SHARED,
-        )
-    }?;
-    // SAFETY: the mapping is page-aligned (enough for the atomics in Slot),
-    // `len` slots long, zero-filled (all-zero atomics are valid values),
-    // only ever accessed through atomics, and never unmapped.
-    Ok(unsafe {
-        std::slice::from_raw_parts(ptr.as_ptr().cast::<crate::scoreboard::Slot>(), len.max(1))
-    })
+    // SAFETY: a Slot is atomics only: all-zero is a valid value, and every
+    // access goes through them.
+    unsafe { map_shared_zeroed(len.max(1)) }
 }
 
 /// Maps the master's zeroed [`Totals`](crate::scoreboard::Totals) block
 /// beside the scoreboard, shared the same way and never unmapped.
 pub fn map_totals() -> nix::Result<&'static crate::scoreboard::Totals> {
+    // SAFETY: Totals is atomics only: all-zero is a valid value, and every
+    // access goes through them.
+    Ok(&unsafe { map_shared_zeroed(1) }?[0])
+}
+
+/// `len` zeroed `T`s in a fresh shared anonymous mapping, inherited by
+/// every process forked later, never unmapped.
+///
+/// # Safety
+/// All-zero bytes must be a valid `T`, and `T` must be accessed only
+/// through atomics (other processes write the same memory).
+unsafe fn map_shared_zeroed<T>(len: usize) -> nix::Result<&'static [T]> {
     use nix::sys::mman::{MapFlags, ProtFlags};
-    let bytes = std::num::NonZeroUsize::new(std::mem::size_of::<crate::scoreboard::Totals>())
-        .expect("Totals is not zero-sized");
+    let bytes =
+        std::num::NonZeroUsize::new(len * std::mem::size_of::<T>()).expect("a non-empty mapping");
     // SAFETY: a fresh anonymous mapping: no file, no existing memory is
     // aliased; the kernel zero-fills it.
     let ptr = unsafe {
@@ -275,10 +270,10 @@ pub fn map_totals() -> nix::Result<&'static crate::scoreboard::Totals> {
             MapFlags::MAP_SHARED,
         )
     }?;
-    // SAFETY: page-aligned (enough for Totals' 128-byte alignment), as
-    // long as one Totals, zero-filled (all-zero atomics are valid values),
-    // only ever accessed through atomics, and never unmapped.
-    Ok(unsafe { &*ptr.as_ptr().cast::<crate::scoreboard::Totals>() })
+    // SAFETY: page-aligned (enough for any alignment up to a page, 128 here),
+    // `len` values long, zero-filled (valid by this function's contract),
+    // and never unmapped.
+    Ok(unsafe { std::slice::from_raw_parts(ptr.as_ptr().cast::<T>(), len) })
 }
 
 /// Forks and returns in both processes (for `-d`). Only the master calls

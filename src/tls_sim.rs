@@ -8,8 +8,7 @@
 //! Also raw bytes straight into a TLS connection (a client that is not
 //! TLS): no panic, a close. Built only for tests and fuzzing.
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -17,9 +16,12 @@ use std::time::{Duration, Instant};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-use crate::conn::{Buffers, Conn, Ctx, Interest, Timeouts, Transport};
+use crate::conn::{Buffers, Conn, Ctx, Interest, Transport};
+// The in-memory socket of `sim.rs`: input in scripted pieces, output
+// collected, writes limited by `write_budget`.
 use crate::http::Limits;
 use crate::response::{ResponseSpec, Responses};
+use crate::sim::Scripted as Pipe;
 use crate::tls::{self, Counters, TlsStream, Version};
 
 /// A test-only CA and the certificate and key it signed for `localhost`
@@ -28,63 +30,6 @@ use crate::tls::{self, Counters, TlsStream, Version};
 const CA: &str = include_str!("tls_sim/ca.pem");
 const CERT: &str = include_str!("tls_sim/leaf.pem");
 const KEY: &str = include_str!("tls_sim/leaf.key");
-
-/// An in-memory socket: input in scripted pieces (one per read), output
-/// collected; a write takes at most `left` bytes, then WouldBlock.
-#[derive(Default)]
-pub struct Pipe {
-    pieces: VecDeque<Vec<u8>>,
-    pub eof: bool,
-    pub out: Vec<u8>,
-    pub left: Option<usize>,
-    pub shut: bool,
-}
-
-impl Read for Pipe {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let Some(piece) = self.pieces.front_mut() else {
-            return if self.eof {
-                Ok(0)
-            } else {
-                Err(io::ErrorKind::WouldBlock.into())
-            };
-        };
-        let n = piece.len().min(buf.len());
-        buf[..n].copy_from_slice(&piece[..n]);
-        piece.drain(..n);
-        if piece.is_empty() {
-            self.pieces.pop_front();
-        }
-        Ok(n)
-    }
-}
-
-impl Write for Pipe {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let n = match &mut self.left {
-            None => data.len(),
-            Some(0) => return Err(io::ErrorKind::WouldBlock.into()),
-            Some(left) => {
-                let n = data.len().min(*left);
-                *left -= n;
-                n
-            }
-        };
-        self.out.extend_from_slice(&data[..n]);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Transport for Pipe {
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        self.shut = true;
-        Ok(())
-    }
-}
 
 /// A socket the driver can feed and drain under a `Conn`.
 trait Socket: Transport {
@@ -190,7 +135,7 @@ fn drive<S: Socket>(
     bufs: &mut Buffers,
 ) -> bool {
     for _ in 0..100_000 {
-        conn.stream_mut().pipe().left = budget;
+        conn.stream_mut().pipe().write_budget = budget;
         *interest = match *interest {
             Interest::Close => return false,
             Interest::Read => {
@@ -216,12 +161,7 @@ fn ctx(responses: &Responses) -> Ctx<'_> {
     Ctx {
         responses,
         limits: limits(),
-        timeouts: Timeouts {
-            header: Duration::from_secs(10),
-            keepalive: Duration::from_secs(10),
-            drain_idle: Duration::from_secs(1),
-            min_rate: 512,
-        },
+        timeouts: crate::sim::timeouts(),
         now: Instant::now(),
         draining: false,
         maintenance: false,
@@ -247,7 +187,7 @@ pub fn plain(pieces: &[&[u8]], budget: Option<usize>) -> Ending {
             &mut conn,
             &mut interest,
             budget,
-            &mut |p| answers.append(&mut p.out),
+            &mut |p| answers.append(&mut p.written),
             &ctx,
             &mut bufs,
         );
@@ -262,7 +202,7 @@ pub fn plain(pieces: &[&[u8]], budget: Option<usize>) -> Ending {
             &mut conn,
             &mut interest,
             budget,
-            &mut |p| answers.append(&mut p.out),
+            &mut |p| answers.append(&mut p.written),
             &ctx,
             &mut bufs,
         );
@@ -287,7 +227,7 @@ impl Client {
     /// Takes what the server wrote, and queues what the client has to send
     /// (handshake records, new plaintext) as one piece.
     fn exchange(&mut self, p: &mut Pipe) {
-        let mut from_server = &p.out[..];
+        let mut from_server = &p.written[..];
         while !from_server.is_empty() && !self.failed {
             match self.conn.read_tls(&mut from_server) {
                 Ok(0) | Err(_) => self.failed = true,
@@ -299,7 +239,7 @@ impl Client {
             }
             let _ = self.conn.reader().read_to_end(&mut self.answers);
         }
-        p.out.clear();
+        p.written.clear();
         let mut to_server = Vec::new();
         while self.conn.wants_write() {
             if self.conn.write_tls(&mut to_server).is_err() {
@@ -415,26 +355,23 @@ pub fn garbage(input: &[u8]) {
     let mut interest = Interest::Read;
     conn.stream_mut().pipe().pieces.push_back(input.to_vec());
     let mut out = Vec::new();
-    let open = drive(
-        &mut conn,
-        &mut interest,
-        Some(64),
-        &mut |p| out.append(&mut p.out),
-        &ctx,
-        &mut bufs,
-    );
-    assert!(conn.held_bytes() <= 64 * 1024, "unbounded buffers");
-    if open {
-        conn.stream_mut().pipe().eof = true;
+    // The input, then (if the connection is still open) EOF, which must
+    // close it.
+    for eof in [false, true] {
+        conn.stream_mut().pipe().eof = eof;
         let open = drive(
             &mut conn,
             &mut interest,
             Some(64),
-            &mut |p| out.append(&mut p.out),
+            &mut |p| out.append(&mut p.written),
             &ctx,
             &mut bufs,
         );
-        assert!(!open, "EOF did not close the connection");
+        assert!(conn.held_bytes() <= 64 * 1024, "unbounded buffers");
+        if !open {
+            break;
+        }
+        assert!(!eof, "EOF did not close the connection");
     }
     conn.release(&mut bufs);
 }
@@ -532,7 +469,7 @@ mod tests {
         let (mut conn, mut client, _) = connect(Version::Tls13, None, &ctx, &mut bufs);
         client.conn.writer().write_all(GET).expect("plaintext");
         client.exchange(conn.stream_mut().pipe());
-        conn.stream_mut().pipe().left = Some(16);
+        conn.stream_mut().pipe().write_budget = Some(16);
         let mut interest = conn.on_readable(&ctx, &mut bufs);
         client.exchange(conn.stream_mut().pipe());
         assert_eq!(interest, Interest::Write);
@@ -551,7 +488,7 @@ mod tests {
             interest = if conn.deadline() <= ctx.now {
                 conn.on_timeout(&ctx, &mut bufs)
             } else {
-                conn.stream_mut().pipe().left = Some(16);
+                conn.stream_mut().pipe().write_budget = Some(16);
                 conn.on_writable(&ctx)
             };
             client.exchange(conn.stream_mut().pipe());

@@ -863,14 +863,7 @@ fn logrotate_under_load_loses_no_line() {
             .spawn()
     })
     .unwrap();
-    struct Reap(Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut wrk = Reap(wrk);
+    let mut wrk = ChildGuard(wrk);
     let path = dir.join("access.log");
     wait_until(WAIT, "lines in the log under load", || {
         (!read_lines(&path).is_empty()).then_some(())

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -952,14 +952,7 @@ fn s_with_a_stale_pid_file_exits_1_and_signals_nobody() {
     );
 
     // A live process of ours that is not preforkd: it must not be signalled.
-    struct Reap(Child);
-    impl Drop for Reap {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut bystander = Reap(Command::new("sleep").arg("30").spawn().unwrap());
+    let mut bystander = ChildGuard(Command::new("sleep").arg("30").spawn().unwrap());
     std::fs::write(&pid_file, format!("{}\n", bystander.0.id())).unwrap();
     for action in ["stop", "quit", "reload", "reopen", "upgrade"] {
         let (code, _, err) = run_bin(&["-s", action, "-p", p, "--wait", "2"]);

@@ -905,6 +905,17 @@ impl Drop for ConfigProcs {
 
 /// SIGKILLs, by pid, a process this test caused to exist but does not
 /// own as a child (the new master of an upgrade), if it is still there.
+/// A child process (wrk, a bystander) killed and reaped when the test
+/// ends, however it ends.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 pub struct KillOnDrop(pub i32);
 
 impl Drop for KillOnDrop {
