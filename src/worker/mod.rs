@@ -494,12 +494,14 @@ impl Worker {
         // request has usually arrived with the handshake, and one answered
         // and closed right here never costs an epoll_ctl.
         let interest = entry.conn.on_readable(&ctx, &mut self.bufs);
-        self.count_served(&entry, 0);
+        self.served += entry.conn.requests;
         self.settle(index, entry, interest);
     }
 
     fn on_conn_event(&mut self, index: usize, events: EpollFlags) {
-        let Some(mut entry) = self.table.take(index) else {
+        // Served where it lies in the table: an entry is a few hundred
+        // bytes, and most events change nothing that `settle` handles.
+        let Some(entry) = self.table.get_mut(index) else {
             return;
         };
         let ctx = self.shared.ctx();
@@ -515,15 +517,19 @@ impl Worker {
         } else {
             entry.conn.on_readable(&ctx, &mut self.bufs)
         };
-        self.count_served(&entry, before);
-        self.settle(index, entry, interest);
-    }
-
-    /// Adds what a connection answered since `before` to our count (for
-    /// `max_requests_per_worker`; the slot's was counted per answer, as
-    /// it was written, by `conn.rs`).
-    fn count_served(&mut self, entry: &Entry, before: u64) {
+        // For max_requests_per_worker; the slot's count was kept per
+        // answer, as it was written, by `conn.rs`.
         self.served += entry.conn.requests - before;
+        let unchanged = interest != Interest::Close
+            && entry.interest == Some(interest)
+            && entry.class == Class::of(entry.conn.standing())
+            && !(entry.via_proxy && entry.client.is_none());
+        if unchanged {
+            return;
+        }
+        if let Some(entry) = self.table.take(index) {
+            self.settle(index, entry, interest);
+        }
     }
 
     /// Closes a connection taken out of the table.

@@ -109,6 +109,10 @@ impl Table {
         self.slots.get(index).and_then(Option::as_ref)
     }
 
+    pub fn get_mut(&mut self, index: usize) -> Option<&mut Entry> {
+        self.slots.get_mut(index).and_then(Option::as_mut)
+    }
+
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Entry> {
         self.slots.iter_mut().flatten()
     }
