@@ -7,8 +7,8 @@
 //! the worker drains and when it exits (`Drop`). USR1 reopens the file.
 //! Root never opens the file: the master (root) only creates a missing one
 //! with `O_CREAT|O_EXCL|O_NOFOLLOW` and hands it to the workers' user
-//! ([`prepare`], before forking and at USR1); the workers open it after
-//! dropping their privileges. A symlink or anything else planted at the
+//! ([`prepare`](crate::access_log::prepare), before forking and at USR1);
+//! the workers open it after dropping their privileges. A symlink or anything else planted at the
 //! path is never followed or chowned by root.
 //!
 //! When the file cannot be written the worker goes on serving: the lines
