@@ -173,46 +173,107 @@ fn ctx(responses: &Responses) -> Ctx<'_> {
 
 /// `pieces` over a plain connection: the reference.
 pub fn plain(pieces: &[&[u8]], budget: Option<usize>) -> Ending {
+    let (_, ending) = run(pieces, budget, |ctx, _| {
+        let conn = Conn::new(Pipe::default(), ctx);
+        (conn, PlainClient::default(), Interest::Read)
+    });
+    ending
+}
+
+/// A server connection made by `start` and a peer send `pieces` one by
+/// one (see `send_pieces`); the connection is released at the end.
+fn run<S: Socket, P: Peer>(
+    pieces: &[&[u8]],
+    budget: Option<usize>,
+    start: impl FnOnce(&Ctx, &mut Buffers) -> (Conn<S>, P, Interest),
+) -> (P, Ending) {
     let responses = responses();
     let ctx = ctx(&responses);
     let mut bufs = Buffers::new(&ctx.limits);
-    let mut conn = Conn::new(Pipe::default(), &ctx);
-    let mut interest = Interest::Read;
-    let mut answers = Vec::new();
-    let mut open = true;
+    let (mut conn, mut peer, mut interest) = start(&ctx, &mut bufs);
+    let (closed, after_piece) = send_pieces(
+        &mut conn,
+        &mut interest,
+        &mut peer,
+        pieces,
+        budget,
+        &ctx,
+        &mut bufs,
+    );
+    // What the server wrote last (an answer, close_notify) on the way out.
+    conn.release(&mut bufs);
+    let ending = Ending {
+        answers: peer.take_answers(),
+        closed,
+        after_piece,
+    };
+    (peer, ending)
+}
+
+/// A client's side of the simulation: what it sends, and what it makes
+/// of what the server wrote.
+trait Peer {
+    /// Sends a piece, or (None) closes its side.
+    fn send(&mut self, pipe: &mut Pipe, piece: Option<&[u8]>);
+    /// Takes what the server wrote.
+    fn receive(&mut self, pipe: &mut Pipe);
+    /// Answer bytes received so far.
+    fn answered(&self) -> usize;
+    fn take_answers(&mut self) -> Vec<u8>;
+}
+
+/// A plain-text client: bytes in, bytes out.
+#[derive(Default)]
+struct PlainClient {
+    answers: Vec<u8>,
+}
+
+impl Peer for PlainClient {
+    fn send(&mut self, pipe: &mut Pipe, piece: Option<&[u8]>) {
+        match piece {
+            Some(piece) => pipe.pieces.push_back(piece.to_vec()),
+            None => pipe.eof = true,
+        }
+    }
+
+    fn receive(&mut self, pipe: &mut Pipe) {
+        self.answers.append(&mut pipe.written);
+    }
+
+    fn answered(&self) -> usize {
+        self.answers.len()
+    }
+
+    fn take_answers(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.answers)
+    }
+}
+
+/// Each piece, the server driven after each, then EOF if the connection
+/// is still open by then: (closed during the pieces, answer bytes after
+/// each piece).
+fn send_pieces<S: Socket>(
+    conn: &mut Conn<S>,
+    interest: &mut Interest,
+    peer: &mut impl Peer,
+    pieces: &[&[u8]],
+    budget: Option<usize>,
+    ctx: &Ctx,
+    bufs: &mut Buffers,
+) -> (bool, Vec<usize>) {
     let mut after_piece = Vec::new();
-    for piece in pieces {
-        conn.stream_mut().pieces.push_back(piece.to_vec());
-        open = drive(
-            &mut conn,
-            &mut interest,
-            budget,
-            &mut |p| answers.append(&mut p.written),
-            &ctx,
-            &mut bufs,
-        );
-        if !open {
+    for piece in pieces.iter().copied().map(Some).chain([None]) {
+        peer.send(conn.stream_mut().pipe(), piece);
+        let open = drive(conn, interest, budget, &mut |p| peer.receive(p), ctx, bufs);
+        if piece.is_none() {
             break;
         }
-        after_piece.push(answers.len());
+        if !open {
+            return (true, after_piece);
+        }
+        after_piece.push(peer.answered());
     }
-    if open {
-        conn.stream_mut().eof = true;
-        drive(
-            &mut conn,
-            &mut interest,
-            budget,
-            &mut |p| answers.append(&mut p.written),
-            &ctx,
-            &mut bufs,
-        );
-    }
-    conn.release(&mut bufs);
-    Ending {
-        answers,
-        closed: !open,
-        after_piece,
-    }
+    (false, after_piece)
 }
 
 /// The client's end of the pipe.
@@ -296,50 +357,37 @@ fn connect(
 /// `pieces` over TLS `version`: a rustls client does the handshake, then
 /// sends each piece as its own record(s), reading answers as they come.
 pub fn over_tls(pieces: &[&[u8]], budget: Option<usize>, version: Version) -> Ending {
-    let responses = responses();
-    let ctx = ctx(&responses);
-    let mut bufs = Buffers::new(&ctx.limits);
-    let (mut conn, mut client, mut interest) = connect(version, budget, &ctx, &mut bufs);
-    let mut open = true;
-    let mut after_piece = Vec::new();
-    for piece in pieces {
-        client
-            .conn
-            .writer()
-            .write_all(piece)
-            .expect("the client takes plaintext");
-        client.exchange(conn.stream_mut().pipe());
-        open = drive(
-            &mut conn,
-            &mut interest,
-            budget,
-            &mut |p| client.exchange(p),
-            &ctx,
-            &mut bufs,
-        );
-        if !open {
-            break;
-        }
-        after_piece.push(client.answers.len());
-    }
-    if open {
-        conn.stream_mut().pipe().eof = true;
-        drive(
-            &mut conn,
-            &mut interest,
-            budget,
-            &mut |p| client.exchange(p),
-            &ctx,
-            &mut bufs,
-        );
-    }
-    // What the server wrote last (its answer, close_notify) on the way out.
-    conn.release(&mut bufs);
+    let (client, ending) = run(pieces, budget, |ctx, bufs| {
+        connect(version, budget, ctx, bufs)
+    });
     assert!(!client.failed, "the client refused what the server sent");
-    Ending {
-        answers: client.answers,
-        closed: !open,
-        after_piece,
+    ending
+}
+
+impl Peer for Client {
+    fn send(&mut self, pipe: &mut Pipe, piece: Option<&[u8]>) {
+        match piece {
+            Some(piece) => {
+                self.conn
+                    .writer()
+                    .write_all(piece)
+                    .expect("the client takes plaintext");
+                self.exchange(pipe);
+            }
+            None => pipe.eof = true,
+        }
+    }
+
+    fn receive(&mut self, pipe: &mut Pipe) {
+        self.exchange(pipe);
+    }
+
+    fn answered(&self) -> usize {
+        self.answers.len()
+    }
+
+    fn take_answers(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.answers)
     }
 }
 
