@@ -264,17 +264,10 @@ pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, Error>
 /// rather than failing every connection (checked after `-l` is applied).
 fn check_listen_flags(config: &Config) -> Result<(), Error> {
     match config.listen.iter().find(|l| l.tls && l.proxy_protocol) {
-        Some(l) => Err(Error {
-            path: config
-                .path
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("built-in defaults")),
-            line: 0,
-            col: 0,
-            message: format!(
-                "listen \"{l}\": tls and proxy_protocol on one listener are not supported"
-            ),
-        }),
+        Some(l) => Err(whole_config_error(
+            config,
+            format!("listen \"{l}\": tls and proxy_protocol on one listener are not supported"),
+        )),
         None => Ok(()),
     }
 }
@@ -282,16 +275,25 @@ fn check_listen_flags(config: &Config) -> Result<(), Error> {
 /// A `tls` listener needs `[tls]` (checked after `-l` is applied).
 fn check_tls(config: &Config) -> Result<(), Error> {
     match config.listen.iter().find(|l| l.tls) {
-        Some(l) if config.tls.is_none() => Err(Error {
-            path: config
-                .path
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("built-in defaults")),
-            line: 0,
-            col: 0,
-            message: format!("listen \"{l}\": a tls listener needs [tls] with certificate and key"),
-        }),
+        Some(l) if config.tls.is_none() => Err(whole_config_error(
+            config,
+            format!("listen \"{l}\": a tls listener needs [tls] with certificate and key"),
+        )),
         _ => Ok(()),
+    }
+}
+
+/// An error about the configuration as a whole (file and `-l` together),
+/// so with no line to point at.
+fn whole_config_error(config: &Config, message: String) -> Error {
+    Error {
+        path: config
+            .path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("built-in defaults")),
+        line: 0,
+        col: 0,
+        message,
     }
 }
 
@@ -1029,14 +1031,6 @@ struct RawConfig {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawTls {
-    certificate: Option<PathBuf>,
-    key: Option<PathBuf>,
-    protocols: Option<toml::Spanned<Vec<String>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawRoute {
     path: Option<toml::Spanned<String>>,
     prefix: Option<toml::Spanned<String>>,
@@ -1091,6 +1085,15 @@ struct RawAccessLog {
     format: Option<AccessFormat>,
     buffer: Option<Size>,
     flush: Option<Dur>,
+}
+
+/// `[tls]`: the certificate chain and key the master loads.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    certificate: Option<PathBuf>,
+    key: Option<PathBuf>,
+    protocols: Option<toml::Spanned<Vec<String>>>,
 }
 
 /// combined, common or json.
