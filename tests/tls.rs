@@ -271,14 +271,9 @@ fn start_tls(pki: &Pki, workers: usize, extra_top: &str, tls_extra: &str) -> Ser
     })
 }
 
-/// `-s ACTION` against `server`; returns (exit code, stdout, stderr).
-fn control(server: &Server, action: &str) -> (i32, String, String) {
-    run_bin(&["-s", action, "-c", server.config(), "--wait", "10"])
-}
-
 /// A `key=value` number from `-s status`'s `total` line.
 fn status_total(server: &Server, key: &str) -> u64 {
-    let (code, out, err) = control(server, "status");
+    let (code, out, err) = server.ctl(&["status", "--wait", "10"]);
     assert_eq!(code, 0, "-s status: {out} {err}");
     let total = out
         .lines()
@@ -582,7 +577,7 @@ fn protocols_restrict_the_versions() {
 
 /// (pid, accepted) of each worker `-s status` shows.
 fn accepted_by_pid(server: &Server) -> Vec<(i32, u64)> {
-    let (_, out, _) = control(server, "status");
+    let (_, out, _) = server.ctl(&["status", "--wait", "10"]);
     let field = |line: &str, key: &str| -> u64 {
         line.split_whitespace()
             .find_map(|kv| kv.strip_prefix(key))
@@ -626,7 +621,7 @@ fn resume_twenty(server: &Server, pki: &Pki, version: &str) {
     });
     // The new worker serves once it says it accepts.
     wait_until(WAIT, "two accepting workers", || {
-        let (_, out, _) = control(server, "status");
+        let (_, out, _) = server.ctl(&["status", "--wait", "10"]);
         (out.matches("state=accepting").count() == 2).then_some(())
     });
     for i in 0..20 {
@@ -661,7 +656,7 @@ fn sessions_resume_on_any_worker() {
     let sess = sess.to_str().unwrap();
     let (ok, out) = s_client(server.addr, &pki, &["-sess_out", sess]);
     assert!(ok, "{out}");
-    let (code, out, err) = control(&server, "reload");
+    let (code, out, err) = server.ctl(&["reload", "--wait", "10"]);
     assert_eq!(code, 0, "{out} {err}");
     server.wait_for_log("reload done generation=2");
     let (ok, out) = s_client(server.addr, &pki, &["-sess_in", sess]);
@@ -716,7 +711,7 @@ fn reload_rereads_the_certificate_and_keeps_the_old_on_failure() {
         // A broken certificate file: the reload fails, the old one serves.
         let cert = pki.path("server.pem");
         std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\ngarbage\n").unwrap();
-        let (code, out, err) = control(&server, "reload");
+        let (code, out, err) = server.ctl(&["reload", "--wait", "10"]);
         assert_eq!(code, 1, "{out} {err}");
         let reason = format!("{}: bad PEM", cert.display());
         assert!(
@@ -728,7 +723,7 @@ fn reload_rereads_the_certificate_and_keeps_the_old_on_failure() {
 
         // A key that does not match the (restored) certificate: refused too.
         std::fs::copy(pki.path("next.pem"), &cert).unwrap();
-        let (code, _, err) = control(&server, "reload");
+        let (code, _, err) = server.ctl(&["reload", "--wait", "10"]);
         assert_eq!(code, 1);
         assert!(
             err.contains("server.key: does not match the certificate"),
@@ -739,7 +734,7 @@ fn reload_rereads_the_certificate_and_keeps_the_old_on_failure() {
         // Certificate and key both replaced: new connections get the new one.
         std::fs::copy(pki.path("next.key"), pki.path("server.key")).unwrap();
         let before = ok.load(Ordering::SeqCst);
-        let (code, out, err) = control(&server, "reload");
+        let (code, out, err) = server.ctl(&["reload", "--wait", "10"]);
         assert_eq!(code, 0, "{out} {err}");
         wait_until(WAIT, "the new certificate", || {
             (served(&server) == next).then_some(())
@@ -784,12 +779,12 @@ fn reload_may_turn_a_plain_listener_into_tls() {
     );
     assert_ne!(text, flagged);
     std::fs::write(&server.config_path, flagged).unwrap();
-    let (code, out, err) = control(&server, "reload");
+    let (code, out, err) = server.ctl(&["reload", "--wait", "10"]);
     assert_eq!(code, 0, "{out} {err}");
     let mut t = tls_connect(server.addr, &client).unwrap();
     t.write_all(GET_CLOSE).unwrap();
     assert!(read_tls_response(&mut t).unwrap().ends_with(HELLO));
-    let (_, out, _) = control(&server, "status");
+    let (_, out, _) = server.ctl(&["status", "--wait", "10"]);
     assert!(
         out.contains(&format!("listen={}/tls", server.addr)),
         "{out}"
@@ -812,7 +807,7 @@ fn upgrade_serves_tls_from_the_new_master() {
     });
     let client = pki.client(&[b"http/1.1"]);
     let old = server.pid().as_raw();
-    let (code, out, err) = control(&server, "upgrade");
+    let (code, out, err) = server.ctl(&["upgrade", "--wait", "10"]);
     assert_eq!(code, 0, "{out} {err}");
     let new = read_pid(&server.pid_file).unwrap();
     let _new_master = KillOnDrop(new);
