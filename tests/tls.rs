@@ -59,6 +59,21 @@ fn have(tool: &str) -> bool {
     found
 }
 
+/// A fresh test PKI in its own temp dir, when openssl and `also` are
+/// installed (each missing tool is named on stderr, and the test skips).
+fn pki_if_installed(also: &[&str]) -> Option<(TempDir, Pki)> {
+    let missing: Vec<&str> = std::iter::once("openssl")
+        .chain(also.iter().copied())
+        .filter(|t| !have(t))
+        .collect();
+    if !missing.is_empty() {
+        return None;
+    }
+    let dir = TempDir::new();
+    let pki = Pki::new(dir.path());
+    Some((dir, pki))
+}
+
 /// Runs a command to completion within `CLIENT_WITHIN`; returns
 /// (success, stdout, stderr).
 fn run(cmd: &mut Command) -> (bool, String, String) {
@@ -304,11 +319,9 @@ fn s_client(addr: SocketAddr, pki: &Pki, extra: &[&str]) -> (bool, String) {
 
 #[test]
 fn check_names_the_file_and_the_reason() {
-    if !have("openssl") {
+    let Some((dir, pki)) = pki_if_installed(&[]) else {
         return;
-    }
-    let dir = TempDir::new();
-    let pki = Pki::new(dir.path());
+    };
     pki.issue("other");
     std::fs::write(
         pki.path("bad.pem"),
@@ -407,11 +420,9 @@ fn check_names_the_file_and_the_reason() {
 
 #[test]
 fn curl_over_tls_1_3_and_1_2() {
-    if !have("openssl") || !have("curl") {
+    let Some((_dir, pki)) = pki_if_installed(&["curl"]) else {
         return;
-    }
-    let dir = TempDir::new();
-    let pki = Pki::new(dir.path());
+    };
     let server = start_tls(&pki, 1, "", "");
     let url = format!("https://localhost:{}/", server.addr.port());
     let resolve = format!("localhost:{}:127.0.0.1", server.addr.port());
@@ -464,11 +475,9 @@ fn curl_over_tls_1_3_and_1_2() {
 
 #[test]
 fn python_ssl_alpn_sni_and_versions() {
-    if !have("openssl") || !have("python3") {
+    let Some((_dir, pki)) = pki_if_installed(&["python3"]) else {
         return;
-    }
-    let dir = TempDir::new();
-    let pki = Pki::new(dir.path());
+    };
     let server = start_tls(&pki, 1, "", "");
     let script = r#"
 import socket, ssl, sys
@@ -538,11 +547,9 @@ except ssl.SSLCertVerificationError:
 
 #[test]
 fn protocols_restrict_the_versions() {
-    if !have("openssl") {
+    let Some((_dir, pki)) = pki_if_installed(&[]) else {
         return;
-    }
-    let dir = TempDir::new();
-    let pki = Pki::new(dir.path());
+    };
     let server = start_tls(&pki, 1, "", "protocols = [\"1.3\"]");
     let (ok, out) = s_client(server.addr, &pki, &["-tls1_2"]);
     assert!(!ok, "TLS 1.2 was accepted: {out}");
@@ -635,11 +642,9 @@ fn resume_twenty(server: &Server, pki: &Pki, version: &str) {
 
 #[test]
 fn sessions_resume_on_any_worker() {
-    if !have("openssl") {
+    let Some((_dir, pki)) = pki_if_installed(&[]) else {
         return;
-    }
-    let dir = TempDir::new();
-    let pki = Pki::new(dir.path());
+    };
     let server = start_tls(&pki, 2, "", "");
     server.wait_workers(2);
     for (n, version) in ["-tls1_3", "-tls1_2"].into_iter().enumerate() {
@@ -670,11 +675,9 @@ fn sessions_resume_on_any_worker() {
 
 #[test]
 fn reload_rereads_the_certificate_and_keeps_the_old_on_failure() {
-    if !have("openssl") {
+    let Some((_dir, pki)) = pki_if_installed(&[]) else {
         return;
-    }
-    let dir = TempDir::new();
-    let pki = Pki::new(dir.path());
+    };
     pki.issue("next");
     let first = pki.leaf_der("server");
     let next = pki.leaf_der("next");
@@ -754,11 +757,9 @@ fn reload_rereads_the_certificate_and_keeps_the_old_on_failure() {
 
 #[test]
 fn reload_may_turn_a_plain_listener_into_tls() {
-    if !have("openssl") {
+    let Some((_dir, pki)) = pki_if_installed(&[]) else {
         return;
-    }
-    let dir = TempDir::new();
-    let pki = Pki::new(dir.path());
+    };
     let server = Server::start_with(Options {
         toml: format!("listen = [\"{{addr}}\"]\n{}", pki.table("server", "")),
         pid_file: true,
@@ -794,11 +795,9 @@ fn reload_may_turn_a_plain_listener_into_tls() {
 
 #[test]
 fn upgrade_serves_tls_from_the_new_master() {
-    if !have("openssl") {
+    let Some((_dir, pki)) = pki_if_installed(&[]) else {
         return;
-    }
-    let dir = TempDir::new();
-    let pki = Pki::new(dir.path());
+    };
     let mut server = Server::start_with(Options {
         toml: format!("listen = [\"{{addr}} tls\"]\n{}", pki.table("server", "")),
         pid_file: true,
@@ -832,11 +831,9 @@ fn upgrade_serves_tls_from_the_new_master() {
 
 #[test]
 fn pipelined_and_large_answers_over_tls() {
-    if !have("openssl") {
+    let Some((dir, pki)) = pki_if_installed(&[]) else {
         return;
-    }
-    let dir = TempDir::new();
-    let pki = Pki::new(dir.path());
+    };
     // A body far larger than the socket buffers: output waits in rustls and
     // goes out as the client reads.
     let body: String = (0..300_000)
@@ -910,11 +907,9 @@ fn record(kind: u8, len: u16) -> Vec<u8> {
 // 400, the request line as far as it was read (escaped), the answer's body.
 #[test]
 fn plain_http_to_the_tls_port_is_logged_as_400() {
-    if !have("openssl") {
+    let Some((_dir, pki)) = pki_if_installed(&[]) else {
         return;
-    }
-    let dir = TempDir::new();
-    let pki = Pki::new(dir.path());
+    };
     let server = start_tls(
         &pki,
         1,
@@ -963,11 +958,9 @@ fn plain_http_to_the_tls_port_is_logged_as_400() {
 
 #[test]
 fn hostile_input_is_closed_and_counted() {
-    if !have("openssl") {
+    let Some((_dir, pki)) = pki_if_installed(&[]) else {
         return;
-    }
-    let dir = TempDir::new();
-    let pki = Pki::new(dir.path());
+    };
     let server = start_tls(&pki, 1, "header_timeout = \"1s\"\n", "");
     let worker = server.wait_workers(1);
 
@@ -1100,11 +1093,9 @@ fn testssl_finds_nothing_high_or_critical() {
     } else {
         return;
     };
-    if !have("openssl") {
+    let Some((dir, pki)) = pki_if_installed(&[]) else {
         return;
-    }
-    let dir = TempDir::new();
-    let pki = Pki::new(dir.path());
+    };
     let server = start_tls(&pki, 2, "", "");
     let json = dir.path().join("testssl.json");
     let target = format!("127.0.0.1:{}", server.addr.port());
