@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Overrides;
-use crate::log::LogTarget;
-use crate::signals::{self, Action, MAINTENANCE_WORD};
+use crate::obs::log::LogTarget;
+use crate::os::signals::{self, Action, MAINTENANCE_WORD};
 
 /// `--help` and the text after a usage error.
 pub fn usage() -> String {
@@ -118,13 +118,13 @@ where
             Short('w') | Long("workers") => {
                 let v = string(&mut parser)?;
                 match v.parse::<usize>() {
-                    Ok(n) if (1..=crate::scoreboard::MAX_WORKERS).contains(&n) => {
+                    Ok(n) if (1..=crate::obs::scoreboard::MAX_WORKERS).contains(&n) => {
                         args.overrides.workers = Some(n)
                     }
                     _ => {
                         return Err(format!(
                             "invalid worker count '{v}': expected an integer from 1 to {}",
-                            crate::scoreboard::MAX_WORKERS
+                            crate::obs::scoreboard::MAX_WORKERS
                         ))
                     }
                 }

@@ -26,8 +26,8 @@ use nix::sys::signal::kill;
 use nix::sys::stat::{umask, Mode};
 use nix::unistd::Pid;
 
-use crate::pidfile;
-use crate::signals::{Action, Command};
+use crate::os::pidfile;
+use crate::os::signals::{Action, Command};
 
 /// A line the control socket understands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,10 +5,9 @@
 
 use std::io::Write;
 
-use preforkd::{
-    cli, config, control, daemon, exitcode, inbox, listener, log, master, pidfile, scoreboard,
-    signals, sys, upgrade,
-};
+use preforkd::obs::{log, scoreboard};
+use preforkd::os::{daemon, exec, inbox, listener, pidfile, signals, sys};
+use preforkd::{cli, config, control, exitcode, master};
 
 use anyhow::Context;
 
@@ -70,7 +69,7 @@ fn serve(config: config::Config, mut args: cli::Args) -> anyhow::Result<i32> {
     args.overrides.pid_file = args.overrides.pid_file.as_ref().map(|p| cwd.join(p));
     let mut config = config;
     config.pid_file = config.pid_file.as_ref().map(|p| cwd.join(p));
-    let exec = upgrade::Exec::current()?;
+    let exec = exec::Exec::current()?;
     let mut reporter = None;
     if args.daemon {
         if config.pid_file.is_none() {
@@ -97,12 +96,12 @@ fn serve(config: config::Config, mut args: cli::Args) -> anyhow::Result<i32> {
 fn start(
     mut config: config::Config,
     args: cli::Args,
-    exec: upgrade::Exec,
+    exec: exec::Exec,
     reporter: &mut Option<daemon::Reporter>,
 ) -> anyhow::Result<master::Master> {
     let mut listeners = listener::inherited()?;
     log::init(&config.log);
-    let replaces = upgrade::old_master();
+    let replaces = exec::old_master();
     for l in &listeners {
         if config.listen_given && !config.listen_addrs().contains(&l.addr) {
             ::log::info!(

@@ -2,7 +2,7 @@
 //! 0xFF byte (the bytes around it arrive in separate TLS records and reads;
 //! the 0xFF itself is not sent, so the `request` corpus works here too), a
 //! leading 0xFE byte and the byte after it limit how much the socket takes
-//! per write (TLS records wait in rustls). `preforkd::tls_sim::check`
+//! per write (TLS records wait in rustls). `preforkd::tls::sim::check`
 //! panics unless a rustls client over TLS 1.3 and 1.2 gets byte for byte
 //! the answers a plain client gets, as soon as it would, and the
 //! connection ends the same way. The raw input also goes straight into a
@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use preforkd::tls_sim;
+use preforkd::tls::sim;
 
 fuzz_target!(|data: &[u8]| {
     tls_sim::garbage(data);

@@ -1,7 +1,7 @@
 //! `-s maintenance on|off`, the master's side: the switch lives in the
 //! scoreboard (every worker reads its slot's flag per request), is logged,
 //! is shown by `-s status`, and goes on to the new master of an upgrade
-//! (`crate::upgrade` carries it in the environment). What the workers
+//! (`crate::os::exec` carries it in the environment). What the workers
 //! answer while it is on is `response.rs`'s.
 
 use super::upgrade::Upgrade;
@@ -10,7 +10,7 @@ use super::Master;
 impl Master {
     /// Maintenance: the switch a master we replace (USR2) passed on.
     pub(super) fn with_inherited_maintenance(self) -> Self {
-        if crate::upgrade::inherited_maintenance() {
+        if crate::os::exec::inherited_maintenance() {
             self.set_maintenance(true);
         }
         self

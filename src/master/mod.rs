@@ -28,15 +28,15 @@ use nix::unistd::Pid;
 use crate::cli::Args;
 use crate::config::Config;
 use crate::control::{self, Outcome, State, StatusSocket};
-use crate::daemon::Reporter;
 use crate::exitcode;
-use crate::inbox::{Inbox, Sender};
-use crate::listener::Listener;
-use crate::notify::{self, Watchdog};
-use crate::pidfile::PidFile;
-use crate::scoreboard::{self, Scoreboard};
-use crate::signals::{Command, Signals};
-use crate::upgrade::Exec;
+use crate::obs::scoreboard::{self, Scoreboard};
+use crate::os::daemon::Reporter;
+use crate::os::exec::Exec;
+use crate::os::inbox::{Inbox, Sender};
+use crate::os::listener::Listener;
+use crate::os::notify::{self, Watchdog};
+use crate::os::pidfile::PidFile;
+use crate::os::signals::{Command, Signals};
 
 use plan::{Respawn, WorkerProc};
 use reload::Reload;
@@ -294,10 +294,13 @@ impl Master {
                 self.target = self.target.saturating_sub(1).max(self.target.min(1))
             }
             Command::ReopenLogs => {
-                crate::log::reopen();
+                crate::obs::log::reopen();
                 // As root: create the access log if rotation moved it and
                 // give it to the workers' user before they reopen it.
-                if let Err(e) = crate::access_log::prepare(&self.config) {
+                if let Err(e) = crate::obs::access_log::prepare(
+                    self.config.access_log.as_ref(),
+                    self.config.user.as_ref(),
+                ) {
                     log::warn!("access log: cannot prepare the file for reopening: {e}");
                 }
                 self.signal_each_worker(Signal::SIGUSR1);

@@ -4,8 +4,9 @@
 //! reload at once and changes nothing: the old workers keep serving.
 
 use super::{Master, Phase};
+use crate::config;
 use crate::control::Outcome;
-use crate::{config, listener, notify};
+use crate::os::{listener, notify};
 
 /// Where a reload is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +73,7 @@ impl Master {
         // A kept socket takes its flags (tls, proxy_protocol) from the new
         // config: the new workers look them up by address.
         listener::reconcile(&mut self.listeners, &config.listen_addrs(), config.backlog)?;
-        crate::log::init(&config.log);
+        crate::obs::log::init(&config.log);
         self.config = config;
         Ok(())
     }

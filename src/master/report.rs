@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use super::Master;
 use crate::control::Request;
-use crate::scoreboard;
+use crate::obs::scoreboard;
 
 impl Master {
     pub(super) fn listen_list(&self) -> String {
@@ -77,7 +77,7 @@ impl Master {
             out,
             "total workers={} requests={requests} open={open} accepted={accepted} access_log_lost={} {}",
             workers.len(),
-            crate::access_log::lost_lines(&self.scoreboard),
+            crate::obs::access_log::lost_lines(&self.scoreboard),
             // Since the master started: exited workers' counts included.
             self.scoreboard.snapshot().evictions,
         );

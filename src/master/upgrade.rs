@@ -4,15 +4,15 @@
 //! back, outcome published); if it succeeds, the new master QUITs it. The
 //! new one starts `Replacing(old)` and, once its first generation serves,
 //! takes the service over (MAINPID, status socket, state file) and QUITs
-//! the old one. Starting the binary itself is `crate::upgrade`'s.
+//! the old one. Starting the binary itself is `crate::os::exec`'s.
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use super::{Master, Phase};
 use crate::control::{Outcome, StatusSocket};
-use crate::notify;
-use crate::signals::Signals;
+use crate::os::notify;
+use crate::os::signals::Signals;
 
 /// Where an upgrade is, for this master.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +57,11 @@ impl Master {
                 return;
             }
         }
+        let argv = self.args.to_argv();
         let result = Signals::blocked(|| {
-            crate::upgrade::spawn_new_master(
+            crate::os::exec::spawn_new_master(
                 &self.exec,
-                &self.args,
+                &argv,
                 &self.listeners,
                 self.pid,
                 self.scoreboard.maintenance(),

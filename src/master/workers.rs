@@ -12,9 +12,10 @@ use nix::unistd::Pid;
 
 use super::plan::{self, Ended, WorkerProc};
 use super::{Master, Phase};
-use crate::scoreboard::{self, Restart, WorkerState};
-use crate::signals::Signals;
-use crate::{exitcode, notify, sys, worker};
+use crate::obs::scoreboard::{self, Restart, WorkerState};
+use crate::os::signals::Signals;
+use crate::os::{notify, sys};
+use crate::{exitcode, worker};
 
 /// Consecutive crashes before any worker served after which `-d` reports
 /// failure instead of waiting on.
@@ -150,7 +151,10 @@ impl Master {
         if !plan.spawn.is_empty() {
             // As root: a missing access log is created for the workers'
             // user, who opens it after dropping privileges.
-            if let Err(e) = crate::access_log::prepare(&self.config) {
+            if let Err(e) = crate::obs::access_log::prepare(
+                self.config.access_log.as_ref(),
+                self.config.user.as_ref(),
+            ) {
                 log::warn!("access log: cannot create the file for the workers: {e}");
             }
         }
@@ -175,7 +179,7 @@ impl Master {
         let result = Signals::blocked(|| {
             sys::fork_worker(|| {
                 let inbox = self.own.close_in_child();
-                crate::log::reinit_after_fork();
+                crate::obs::log::reinit_after_fork();
                 let listeners = std::mem::take(&mut self.listeners);
                 let slot = self.scoreboard.slot(board);
                 worker::run(

@@ -13,7 +13,7 @@ use nix::sys::socket::{accept4, SockFlag};
 
 use super::evict::Cause;
 use super::{pressure, Worker, ACCEPT_PAUSE, LISTENER_BASE, YIELD};
-use crate::scoreboard::{self, Eviction};
+use crate::obs::scoreboard::{self, Eviction};
 use crate::tls::{Stream, TlsStream};
 
 impl Worker {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use super::{pressure, Worker, PRESSURE_QUIET};
-use crate::scoreboard::{self, Eviction};
+use crate::obs::scoreboard::{self, Eviction};
 
 /// An episode of connection pressure: logged once when each cause first
 /// shows, and once when it is over.

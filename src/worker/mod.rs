@@ -35,16 +35,19 @@ use nix::errno::Errno;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::unistd::Pid;
 
-use crate::access_log::AccessLog;
 use crate::config::Config;
-use crate::conn::{Buffers, Conn, Ctx, Interest, Observer, Timeouts, Transport};
 use crate::exitcode;
-use crate::http::Limits;
-use crate::inbox::Sender;
-use crate::listener::Listener;
-use crate::response::{http_date, Responses};
-use crate::scoreboard::{self, Board, Eviction, Slot, WorkerState};
-use crate::signals::WorkerSignals;
+use crate::http::answer::Responses;
+use crate::http::conn::{Buffers, Conn, Ctx, Interest, Timeouts};
+use crate::http::parse::Limits;
+use crate::http::template::http_date;
+use crate::http::transport::Transport;
+use crate::obs::access_log::AccessLog;
+use crate::obs::exchange::Observer;
+use crate::obs::scoreboard::{self, Board, Eviction, Slot, WorkerState};
+use crate::os::inbox::Sender;
+use crate::os::listener::Listener;
+use crate::os::signals::WorkerSignals;
 use crate::tls::Stream;
 
 use evict::{Cause, Episode};
@@ -94,7 +97,7 @@ pub fn run(
     let access_log = config.access_log.as_ref().map(|c| {
         AccessLog::open(
             c,
-            &crate::access_log::Setup {
+            &crate::obs::access_log::Setup {
                 syslog: &config.log,
                 max_header_bytes: config.max_request_header_bytes,
                 lost: slot.log_lost(),
@@ -119,7 +122,7 @@ pub fn run(
         }
     };
     // Signals were blocked around fork; ours are installed now.
-    let _ = crate::signals::Signals::set().thread_unblock();
+    let _ = crate::os::signals::Signals::set().thread_unblock();
     match Worker::new(config, listeners, &signals, inbox, (slot, all), access_log) {
         Ok(mut w) => w.run(&signals),
         Err(e) => {
@@ -170,7 +173,7 @@ struct Worker {
     /// Per listener (same index): a `proxy_protocol` one.
     proxied: Vec<bool>,
     /// `proxy_protocol_from`.
-    proxy_from: Vec<crate::cidr::Cidr>,
+    proxy_from: Vec<crate::http::cidr::Cidr>,
     /// Connections reading a head, and reading a body or writing, now
     /// (stub_status; idle ones are the rest).
     reading: u64,
@@ -192,7 +195,7 @@ struct Worker {
     /// `max_connections_per_client` (0: no cap).
     client_cap: usize,
     /// `max_connections_per_client_exempt`.
-    cap_exempt: Vec<crate::cidr::Cidr>,
+    cap_exempt: Vec<crate::http::cidr::Cidr>,
     /// Reused by `pressure::choose`.
     victims: Vec<Victim>,
     /// Evictions by kind (`Eviction as usize`), published in the slot.
@@ -354,7 +357,7 @@ impl Worker {
                 return exitcode::OK;
             }
             if signals.reopen.swap(false, Ordering::SeqCst) {
-                crate::log::reopen();
+                crate::obs::log::reopen();
                 if let Some(l) = &mut self.shared.access_log {
                     l.reopen();
                 }
@@ -452,7 +455,7 @@ impl Worker {
             // the client is; anyone else is closed without an answer.
             let trusted = stream
                 .peer_ip()
-                .is_some_and(|ip| crate::cidr::any_contains(&self.proxy_from, ip));
+                .is_some_and(|ip| crate::http::cidr::any_contains(&self.proxy_from, ip));
             if !trusted {
                 return;
             }
@@ -468,7 +471,7 @@ impl Worker {
             let Some(ip) = stream.peer_ip() else {
                 return; // already gone
             };
-            if !crate::cidr::any_contains(&self.cap_exempt, ip) {
+            if !crate::http::cidr::any_contains(&self.cap_exempt, ip) {
                 if self.table.held_by(ip) as usize >= self.client_cap && !self.make_room_for(ip) {
                     // Past the cap with nothing idle: the new one goes.
                     self.count(Eviction::ClientCap);
@@ -548,7 +551,7 @@ impl Worker {
     fn admit_proxied(&mut self, ip: std::net::IpAddr) -> bool {
         if self.client_cap == 0
             || !(self.table.counting() || self.table.open() >= self.client_cap)
-            || crate::cidr::any_contains(&self.cap_exempt, ip)
+            || crate::http::cidr::any_contains(&self.cap_exempt, ip)
         {
             return true;
         }

@@ -14,8 +14,8 @@
 
 use std::time::Instant;
 
-use crate::conn::Standing;
-use crate::scoreboard::Eviction;
+use crate::http::conn::Standing;
+use crate::obs::scoreboard::Eviction;
 
 /// A connection to close, and why.
 #[derive(Clone, Copy, Debug, PartialEq)]

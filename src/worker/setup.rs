@@ -4,7 +4,7 @@
 use nix::errno::Errno;
 use nix::unistd::Pid;
 
-use crate::config::Credentials;
+use crate::os::credentials::Credentials;
 
 /// setgroups (the user's supplementary groups, via initgroups) → setgid →
 /// setuid, each checked, then verified: groups first, while we may still

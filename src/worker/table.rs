@@ -12,7 +12,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::conn::{Conn, Interest, Standing, Transport};
+use crate::http::conn::{Conn, Interest, Standing};
+use crate::http::transport::Transport;
 use crate::tls::Stream;
 
 pub struct Entry {

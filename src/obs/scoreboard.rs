@@ -8,11 +8,11 @@
 //! into every slot, the maintenance flag, which its worker reads per request
 //! from its own slot. Mapping memory is `sys.rs`'s job.
 //!
-//! Beside the slots, one [`Totals`](crate::scoreboard::Totals) block that only the master writes: the
+//! Beside the slots, one [`Totals`](crate::obs::scoreboard::Totals) block that only the master writes: the
 //! counters of workers that are gone (folded in from their slot when they
 //! are reaped, before the slot is released), and the master's own counts
 //! (restarts, reloads, upgrades, generation). A worker answering a status
-//! route reads both ([`Board::snapshot`](crate::scoreboard::Board::snapshot)), so that counters never go down while
+//! route reads both ([`Board::snapshot`](crate::obs::scoreboard::Board::snapshot)), so that counters never go down while
 //! the master lives. Folding and releasing a slot happen inside a sequence
 //! lock (the master writes, single-threaded; readers retry), so a reader
 //! never sees a dead worker's counts twice or not at all.
@@ -120,7 +120,7 @@ pub struct Slot {
     /// Written by the master only: 1 while `-s maintenance on`.
     maintenance: AtomicU32,
     /// TLS handshakes completed, of them resumed, and connections that
-    /// never completed one (see `tls::Counters`); like `log_lost`, never
+    /// never completed one (see `TlsCounters`); like `log_lost`, never
     /// reset, so their sums over all slots are the master's totals.
     tls_handshakes: AtomicU64,
     tls_resumed: AtomicU64,
@@ -136,8 +136,8 @@ pub struct Slot {
 
 impl Slot {
     /// Where this worker's TLS sessions count their handshakes.
-    pub fn tls_counters(&'static self) -> crate::tls::Counters {
-        crate::tls::Counters {
+    pub fn tls_counters(&'static self) -> TlsCounters {
+        TlsCounters {
             handshakes: &self.tls_handshakes,
             resumed: &self.tls_resumed,
             failures: &self.tls_failures,
@@ -636,6 +636,19 @@ pub fn accepting_peers(slots: &[Slot], span: usize) -> (u64, u64) {
         }
     }
     (workers, open)
+}
+
+/// Where a worker's TLS layer counts handshakes: its scoreboard slot's
+/// counters, lent to each `tls::TlsStream`.
+#[derive(Clone, Copy)]
+pub struct TlsCounters {
+    /// Completed handshakes, resumed ones included.
+    pub handshakes: &'static AtomicU64,
+    /// Of those, resumed ones.
+    pub resumed: &'static AtomicU64,
+    /// Connections that sent something but never completed a handshake:
+    /// protocol errors, plain HTTP, timeouts, clients gone.
+    pub failures: &'static AtomicU64,
 }
 
 #[cfg(test)]

@@ -15,27 +15,32 @@
 //! arrived must keep up with the rate, or the deadline comes sooner than
 //! `header_timeout` (Apache's mod_reqtimeout `MinRate`). What a connection
 //! is doing now, for the worker's eviction choice, is its
-//! [`Standing`](crate::conn::Standing).
+//! [`Standing`](crate::http::conn::Standing).
 //!
 //! On a `proxy_protocol` listener the connection first takes a PROXY
 //! header (`proxy.rs`), whose bytes never reach the HTTP parser and whose
 //! address is the client from then on; no valid header, no answer.
 //!
 //! Every answer (and a request cut short by its client) is told to the
-//! worker's [`Observer`](crate::conn::Observer), if any (the access log),
+//! worker's [`Observer`](crate::obs::exchange::Observer), if any (the access log),
 //! with the request head as read; the observer decides what to make of it.
 //! Leaves the event loop, epoll and processes to `worker/`.
 
-use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, TcpStream};
+use std::io::{self, Write};
+use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::http::{self, Body, ChunkedDecoder, Decoded, Limits, Method, Parsed, Reject, Request};
-use crate::proxy;
-use crate::response::{Persistence, Responses, CONTINUE};
-use crate::route::Asker;
-use crate::route::Choice;
-use crate::scoreboard::{Board, Slot};
+use crate::http::answer::{Responses, CONTINUE};
+use crate::http::parse::{
+    self, Body, ChunkedDecoder, Decoded, Limits, Method, Parsed, Reject, Request,
+};
+use crate::http::proxy;
+use crate::http::route::Asker;
+use crate::http::route::Choice;
+use crate::http::template::Persistence;
+use crate::http::transport::Transport;
+use crate::obs::exchange::{Exchange, Observer};
+use crate::obs::scoreboard::{Board, Slot};
 
 /// Bytes read from a socket at once.
 pub const READ_SIZE: usize = 32 * 1024;
@@ -83,32 +88,6 @@ pub struct Ctx<'a> {
     /// Every slot and the master's totals, read by status routes; None
     /// outside a worker.
     pub board: Option<Board>,
-}
-
-/// Learns of each answer a connection decides on, before it is written.
-pub trait Observer {
-    fn answered(&self, exchange: &Exchange);
-}
-
-/// One request and its answer, as an [`Observer`] sees them.
-#[derive(Clone, Copy, Debug)]
-pub struct Exchange<'a> {
-    /// The client's address (None when unknown).
-    pub peer: Option<IpAddr>,
-    /// The request head from its first byte: all of it for an answered
-    /// request, whatever had arrived for a refused or cut-short one (maybe
-    /// not even a whole request line). Empty lines before it included.
-    pub head: &'a [u8],
-    pub status: u16,
-    /// Bytes of the answer's body (0 for HEAD, 204, or no answer sent).
-    pub body_bytes: u64,
-    /// When the request's first byte was read (the worker's loop time).
-    pub started: Instant,
-    /// When it was answered (the worker's loop time).
-    pub now: Instant,
-    /// What answered: a route's path (a prefix ends in `*`),
-    /// `maintenance`, or None for `[response]` and refusals.
-    pub route: Option<&'a str>,
 }
 
 /// The worker's reusable buffers, shared by all its connections.
@@ -200,47 +179,6 @@ pub enum Interest {
 enum Verdict {
     Open,
     Close { linger: bool },
-}
-
-/// What a connection reads from and writes to: the client's TCP socket in
-/// a worker, a scripted stream in the fuzz target and the property tests.
-pub trait Transport: Read + Write {
-    /// Sends FIN: no more output, input may still arrive.
-    fn shutdown_write(&mut self) -> io::Result<()>;
-
-    /// The peer's address, for the access log.
-    fn peer_ip(&self) -> Option<IpAddr> {
-        None
-    }
-
-    /// The transport holds output the socket did not take yet (TLS
-    /// records): the connection waits for writability and `flush`es.
-    fn has_pending_output(&self) -> bool {
-        false
-    }
-
-    /// The transport may hold input already taken from the socket (TLS
-    /// plaintext): read again before waiting for the socket.
-    fn has_buffered_input(&self) -> bool {
-        false
-    }
-
-    /// The transport refused the client and answered it itself (plain
-    /// HTTP on a TLS port gets a 400): what of the request it had read and
-    /// the answer it sent, for the observer. Asked when a read fails.
-    fn refused(&self) -> Option<(&[u8], &[u8])> {
-        None
-    }
-}
-
-impl Transport for TcpStream {
-    fn shutdown_write(&mut self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
-
-    fn peer_ip(&self) -> Option<IpAddr> {
-        self.peer_addr().ok().map(|a| a.ip())
-    }
 }
 
 pub struct Conn<S = TcpStream> {
@@ -588,7 +526,7 @@ impl<S: Transport> Conn<S> {
                         self.started = ctx.now;
                     }
                     let (request, route, tail, head) =
-                        match http::parse_head(&input[pos..], &ctx.limits) {
+                        match parse::parse_head(&input[pos..], &ctx.limits) {
                             Err(reject) => {
                                 let mark = out.len();
                                 count(ctx, ctx.responses.reject(out, reject, false));

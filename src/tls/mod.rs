@@ -1,6 +1,6 @@
 //! HTTPS: the `[tls]` certificate and key as the master loads them (before
 //! fork, as root), the session-ticket keys every worker derives alike, and
-//! a rustls session over a client's TCP socket as a [`Transport`](crate::conn::Transport) for
+//! a rustls session over a client's TCP socket as a [`Transport`](crate::http::transport::Transport) for
 //! `Conn`. HTTP, the event loop and the counting of answers stay with
 //! `conn.rs` and `worker/`.
 //!
@@ -8,7 +8,7 @@
 //! no threads, no runtime. `read` feeds socket bytes to rustls and hands out
 //! plaintext, sending whatever the handshake wants to send; `write`
 //! encrypts and sends; records the socket does not take now stay in rustls
-//! ([`Transport::has_pending_output`](crate::conn::Transport::has_pending_output)) until the socket is writable.
+//! ([`Transport::has_pending_output`](crate::http::transport::Transport::has_pending_output)) until the socket is writable.
 //!
 //! Memory: an idle TLS connection holds its `ServerConnection` (boxed, so
 //! plain connections do not pay for it) with rustls' session state and its
@@ -24,9 +24,11 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::obs::scoreboard::TlsCounters;
 
 use aws_lc_rs::{aead, hmac, rand};
 use rustls::crypto::aws_lc_rs as provider;
@@ -36,7 +38,7 @@ use rustls::server::{NoServerSessionStorage, ProducesTickets, ServerConfig, Serv
 use rustls::sign::{CertifiedKey, SingleCertAndKey};
 use rustls::{HandshakeKind, SupportedProtocolVersion};
 
-use crate::conn::Transport;
+use crate::http::transport::Transport;
 
 /// Session-ticket keys change every this many seconds of wall-clock time;
 /// a ticket from the period before is still accepted, so a ticket lives
@@ -329,18 +331,6 @@ impl ProducesTickets for Tickets {
     }
 }
 
-/// Where a worker counts handshakes (its scoreboard slot).
-#[derive(Clone, Copy)]
-pub struct Counters {
-    /// Completed handshakes, resumed ones included.
-    pub handshakes: &'static AtomicU64,
-    /// Of those, resumed ones.
-    pub resumed: &'static AtomicU64,
-    /// Connections that sent something but never completed a handshake:
-    /// protocol errors, plain HTTP, timeouts, clients gone.
-    pub failures: &'static AtomicU64,
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Handshake {
     /// Not done; `seen`: the client sent something.
@@ -356,7 +346,7 @@ enum Handshake {
 pub struct TlsStream<S: Transport = TcpStream> {
     tcp: S,
     tls: ServerConnection,
-    counters: Counters,
+    counters: TlsCounters,
     handshake: Handshake,
     /// The client's first bytes, to tell plain HTTP from TLS.
     first: [u8; 8],
@@ -375,7 +365,7 @@ impl<S: Transport> TlsStream<S> {
     pub fn new(
         tcp: S,
         config: &Arc<ServerConfig>,
-        counters: Counters,
+        counters: TlsCounters,
     ) -> Result<TlsStream<S>, rustls::Error> {
         Ok(TlsStream {
             tcp,
@@ -720,3 +710,7 @@ mod tests {
         assert!(!looks_like_http(b"GE"));
     }
 }
+
+/// The TLS layer against plain HTTP in memory, for property tests and fuzzing.
+#[cfg(any(test, feature = "sim"))]
+pub mod sim;

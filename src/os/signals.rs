@@ -1,6 +1,6 @@
 //! The signal queue: handlers only count and wake the master through a
 //! self-pipe (unicorn's `@sig_queue`, gunicorn's "just queue the signal");
-//! the master loop turns the counts into [`Command`](crate::signals::Command)s in nginx's fixed order.
+//! the master loop turns the counts into [`Command`](crate::os::signals::Command)s in nginx's fixed order.
 //! Also the worker's side: flags plus a wake-up pipe for its epoll loop.
 //!
 //! Acting on a command is the master's and the worker's job, not this file's.
@@ -17,7 +17,7 @@ use nix::sys::signal::{SigSet, Signal};
 use signal_hook::consts::*;
 use signal_hook::SigId;
 
-use crate::sys;
+use crate::os::sys;
 
 /// What an operator asks of the master.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

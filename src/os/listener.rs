@@ -11,7 +11,7 @@ use nix::sys::socket::{
     self, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrStorage,
 };
 
-use crate::sys;
+use crate::os::sys;
 
 /// How long the kernel holds a silent new connection before queueing it
 /// for accept anyway (rounded up to SYN-ACK retransmissions).

@@ -13,9 +13,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use nix::unistd::Pid;
 
-use crate::cli::Args;
-use crate::listener::Listener;
-use crate::sys;
+use crate::os::listener::Listener;
+use crate::os::sys;
 
 /// Names the old master's pid in the new master's environment.
 pub const FROM_VAR: &str = "PREFORKD_UPGRADE_FROM";
@@ -45,13 +44,14 @@ impl Exec {
     }
 }
 
-/// Forks and execs the new master with the same command line (without
-/// `-d`: it is detached already) and our sockets; returns its pid once it
+/// Forks and execs the new master with `args`, the same command line
+/// without `-d` (it is detached already; `cli::Args::to_argv`), and our
+/// sockets; returns its pid once it
 /// runs the new binary, or why it could not ("cannot execute the new
 /// binary /usr/sbin/preforkd: ENOENT: No such file or directory").
 pub fn spawn_new_master(
     exec: &Exec,
-    args: &Args,
+    args: &[std::ffi::OsString],
     listeners: &[Listener],
     old: Pid,
     maintenance: bool,
@@ -59,7 +59,7 @@ pub fn spawn_new_master(
     let cstr = |s: &[u8]| CString::new(s).context("NUL byte in an argument or variable");
     let exe = cstr(exec.exe.as_os_str().as_bytes())?;
     let argv = std::iter::once(exec.exe.clone().into_os_string())
-        .chain(args.to_argv())
+        .chain(args.iter().cloned())
         .map(|a| cstr(a.as_bytes()))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let watchdog = std::env::var_os("WATCHDOG_USEC").is_some();

@@ -236,15 +236,15 @@ unsafe fn exec_with_listen_fds(
 /// Maps `len` zeroed scoreboard slots shared by the master and every worker
 /// it forks later (`MAP_SHARED | MAP_ANONYMOUS`). Never unmapped: the
 /// slice lives as long as the process.
-pub fn map_scoreboard(len: usize) -> nix::Result<&'static [crate::scoreboard::Slot]> {
+pub fn map_scoreboard(len: usize) -> nix::Result<&'static [crate::obs::scoreboard::Slot]> {
     // SAFETY: a Slot is atomics only: all-zero is a valid value, and every
     // access goes through them.
     unsafe { map_shared_zeroed(len.max(1)) }
 }
 
-/// Maps the master's zeroed [`Totals`](crate::scoreboard::Totals) block
+/// Maps the master's zeroed [`Totals`](crate::obs::scoreboard::Totals) block
 /// beside the scoreboard, shared the same way and never unmapped.
-pub fn map_totals() -> nix::Result<&'static crate::scoreboard::Totals> {
+pub fn map_totals() -> nix::Result<&'static crate::obs::scoreboard::Totals> {
     // SAFETY: Totals is atomics only: all-zero is a valid value, and every
     // access goes through them.
     Ok(&unsafe { map_shared_zeroed(1) }?[0])

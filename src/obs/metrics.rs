@@ -1,5 +1,5 @@
 //! The status routes' bodies, built per scrape from a scoreboard
-//! [`Snapshot`](crate::scoreboard::Snapshot): nginx's stub_status text (so that tools written for nginx,
+//! [`Snapshot`](crate::obs::scoreboard::Snapshot): nginx's stub_status text (so that tools written for nginx,
 //! such as prometheus-nginx-exporter, read preforkd unchanged) and the
 //! Prometheus text exposition format 0.0.4. Counting is the workers' (into
 //! their slots) and the master's (into the totals); who may read a page is
@@ -7,7 +7,7 @@
 
 use std::fmt::Write;
 
-use crate::scoreboard::{Board, Eviction, Restart, Snapshot};
+use crate::obs::scoreboard::{Board, Eviction, Restart, Snapshot};
 
 /// Which status page a route serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -257,7 +257,7 @@ pub fn prometheus(s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scoreboard::Evictions;
+    use crate::obs::scoreboard::Evictions;
 
     fn snap() -> Snapshot {
         Snapshot {

@@ -11,25 +11,28 @@
 use std::io::{Read, Write};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-use crate::conn::{Buffers, Conn, Ctx, Interest, Transport};
+use crate::http::conn::{Buffers, Conn, Ctx, Interest};
+use crate::http::transport::Transport;
 // The in-memory socket of `sim.rs`: input in scripted pieces, output
 // collected, writes limited by `write_budget`.
-use crate::http::Limits;
-use crate::response::{ResponseSpec, Responses};
+use crate::http::answer::Responses;
+use crate::http::parse::Limits;
+use crate::http::template::ResponseSpec;
+use crate::obs::scoreboard::TlsCounters;
 use crate::sim::Scripted as Pipe;
-use crate::tls::{self, Counters, TlsStream, Version};
+use crate::tls::{self, TlsStream, Version};
 
 /// A test-only CA and the certificate and key it signed for `localhost`
 /// (P-256, valid until 2126), made with openssl for the simulation; they
 /// protect nothing.
-const CA: &str = include_str!("tls_sim/ca.pem");
-const CERT: &str = include_str!("tls_sim/leaf.pem");
-const KEY: &str = include_str!("tls_sim/leaf.key");
+const CA: &str = include_str!("testdata/ca.pem");
+const CERT: &str = include_str!("testdata/leaf.pem");
+const KEY: &str = include_str!("testdata/leaf.key");
 
 /// A socket the driver can feed and drain under a `Conn`.
 trait Socket: Transport {
@@ -101,9 +104,9 @@ fn client() -> Arc<rustls::ClientConfig> {
         .clone()
 }
 
-fn counters() -> Counters {
+fn counters() -> TlsCounters {
     static C: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
-    Counters {
+    TlsCounters {
         handshakes: &C[0],
         resumed: &C[1],
         failures: &C[2],
@@ -450,8 +453,9 @@ pub fn check(pieces: &[&[u8]], budget: Option<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conn::Standing;
+    use crate::http::conn::Standing;
     use proptest::prelude::*;
+    use std::time::Duration;
 
     const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 
@@ -563,8 +567,8 @@ mod tests {
     #[derive(Default)]
     struct Told(std::cell::RefCell<Vec<(u16, Vec<u8>, u64)>>);
 
-    impl crate::conn::Observer for Told {
-        fn answered(&self, e: &crate::conn::Exchange) {
+    impl crate::obs::exchange::Observer for Told {
+        fn answered(&self, e: &crate::obs::exchange::Exchange) {
             self.0
                 .borrow_mut()
                 .push((e.status, e.head.to_vec(), e.body_bytes));

@@ -16,10 +16,12 @@ use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
-use crate::conn::{Buffers, Conn, Ctx, Exchange, Interest, Observer, Timeouts};
-use crate::http::{Limits, Reject};
-use crate::response::{ResponseSpec, Responses};
-use crate::route::{Answer, Methods, PathMatch, RouteSpec};
+use crate::http::answer::Responses;
+use crate::http::conn::{Buffers, Conn, Ctx, Interest, Timeouts};
+use crate::http::parse::{Limits, Reject};
+use crate::http::route::{Answer, Methods, PathMatch, RouteSpec};
+use crate::http::template::ResponseSpec;
+use crate::obs::exchange::{Exchange, Observer};
 
 /// The body the simulated server answers with; it never looks like a
 /// status line, so a missing body is told apart from a present one.
@@ -78,7 +80,7 @@ impl Write for Scripted {
     }
 }
 
-impl crate::conn::Transport for Scripted {
+impl crate::http::transport::Transport for Scripted {
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shut = true;
         Ok(())
@@ -324,8 +326,8 @@ fn check_proxied(
     write_budget: Option<usize>,
     o: &Outcome,
 ) {
-    match crate::proxy::parse(input) {
-        crate::proxy::Parsed::Done { len, .. } => {
+    match crate::http::proxy::parse(input) {
+        crate::http::proxy::Parsed::Done { len, .. } => {
             let cuts: Vec<usize> = cuts.iter().filter_map(|c| c.checked_sub(len)).collect();
             let plain = run_in(
                 State {
@@ -341,14 +343,14 @@ fn check_proxied(
                 "answers differ behind a PROXY header"
             );
         }
-        crate::proxy::Parsed::Invalid => {
+        crate::http::proxy::Parsed::Invalid => {
             assert!(
                 o.responses.is_empty(),
                 "answered without a valid PROXY header"
             );
             assert!(o.closed, "left open without a valid PROXY header");
         }
-        crate::proxy::Parsed::Partial => {
+        crate::http::proxy::Parsed::Partial => {
             assert!(o.responses.is_empty(), "answered before the PROXY header");
         }
     }
@@ -482,7 +484,7 @@ pub fn parse_responses(mut out: &[u8]) -> Vec<Response> {
                 .split_once(": ")
                 .unwrap_or_else(|| panic!("bad header line {line:?}"));
             assert!(
-                !name.is_empty() && name.bytes().all(crate::http::is_tchar),
+                !name.is_empty() && name.bytes().all(crate::http::parse::is_tchar),
                 "{line:?}"
             );
             if name.eq_ignore_ascii_case("content-length") {
@@ -854,12 +856,12 @@ mod tests {
         // well before header_timeout (10 s from accept).
         assert_eq!(
             c.conn.deadline(),
-            c.at(100) + crate::conn::RATE_GRACE + Duration::from_millis(31)
+            c.at(100) + crate::http::conn::RATE_GRACE + Duration::from_millis(31)
         );
         assert!(c.conn.is_slow());
         assert_eq!(
             c.conn.standing(),
-            crate::conn::Standing::Head {
+            crate::http::conn::Standing::Head {
                 since: c.at(100),
                 got: 16
             }
@@ -894,9 +896,9 @@ mod tests {
         }
         assert_eq!(
             c.conn.deadline(),
-            c.at(0) + crate::conn::RATE_GRACE + Duration::from_millis(769 * 1000 / 512)
+            c.at(0) + crate::http::conn::RATE_GRACE + Duration::from_millis(769 * 1000 / 512)
         );
-        assert!(c.conn.deadline() > c.at(800) + crate::conn::RATE_GRACE);
+        assert!(c.conn.deadline() > c.at(800) + crate::http::conn::RATE_GRACE);
         // Off: a trickle waits for header_timeout (10 s from accept).
         let mut c = Timed::new(0);
         c.feed(100, b"G");
@@ -912,13 +914,13 @@ mod tests {
             0,
             b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\n",
         );
-        assert_eq!(c.conn.standing(), crate::conn::Standing::Busy);
+        assert_eq!(c.conn.standing(), crate::http::conn::Standing::Busy);
         c.feed(500, b"0123456789");
         // 10 bytes since the body began at 0 ms; the stretch limit is
         // 500 ms + header_timeout.
         assert_eq!(
             c.conn.deadline(),
-            c.at(0) + crate::conn::RATE_GRACE + Duration::from_millis(19)
+            c.at(0) + crate::http::conn::RATE_GRACE + Duration::from_millis(19)
         );
         assert!(c.conn.is_slow());
     }
@@ -928,17 +930,17 @@ mod tests {
         let mut c = Timed::new(512);
         assert_eq!(
             c.conn.standing(),
-            crate::conn::Standing::Idle { since: c.at(0) }
+            crate::http::conn::Standing::Idle { since: c.at(0) }
         );
         c.feed(300, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
         assert_eq!(
             c.conn.standing(),
-            crate::conn::Standing::Idle { since: c.at(300) }
+            crate::http::conn::Standing::Idle { since: c.at(300) }
         );
         c.feed(400, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\nrest");
         assert_eq!(
             c.conn.standing(),
-            crate::conn::Standing::Lingering { since: c.at(400) }
+            crate::http::conn::Standing::Lingering { since: c.at(400) }
         );
     }
 

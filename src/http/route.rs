@@ -17,11 +17,11 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 
-use crate::cidr::{self, Cidr};
-use crate::http::{Method, Request};
-use crate::metrics::Page;
-use crate::response::{reason, Persistence, ResponseSpec, Template, DATE_LEN};
-use crate::scoreboard::Board;
+use crate::http::cidr::{self, Cidr};
+use crate::http::parse::{Method, Request};
+use crate::http::template::{reason, Persistence, ResponseSpec, Template, DATE_LEN};
+use crate::obs::metrics::Page;
+use crate::obs::scoreboard::Board;
 
 /// The most routes one configuration may hold.
 pub const MAX_ROUTES: usize = 1000;
@@ -639,7 +639,7 @@ fn host_field(fields: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::{parse_head, Limits, Parsed};
+    use crate::http::parse::{parse_head, Limits, Parsed};
 
     fn stat(body: &str) -> Answer {
         Answer::Static(ResponseSpec {
@@ -843,7 +843,7 @@ mod tests {
                 exact("/metrics"),
                 Answer::Status {
                     page: Page::Metrics,
-                    allow: crate::cidr::Cidr::localhost(),
+                    allow: crate::http::cidr::Cidr::localhost(),
                 },
             ),
         ]);

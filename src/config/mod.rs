@@ -12,12 +12,13 @@ use std::time::Duration;
 
 use serde::{de, Deserialize, Deserializer};
 
-use crate::access_log::{AccessLogConfig, Destination};
-use crate::cidr::Cidr;
-use crate::log::{LogConfig, LogTarget};
-use crate::metrics::Page;
-use crate::response::ResponseSpec;
-use crate::route::{Answer, Methods, PathMatch, RouteSpec, MAX_ROUTES};
+use crate::http::cidr::Cidr;
+use crate::http::route::{Answer, Methods, PathMatch, RouteSpec, MAX_ROUTES};
+use crate::http::template::ResponseSpec;
+use crate::obs::access_log::{AccessLogConfig, Destination};
+use crate::obs::log::{LogConfig, LogTarget};
+use crate::obs::metrics::Page;
+use crate::os::credentials::Credentials;
 use crate::tls::TlsConfig;
 
 /// One `listen` entry: an address and the flags that may follow it,
@@ -81,15 +82,6 @@ impl fmt::Display for Listen {
         }
         Ok(())
     }
-}
-
-/// Who the workers run as: `user` (with its supplementary groups) and
-/// `group`, resolved when the config is read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credentials {
-    pub name: Option<String>,
-    pub uid: Option<nix::unistd::Uid>,
-    pub gid: nix::unistd::Gid,
 }
 
 /// Read when no `-c` is given, if it exists.
@@ -215,7 +207,7 @@ impl Default for Config {
                 body: b"Hello, World!\n".to_vec(),
             },
             routes: Vec::new(),
-            maintenance: crate::response::default_maintenance(),
+            maintenance: crate::http::answer::default_maintenance(),
             log: LogConfig::default(),
             access_log: None,
             tls: None,
@@ -224,7 +216,8 @@ impl Default for Config {
 }
 
 fn cpu_count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().min(crate::scoreboard::MAX_WORKERS))
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().min(crate::obs::scoreboard::MAX_WORKERS))
 }
 
 /// What the command line sets over the config file (`cli.rs` fills it;
@@ -491,7 +484,7 @@ fn parse_maintenance(
     base: &Path,
     m: RawMaintenance,
 ) -> Result<ResponseSpec, Error> {
-    let mut spec = crate::response::default_maintenance();
+    let mut spec = crate::http::answer::default_maintenance();
     set(&mut spec.status, m.status.map(|s| s.0));
     set(&mut spec.content_type, m.content_type.map(|t| t.0));
     if let Some(h) = m.headers {
@@ -600,7 +593,7 @@ fn parse_routes(
                         span.clone(),
                         format!(
                             "route.methods: unknown method {bad:?}: expected {} (OPTIONS is always answered)",
-                            crate::route::METHOD_NAMES.join(", ")
+                            crate::http::route::METHOD_NAMES.join(", ")
                         ),
                     )
                 })?
@@ -824,11 +817,13 @@ fn access_log(
         destination,
         format: raw
             .format
-            .map_or(crate::access_log::Format::Combined, |f| f.0),
+            .map_or(crate::obs::access_log::Format::Combined, |f| f.0),
         buffer: raw
             .buffer
-            .map_or(crate::access_log::DEFAULT_BUFFER, |b| b.0),
-        flush: raw.flush.map_or(crate::access_log::DEFAULT_FLUSH, |d| d.0),
+            .map_or(crate::obs::access_log::DEFAULT_BUFFER, |b| b.0),
+        flush: raw
+            .flush
+            .map_or(crate::obs::access_log::DEFAULT_FLUSH, |d| d.0),
     })
 }
 
@@ -1097,11 +1092,11 @@ struct RawTls {
 }
 
 /// combined, common or json.
-struct AccessFormat(crate::access_log::Format);
+struct AccessFormat(crate::obs::access_log::Format);
 
 impl<'de> Deserialize<'de> for AccessFormat {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parsed(d, crate::access_log::Format::parse, |s| {
+        parsed(d, crate::obs::access_log::Format::parse, |s| {
             format!("unknown format \"{s}\": expected combined, common or json")
         })
         .map(AccessFormat)
@@ -1127,10 +1122,10 @@ impl<'de> Deserialize<'de> for Size {
         match S::deserialize(d)? {
             S::N(n) => usize::try_from(n)
                 .ok()
-                .filter(|&n| n <= crate::access_log::MAX_BUFFER)
+                .filter(|&n| n <= crate::obs::access_log::MAX_BUFFER)
                 .map(Size)
                 .ok_or_else(|| bad(n.to_string())),
-            S::S(s) => crate::access_log::parse_size(&s)
+            S::S(s) => crate::obs::access_log::parse_size(&s)
                 .map(Size)
                 .ok_or_else(|| bad(format!("\"{s}\""))),
         }
@@ -1174,11 +1169,11 @@ impl<'de> Deserialize<'de> for Workers {
         let bad = || {
             de::Error::custom(format!(
                 "workers must be \"auto\" or an integer from 1 to {}",
-                crate::scoreboard::MAX_WORKERS
+                crate::obs::scoreboard::MAX_WORKERS
             ))
         };
         match W::deserialize(d).map_err(|_: D::Error| bad())? {
-            W::N(n) if (1..=crate::scoreboard::MAX_WORKERS as i64).contains(&n) => {
+            W::N(n) if (1..=crate::obs::scoreboard::MAX_WORKERS as i64).contains(&n) => {
                 Ok(Workers(n as usize))
             }
             W::S(s) if s == "auto" => Ok(Workers(cpu_count())),
@@ -1332,7 +1327,7 @@ impl<'de> Deserialize<'de> for Headers {
         let map = std::collections::BTreeMap::<String, String>::deserialize(d)?;
         let mut out = Vec::new();
         for (name, value) in map {
-            if name.is_empty() || !name.bytes().all(crate::http::is_tchar) {
+            if name.is_empty() || !name.bytes().all(crate::http::parse::is_tchar) {
                 return Err(de::Error::custom(format!("invalid header name {name:?}")));
             }
             if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
@@ -1357,7 +1352,7 @@ struct Facility(String);
 impl<'de> Deserialize<'de> for Facility {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        if crate::log::valid_facility(&s) {
+        if crate::obs::log::valid_facility(&s) {
             Ok(Facility(s))
         } else {
             Err(de::Error::custom(format!(
@@ -1635,7 +1630,7 @@ body = "closed\n"
         .unwrap();
         let a = c.access_log.unwrap();
         assert_eq!(a.destination, Destination::File(dir.join("a.log")));
-        assert_eq!(a.format, crate::access_log::Format::Combined);
+        assert_eq!(a.format, crate::obs::access_log::Format::Combined);
         assert_eq!(a.buffer, 64 * 1024);
         assert_eq!(a.flush, Duration::from_secs(1));
         let c = parse_str(
@@ -1644,7 +1639,7 @@ body = "closed\n"
         .unwrap();
         let a = c.access_log.unwrap();
         assert_eq!(a.destination, Destination::Syslog);
-        assert_eq!(a.format, crate::access_log::Format::Json);
+        assert_eq!(a.format, crate::obs::access_log::Format::Json);
         assert_eq!(a.buffer, 0);
         assert_eq!(a.flush, Duration::from_millis(250));
         assert_eq!(

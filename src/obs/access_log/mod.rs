@@ -7,7 +7,7 @@
 //! the worker drains and when it exits (`Drop`). USR1 reopens the file.
 //! Root never opens the file: the master (root) only creates a missing one
 //! with `O_CREAT|O_EXCL|O_NOFOLLOW` and hands it to the workers' user
-//! ([`prepare`](crate::access_log::prepare), before forking and at USR1);
+//! ([`prepare`](crate::obs::access_log::prepare), before forking and at USR1);
 //! the workers open it after dropping their privileges. A symlink or anything else planted at the
 //! path is never followed or chowned by root.
 //!
@@ -19,7 +19,7 @@
 //! buffer, whose capacity covers the buffer size plus the longest line a
 //! request head can give, and the time strings are built once a second
 //! (like `Date`). What a request was (its head bytes, status, body bytes)
-//! is decided by `conn.rs` and handed over as an [`Exchange`](crate::conn::Exchange); this
+//! is decided by `conn.rs` and handed over as an [`Exchange`](crate::obs::exchange::Exchange); this
 //! module only turns it into a line.
 //!
 //! Lines tests match: `access log: cannot write PATH: ERR` (error, once per
@@ -35,9 +35,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::config::{Config, Credentials};
-use crate::conn::{Exchange, Observer};
-use crate::log::LogConfig;
+use crate::obs::exchange::{Exchange, Observer};
+use crate::obs::log::LogConfig;
+use crate::os::credentials::Credentials;
 
 /// Line formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -645,15 +645,15 @@ pub fn create_owned(path: &Path, owner: (Option<u32>, u32)) -> io::Result<bool> 
 /// must let the workers' user append (logrotate's `create 0640 preforkd
 /// adm`). Nothing to do without a file log, or when not root, or when the
 /// workers run as root (they create the file themselves).
-pub fn prepare(config: &Config) -> io::Result<()> {
+pub fn prepare(config: Option<&AccessLogConfig>, user: Option<&Credentials>) -> io::Result<()> {
     let Some(AccessLogConfig {
         destination: Destination::File(path),
         ..
-    }) = &config.access_log
+    }) = config
     else {
         return Ok(());
     };
-    match owner_ids(config.user.as_ref()) {
+    match owner_ids(user) {
         Some(owner) => create_owned(path, owner).map(drop),
         None => Ok(()),
     }
@@ -661,7 +661,7 @@ pub fn prepare(config: &Config) -> io::Result<()> {
 
 /// Lines lost by every worker that ever ran in this scoreboard (for the
 /// total line of `-s status`).
-pub fn lost_lines(board: &crate::scoreboard::Scoreboard) -> u64 {
+pub fn lost_lines(board: &crate::obs::scoreboard::Scoreboard) -> u64 {
     board.log_lost_total()
 }
 
@@ -917,7 +917,7 @@ impl Clock {
         self.second_start = now
             .checked_sub(Duration::from_nanos(u64::from(since.subsec_nanos())))
             .unwrap_or(now);
-        let offset = crate::sys::utc_offset(secs).unwrap_or(0);
+        let offset = crate::os::sys::utc_offset(secs).unwrap_or(0);
         self.fill(secs, offset);
     }
 

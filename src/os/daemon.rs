@@ -10,7 +10,8 @@ use anyhow::Context;
 use nix::fcntl::OFlag;
 use nix::unistd::ForkResult;
 
-use crate::{exitcode, sys};
+use crate::exitcode;
+use crate::os::sys;
 
 /// The daemon's end of the pipe to the waiting original process.
 pub struct Reporter(Option<std::fs::File>);

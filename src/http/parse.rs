@@ -1,6 +1,6 @@
 //! Sans-IO HTTP/1.1 request parsing (RFC 9110, RFC 9112): a request head from
 //! bytes, and the chunked body decoder. Everything off the grammar becomes a
-//! [`Reject`](crate::http::Reject) with its status; where the RFCs leave a choice, this parser takes
+//! [`Reject`](crate::http::parse::Reject) with its status; where the RFCs leave a choice, this parser takes
 //! the strict one, because a lenient parser behind or in front of another
 //! lenient parser is how request smuggling happens.
 //!
