@@ -8,7 +8,7 @@
 //! headers and body come from `config.rs`.
 
 use crate::http::parse::{Method, Reject, Request};
-use crate::http::route::{Asker, Choice, RouteSpec, Router};
+use crate::http::route::{Answered, Choice, Question, RouteSpec, Router};
 use crate::http::template::{reason, Persistence, ResponseSpec, Template, DATE_LEN};
 
 /// All templates one worker answers with.
@@ -107,33 +107,22 @@ impl Responses {
     /// Appends the answer to a complete request: the maintenance page while
     /// `maintenance` is on (health and status routes excepted), else its
     /// route's, else the configured response (OPTIONS and other methods as
-    /// always). `asker` is who asks (a status route's `allow`) and what a
-    /// status route reads. Returns the status answered.
-    #[allow(clippy::too_many_arguments)] // each is one fact about this request; a struct would be built per request
-    pub fn answer(
-        &self,
-        out: &mut Vec<u8>,
-        request: &Request,
-        choice: Choice,
-        tail: &[u8],
-        p: Persistence,
-        maintenance: bool,
-        draining: bool,
-        asker: Asker,
-    ) -> u16 {
-        let head_only = request.method == Method::Head;
-        if maintenance && !self.router.bypasses_maintenance(choice) {
-            return push(out, &self.maintenance[p as usize], head_only);
+    /// always). `q.asker` is who asks (a status route's `allow`) and what a
+    /// status route reads.
+    pub fn answer(&self, out: &mut Vec<u8>, q: &Question) -> Answered {
+        let p = q.persistence;
+        if q.maintenance && !self.router.bypasses_maintenance(q.choice) {
+            let status = push(out, &self.maintenance[p as usize], q.head_only());
+            return Answered::bytes(status);
         }
-        match (choice, request.method) {
+        let status = match (q.choice, q.request.method) {
             (Choice::Default, Method::Get) => self.configured(out, p, false),
             (Choice::Default, Method::Head) => self.configured(out, p, true),
             (Choice::Default, Method::Options) => self.options(out, p),
             (Choice::Default, Method::Other) => self.not_allowed(out, p),
-            (c, _) => self
-                .router
-                .answer(out, c, tail, p, head_only, draining, asker),
-        }
+            _ => return self.router.answer(out, q),
+        };
+        Answered::bytes(status)
     }
 
     /// A status route is configured: connections must know their

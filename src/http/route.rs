@@ -20,6 +20,7 @@ use std::net::IpAddr;
 use crate::http::cidr::{self, Cidr};
 use crate::http::parse::{Method, Request};
 use crate::http::template::{reason, Persistence, ResponseSpec, Template, DATE_LEN};
+use crate::http::transport::FileBody;
 use crate::obs::metrics::Page;
 use crate::obs::scoreboard::Board;
 
@@ -135,6 +136,50 @@ pub struct RouteSpec {
 pub struct Asker {
     pub client: Option<IpAddr>,
     pub board: Option<Board>,
+}
+
+/// One request as its answer sees it: borrowed, built on the stack per
+/// request, passed by reference (one pointer where a call took eight).
+#[derive(Clone, Copy, Debug)]
+pub struct Question<'a> {
+    pub request: &'a Request,
+    /// What `Router::choose` picked.
+    pub choice: Choice,
+    /// For a `keep_path` redirect, what to append to its location.
+    pub tail: &'a [u8],
+    /// The request head as read (a file route reads its target and
+    /// validators there); empty when it is gone (a body was read and no
+    /// observer kept it).
+    pub head: &'a [u8],
+    /// How the answer leaves the connection (`Close` while draining).
+    pub persistence: Persistence,
+    /// `-s maintenance on`.
+    pub maintenance: bool,
+    /// The worker drains: a health route answers 503.
+    pub draining: bool,
+    pub asker: Asker,
+}
+
+impl Question<'_> {
+    /// A HEAD request: the answer's head alone.
+    pub fn head_only(&self) -> bool {
+        self.request.method == Method::Head
+    }
+}
+
+/// What answering appended to the output, and what follows it there.
+#[derive(Debug)]
+pub struct Answered {
+    pub status: u16,
+    /// The body is this file's bytes, sent after the head (`sendfile`).
+    pub file: Option<FileBody>,
+}
+
+impl Answered {
+    /// An answer that is all in the output.
+    pub fn bytes(status: u16) -> Answered {
+        Answered { status, file: None }
+    }
 }
 
 /// What answers a request, decided from its head (while its bytes are
@@ -384,21 +429,17 @@ impl Router {
         }
     }
 
-    /// Appends route `i`'s answer and returns its status. `draining` turns
-    /// a health answer into 503 (`p` is then `Close` already); a status
-    /// page is built now for an `asker` in its `allow`, else 403.
-    #[allow(clippy::too_many_arguments)] // as Responses::answer: facts of one request
-    pub fn answer(
-        &self,
-        out: &mut Vec<u8>,
-        choice: Choice,
-        tail: &[u8],
-        p: Persistence,
-        head_only: bool,
-        draining: bool,
-        asker: Asker,
-    ) -> u16 {
-        let t = match choice {
+    /// Appends the answer of the route `q.choice` names. `q.draining`
+    /// turns a health answer into 503 (`q.persistence` is then `Close`
+    /// already); a status page is built now for an asker in its `allow`,
+    /// else 403.
+    pub fn answer(&self, out: &mut Vec<u8>, q: &Question) -> Answered {
+        Answered::bytes(self.answer_bytes(out, q))
+    }
+
+    fn answer_bytes(&self, out: &mut Vec<u8>, q: &Question) -> u16 {
+        let (p, head_only, draining, asker) = (q.persistence, q.head_only(), q.draining, q.asker);
+        let t = match q.choice {
             Choice::Default => return 0,
             Choice::Route(i) => {
                 let route = &self.routes[usize::from(i)];
@@ -414,7 +455,7 @@ impl Router {
                     &route.answer[p as usize]
                 } else if route.keep_path {
                     let t = &route.answer[p as usize];
-                    t.push_with(out, tail, head_only);
+                    t.push_with(out, q.tail, head_only);
                     return t.status();
                 } else {
                     &route.answer[p as usize]
@@ -639,6 +680,37 @@ fn host_field(fields: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::parse::Body;
+
+    /// `Router::answer` for a GET, as a status.
+    fn ask(
+        r: &Router,
+        out: &mut Vec<u8>,
+        choice: Choice,
+        tail: &[u8],
+        persistence: Persistence,
+        draining: bool,
+        asker: Asker,
+    ) -> u16 {
+        let request = Request {
+            method: Method::Get,
+            http10: false,
+            keep_alive: true,
+            body: Body::None,
+            expect_continue: false,
+        };
+        let q = Question {
+            request: &request,
+            choice,
+            tail,
+            head: &[],
+            persistence,
+            maintenance: false,
+            draining,
+            asker,
+        };
+        r.answer(out, &q).status
+    }
     use crate::http::parse::{parse_head, Limits, Parsed};
 
     fn stat(body: &str) -> Answer {
@@ -766,12 +838,12 @@ mod tests {
         let (c, tail) = choose(&r, &get("/plain?q"));
         assert_eq!((c, tail.as_str()), (Choice::Route(2), ""));
         let mut out = Vec::new();
-        r.answer(
+        ask(
+            &r,
             &mut out,
             Choice::Route(0),
             b"a/b?x=1",
             Persistence::KeepAlive,
-            false,
             false,
             Asker::default(),
         );
@@ -792,23 +864,23 @@ mod tests {
     fn health_drains_and_methods_parse() {
         let r = Router::new(&[route(exact("/healthz"), Answer::Health)]);
         let mut out = Vec::new();
-        r.answer(
+        ask(
+            &r,
             &mut out,
             Choice::Route(0),
             &[],
             Persistence::KeepAlive,
             false,
-            false,
             Asker::default(),
         );
         assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n") && out.ends_with(b"\r\n\r\nok\n"));
         out.clear();
-        r.answer(
+        ask(
+            &r,
             &mut out,
             Choice::Route(0),
             &[],
             Persistence::Close,
-            false,
             true,
             Asker::default(),
         );
@@ -851,12 +923,12 @@ mod tests {
         assert!(r.bypasses_maintenance(Choice::Route(1)));
         let answer = |i: u16, client: Option<&str>| {
             let mut out = Vec::new();
-            let status = r.answer(
+            let status = ask(
+                &r,
                 &mut out,
                 Choice::Route(i),
                 &[],
                 Persistence::KeepAlive,
-                false,
                 false,
                 Asker {
                     client: client.map(|c| c.parse().unwrap()),

@@ -2,9 +2,29 @@
 //! and its plain implementation on a `TcpStream`. TLS (`tls/`) and the
 //! in-memory sockets of the simulations implement it too; the connection
 //! (`conn.rs`) is written against it alone.
+//!
+//! A body that is a file ([`FileBody`](crate::http::transport::FileBody))
+//! is a value the connection hands to
+//! [`Transport::send_file`](crate::http::transport::Transport::send_file):
+//! `sendfile(2)` on plain TCP, so its bytes never enter user memory; one
+//! bounded chunk through the transport's own `write` anywhere else (TLS).
 
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, TcpStream};
+use std::os::unix::fs::FileExt;
+
+/// Bytes of a file one `send_file` call moves at most where it goes
+/// through user memory (TLS: a record's worth).
+pub const FILE_CHUNK: usize = 16 * 1024;
+
+/// A body sent from an open file: `len` bytes from `offset`.
+#[derive(Debug)]
+pub struct FileBody {
+    pub file: File,
+    pub offset: u64,
+    pub len: u64,
+}
 
 /// What a connection reads from and writes to: the client's TCP socket in
 /// a worker, a scripted stream in the fuzz target and the property tests.
@@ -35,6 +55,20 @@ pub trait Transport: Read + Write {
     fn refused(&self) -> Option<(&[u8], &[u8])> {
         None
     }
+
+    /// Sends up to `len` bytes of `file` from `offset`; how many went.
+    /// `Ok(0)` for `len > 0`: the file ended early (truncated meanwhile).
+    /// This default reads one chunk into a buffer and writes what the
+    /// transport takes of it; TCP sends without the copy (`sendfile`).
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<usize> {
+        let mut chunk = [0u8; FILE_CHUNK];
+        let want = usize::try_from(len).map_or(FILE_CHUNK, |l| l.min(FILE_CHUNK));
+        let n = file.read_at(&mut chunk[..want], offset)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        self.write(&chunk[..n])
+    }
 }
 
 impl Transport for TcpStream {
@@ -44,5 +78,14 @@ impl Transport for TcpStream {
 
     fn peer_ip(&self) -> Option<IpAddr> {
         self.peer_addr().ok().map(|a| a.ip())
+    }
+
+    /// `sendfile(2)`: from the page cache to the socket, never through a
+    /// buffer of ours.
+    fn send_file(&mut self, file: &File, offset: u64, len: u64) -> io::Result<usize> {
+        let mut off = i64::try_from(offset).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // One call moves at most 2 GiB - 4 KiB anyway (Linux).
+        let count = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 30);
+        nix::sys::sendfile::sendfile64(&*self, file, Some(&mut off), count).map_err(io::Error::from)
     }
 }

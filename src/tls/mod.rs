@@ -626,6 +626,13 @@ impl Transport for Stream {
         }
     }
 
+    fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.send_file(file, offset, len),
+            Stream::Tls(s) => s.send_file(file, offset, len),
+        }
+    }
+
     fn peer_ip(&self) -> Option<IpAddr> {
         match self {
             Stream::Plain(s) => s.peer_ip(),

@@ -26,20 +26,24 @@
 //! with the request head as read; the observer decides what to make of it.
 //! Leaves the event loop, epoll and processes to `worker/`.
 
-use std::io::{self, Write};
+use std::io;
 use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::http::answer::{Responses, CONTINUE};
+mod observe;
+mod output;
+
+use observe::{summarize, Pending};
+
 use crate::http::parse::{
     self, Body, ChunkedDecoder, Decoded, Limits, Method, Parsed, Reject, Request,
 };
 use crate::http::proxy;
-use crate::http::route::Asker;
-use crate::http::route::Choice;
+use crate::http::route::{Asker, Choice, Question};
 use crate::http::template::Persistence;
-use crate::http::transport::Transport;
-use crate::obs::exchange::{Exchange, Observer};
+use crate::http::transport::{FileBody, Transport};
+use crate::obs::exchange::Observer;
 use crate::obs::scoreboard::{Board, Slot};
 
 /// Bytes read from a socket at once.
@@ -220,6 +224,19 @@ pub struct Conn<S = TcpStream> {
     /// The head of a request whose body is being read, kept for the
     /// observer until the answer (only when there is one).
     observed_head: Option<Box<[u8]>>,
+    /// A file body on its way out, after the answer's head.
+    file: Option<FileOut>,
+    /// Pipelined input read behind a file answer: answered once the file
+    /// is out, before the socket is read again (at most one read's worth).
+    later: Vec<u8>,
+}
+
+/// A file body being sent, and its answer's access-log line, which waits
+/// for the bytes actually sent.
+struct FileOut {
+    body: FileBody,
+    sent: u64,
+    told: Option<Pending>,
 }
 
 impl<S: Transport> Conn<S> {
@@ -247,6 +264,8 @@ impl<S: Transport> Conn<S> {
             peer_from_header: false,
             started: ctx.now,
             observed_head: None,
+            file: None,
+            later: Vec::new(),
             stream,
         }
     }
@@ -283,6 +302,7 @@ impl<S: Transport> Conn<S> {
             + self.pending.capacity()
             + self.tail.capacity()
             + self.observed_head.as_ref().map_or(0, |b| b.len())
+            + self.later.capacity()
     }
 
     pub fn deadline(&self) -> Instant {
@@ -297,7 +317,7 @@ impl<S: Transport> Conn<S> {
     /// An answer is still on its way out: in `pending`, or taken by the
     /// transport but not yet by the socket (TLS records).
     fn is_writing(&self) -> bool {
-        !self.pending.is_empty() || self.stream.has_pending_output()
+        !self.pending.is_empty() || self.file.is_some() || self.stream.has_pending_output()
     }
 
     /// What the connection is doing, for the worker's eviction choice.
@@ -344,7 +364,8 @@ impl<S: Transport> Conn<S> {
     pub fn on_readable(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
         loop {
             let interest = self.read_once(ctx, bufs);
-            if interest != Interest::Read || !self.stream.has_buffered_input() {
+            let more = self.stream.has_buffered_input() || !self.later.is_empty();
+            if interest != Interest::Read || !more {
                 return interest;
             }
         }
@@ -354,6 +375,9 @@ impl<S: Transport> Conn<S> {
         if self.is_writing() {
             // Not reading while output is blocked (see Interest::Write).
             return Interest::Write;
+        }
+        if !self.later.is_empty() {
+            return self.answer_later(ctx, bufs);
         }
         let mut own = self.inbuf.take();
         let start = if own.is_some() { self.in_len } else { 0 };
@@ -417,7 +441,13 @@ impl<S: Transport> Conn<S> {
         };
         let left = len - used;
         self.in_len = 0;
-        if verdict == Verdict::Open && left > 0 {
+        if verdict == Verdict::Open && left > 0 && self.file.is_some() {
+            // Behind a file answer: kept whole, answered after the file.
+            self.later.extend_from_slice(&input[used..len]);
+            if let Some(b) = own {
+                bufs.give(b);
+            }
+        } else if verdict == Verdict::Open && left > 0 {
             // Keep the partial head (process refused it if it was too long).
             let kept = match own {
                 Some(mut b) => {
@@ -446,37 +476,29 @@ impl<S: Transport> Conn<S> {
         interest
     }
 
-    /// The socket is writable again: send what was pending.
-    pub fn on_writable(&mut self, ctx: &Ctx) -> Interest {
-        if self.pending.is_empty() {
-            if !self.stream.has_pending_output() {
-                return Interest::Read;
+    /// Answers the pipelined input that waited behind a file body, as if
+    /// it had just been read.
+    fn answer_later(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
+        let later = std::mem::take(&mut self.later);
+        bufs.out.clear();
+        let (used, verdict) = self.process(&later, ctx, &mut bufs.out);
+        let rest = &later[used..];
+        if verdict == Verdict::Open && !rest.is_empty() {
+            if self.file.is_some() {
+                self.later = rest.to_vec();
+            } else {
+                // A partial head: process refused one over the limit, so
+                // it fits a connection buffer.
+                let mut b = bufs.take();
+                b[..rest.len()].copy_from_slice(rest);
+                self.inbuf = Some(b);
+                self.in_len = rest.len();
             }
-        } else {
-            match write_some(&mut self.stream, &self.pending[self.sent..]) {
-                Ok(n) => self.sent += n,
-                Err(_) => return Interest::Close,
-            }
-            if self.sent < self.pending.len() {
-                self.deadline = ctx.now + ctx.timeouts.header;
-                return Interest::Write;
-            }
-            // Free it: a connection that is not blocked holds no output buffer.
-            self.pending = Vec::new();
-            self.sent = 0;
         }
-        // What the transport itself still holds (TLS records).
-        if self.stream.flush().is_err() {
-            return Interest::Close;
-        }
-        if self.stream.has_pending_output() {
-            self.deadline = ctx.now + ctx.timeouts.header;
-            return Interest::Write;
-        }
-        if matches!(self.phase, Phase::Lingering) {
-            return Interest::Read;
-        }
-        self.after_write(self.after_flush, ctx)
+        let out = std::mem::take(&mut bufs.out);
+        let interest = self.send(&out, verdict, ctx);
+        bufs.out = out;
+        interest
     }
 
     /// The deadline passed: answer 408 if a request was under way, close.
@@ -568,7 +590,7 @@ impl<S: Transport> Conn<S> {
                     let left = match request.body {
                         Body::None => {
                             let mark = out.len();
-                            let keep = self.answer(request, route, tail, ctx, out);
+                            let keep = self.answer(request, route, tail, head, ctx, out);
                             self.observe_routed(ctx, head, Some(route), &out[mark..]);
                             if !keep {
                                 return (
@@ -577,6 +599,10 @@ impl<S: Transport> Conn<S> {
                                         linger: pos < input.len(),
                                     },
                                 );
+                            }
+                            if self.file.is_some() {
+                                // What follows waits for the file body.
+                                return (pos, Verdict::Open);
                             }
                             continue;
                         }
@@ -649,7 +675,16 @@ impl<S: Transport> Conn<S> {
                     }
                     let mark = out.len();
                     let tail = std::mem::take(&mut self.tail);
-                    let keep = self.answer(request, route, &tail, ctx, out);
+                    let kept = self.observed_head.take();
+                    let keep = self.answer(
+                        request,
+                        route,
+                        &tail,
+                        kept.as_deref().unwrap_or(&[]),
+                        ctx,
+                        out,
+                    );
+                    self.observed_head = kept;
                     self.tail = tail;
                     let head = self.observed_head.take();
                     self.observe_routed(
@@ -666,6 +701,9 @@ impl<S: Transport> Conn<S> {
                             },
                         );
                     }
+                    if self.file.is_some() {
+                        return (pos, Verdict::Open);
+                    }
                 }
             }
         }
@@ -677,8 +715,9 @@ impl<S: Transport> Conn<S> {
     fn answer(
         &mut self,
         request: Request,
-        route: Choice,
+        choice: Choice,
         tail: &[u8],
+        head: &[u8],
         ctx: &Ctx,
         out: &mut Vec<u8>,
     ) -> bool {
@@ -690,19 +729,30 @@ impl<S: Transport> Conn<S> {
             (true, false) => Persistence::KeepAlive,
         };
         // The hook where routes, health and maintenance choose the bytes.
-        let status = ctx.responses.answer(
+        let answered = ctx.responses.answer(
             out,
-            &request,
-            route,
-            tail,
-            p,
-            ctx.maintenance,
-            ctx.draining,
-            Asker {
-                client: self.peer,
-                board: ctx.board,
+            &Question {
+                request: &request,
+                choice,
+                tail,
+                head,
+                persistence: p,
+                maintenance: ctx.maintenance,
+                draining: ctx.draining,
+                asker: Asker {
+                    client: self.peer,
+                    board: ctx.board,
+                },
             },
         );
+        let status = answered.status;
+        if let Some(body) = answered.file {
+            self.file = Some(FileOut {
+                body,
+                sent: 0,
+                told: None,
+            });
+        }
         if let Some(slot) = ctx.counters {
             slot.count_request();
         }
@@ -711,51 +761,6 @@ impl<S: Transport> Conn<S> {
         self.since = ctx.now;
         self.deadline = ctx.now + self.idle_timeout(ctx);
         keep
-    }
-
-    /// Tells the observer, if any, of a refusal: `answer` is its bytes as
-    /// appended to the output (status line, header, body).
-    fn observe(&self, ctx: &Ctx, head: &[u8], answer: &[u8]) {
-        self.observe_routed(ctx, head, None, answer);
-    }
-
-    /// Tells the observer, if any, of an answer and of what chose it
-    /// (`route`: None for a refusal).
-    fn observe_routed(&self, ctx: &Ctx, head: &[u8], route: Option<Choice>, answer: &[u8]) {
-        if let Some(o) = ctx.observer {
-            let (status, body_bytes) = summarize(answer);
-            o.answered(&Exchange {
-                peer: self.peer,
-                head,
-                status,
-                body_bytes,
-                started: self.started,
-                now: ctx.now,
-                route: route.and_then(|c| ctx.responses.route_name(c, ctx.maintenance)),
-            });
-        }
-    }
-
-    /// The client closed (or reset) the connection with a request under
-    /// way: nginx logs that as 400 with no body, and so do we. Nothing is
-    /// logged for a connection that never sent a byte of a request.
-    fn observe_cut_short(&mut self, ctx: &Ctx, partial: &[u8]) {
-        let Some(o) = ctx.observer else { return };
-        let kept = self.observed_head.take();
-        let head = match self.phase {
-            Phase::Head => partial,
-            Phase::Body { .. } => kept.as_deref().unwrap_or(&[]),
-            Phase::Idle | Phase::Lingering => return,
-        };
-        o.answered(&Exchange {
-            peer: self.peer,
-            head,
-            status: 400,
-            body_bytes: 0,
-            started: self.started,
-            now: ctx.now,
-            route: None,
-        });
     }
 
     /// The deadline of a head or body under way: `limit`, or sooner when
@@ -778,66 +783,6 @@ impl<S: Transport> Conn<S> {
             ctx.timeouts.keepalive
         }
     }
-
-    /// Writes `out` (one write in the usual case); what the socket does not
-    /// take waits in `pending`.
-    fn send(&mut self, out: &[u8], verdict: Verdict, ctx: &Ctx) -> Interest {
-        if !out.is_empty() {
-            let n = match write_some(&mut self.stream, out) {
-                Ok(n) => n,
-                Err(_) => return Interest::Close,
-            };
-            if n < out.len() || self.stream.has_pending_output() {
-                self.pending.extend_from_slice(&out[n..]);
-                self.sent = 0;
-                self.after_flush = verdict;
-                self.deadline = ctx.now + ctx.timeouts.header;
-                return Interest::Write;
-            }
-        }
-        self.after_write(verdict, ctx)
-    }
-
-    fn after_write(&mut self, verdict: Verdict, ctx: &Ctx) -> Interest {
-        match verdict {
-            Verdict::Open => {
-                if matches!(self.phase, Phase::Idle) {
-                    // Idle again once everything is out (the deadline was
-                    // the write's while it was blocked).
-                    self.since = ctx.now;
-                    self.deadline = ctx.now + self.idle_timeout(ctx);
-                }
-                Interest::Read
-            }
-            Verdict::Close { linger: false } => Interest::Close,
-            Verdict::Close { linger: true } => {
-                // FIN after the answer; keep reading so that what the client
-                // still sends does not make the kernel reset the connection.
-                if self.stream.shutdown_write().is_err() {
-                    return Interest::Close;
-                }
-                self.phase = Phase::Lingering;
-                self.since = ctx.now;
-                self.deadline = ctx.now + LINGER;
-                Interest::Read
-            }
-        }
-    }
-}
-
-/// Status and body length of an answer as appended to the output:
-/// `HTTP/1.1 NNN ...` and whatever follows the blank line after the header.
-fn summarize(answer: &[u8]) -> (u16, u64) {
-    let status = answer
-        .get(9..12)
-        .and_then(|d| std::str::from_utf8(d).ok())
-        .and_then(|d| d.parse().ok())
-        .unwrap_or(0);
-    let body = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(0, |i| answer.len() - i - 4);
-    (status, body as u64)
 }
 
 /// Counts an answer in the worker's slot, if there is one (before it is
@@ -860,19 +805,4 @@ fn would_block(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
     )
-}
-
-/// Writes as much of `data` as the socket takes now.
-fn write_some(stream: &mut impl Write, data: &[u8]) -> io::Result<usize> {
-    let mut done = 0;
-    while done < data.len() {
-        match stream.write(&data[done..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }
