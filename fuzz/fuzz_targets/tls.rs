@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use preforkd::tls::sim;
+use preforkd::tls::sim as tls_sim;
 
 fuzz_target!(|data: &[u8]| {
     tls_sim::garbage(data);

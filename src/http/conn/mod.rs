@@ -6,7 +6,9 @@
 //! left holding a partial request head keeps a buffer of its own, taken from
 //! the worker's pool and given back as soon as the head is complete, so an
 //! idle connection holds no buffer. Bodies are discarded as they arrive and
-//! never buffered.
+//! never buffered. A file body is sent from the file (`sendfile` on TCP,
+//! `output.rs`), a turn's share at a time; pipelined requests read behind
+//! it wait, at most one read's worth, until it is out.
 //!
 //! Deadlines: `header_timeout` for a request head (from accept for the
 //! first), for each stretch of a body and for a blocked write;
@@ -31,15 +33,18 @@ use std::net::{IpAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::http::answer::{Responses, CONTINUE};
+/// Reading and discarding a request body.
+mod body;
+/// Reading: the socket or the input held behind a file, PROXY first.
+mod input;
+/// Telling the observer.
 mod observe;
+/// Writing: bytes, files, then keep-alive or close.
 mod output;
 
 use observe::{summarize, Pending};
 
-use crate::http::parse::{
-    self, Body, ChunkedDecoder, Decoded, Limits, Method, Parsed, Reject, Request,
-};
-use crate::http::proxy;
+use crate::http::parse::{self, Body, ChunkedDecoder, Limits, Parsed, Reject, Request};
 use crate::http::route::{Asker, Choice, Question};
 use crate::http::template::Persistence;
 use crate::http::transport::{FileBody, Transport};
@@ -175,6 +180,13 @@ pub enum Interest {
     Write,
     /// Close the connection now.
     Close,
+}
+
+/// What one step of `process` leaves: go on from this input position, or
+/// stop there with this verdict.
+enum Step {
+    Go(usize),
+    Stop(usize, Verdict),
 }
 
 /// After processing input: keep going, or close (lingering if the client
@@ -359,148 +371,6 @@ impl<S: Transport> Conn<S> {
         }
     }
 
-    /// The socket is readable: read once, answer every complete request
-    /// (again while the transport holds input it read already).
-    pub fn on_readable(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
-        loop {
-            let interest = self.read_once(ctx, bufs);
-            let more = self.stream.has_buffered_input() || !self.later.is_empty();
-            if interest != Interest::Read || !more {
-                return interest;
-            }
-        }
-    }
-
-    fn read_once(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
-        if self.is_writing() {
-            // Not reading while output is blocked (see Interest::Write).
-            return Interest::Write;
-        }
-        if !self.later.is_empty() {
-            return self.answer_later(ctx, bufs);
-        }
-        let mut own = self.inbuf.take();
-        let start = if own.is_some() { self.in_len } else { 0 };
-        let result = match own.as_deref_mut() {
-            Some(b) => self.stream.read(&mut b[start..]),
-            None => self.stream.read(&mut bufs.scratch[..]),
-        };
-        let n = match result {
-            Ok(n) if n > 0 => n,
-            Err(e) if would_block(&e) => {
-                self.inbuf = own;
-                // A TLS handshake reply the socket did not take yet.
-                if self.stream.has_pending_output() {
-                    return Interest::Write;
-                }
-                return Interest::Read;
-            }
-            // EOF, or the client is gone (ECONNRESET and the like): a
-            // request cut short is logged as nginx does, 400 with no body.
-            // Or the transport answered the client itself (plain HTTP to a
-            // TLS port): logged and counted as any refusal.
-            _ => {
-                if let Some((head, answer)) = self.stream.refused() {
-                    count(ctx, summarize(answer).0);
-                    self.observe(ctx, head, answer);
-                } else {
-                    self.observe_cut_short(ctx, own.as_deref().map_or(&[][..], |b| &b[..start]));
-                }
-                return recycle(own, bufs, Interest::Close);
-            }
-        };
-        let len = start + n;
-        bufs.out.clear();
-        let input: &[u8] = match own.as_deref() {
-            Some(b) => &b[..len],
-            None => &bufs.scratch[..len],
-        };
-        // The PROXY header first; its bytes are skipped, never parsed as HTTP.
-        let mut skip = 0;
-        if self.awaiting_proxy {
-            match proxy::parse(input) {
-                proxy::Parsed::Done { len, client } => {
-                    self.awaiting_proxy = false;
-                    if let Some(ip) = client {
-                        self.peer = Some(ip);
-                        self.peer_from_header = true;
-                    }
-                    skip = len;
-                }
-                // Kept below, as a partial head is, until the rest arrives.
-                proxy::Parsed::Partial => {}
-                // Not from a balancer that speaks it: no answer at all.
-                proxy::Parsed::Invalid => return recycle(own, bufs, Interest::Close),
-            }
-        }
-        let (used, verdict) = if self.awaiting_proxy {
-            (0, Verdict::Open)
-        } else {
-            let (used, verdict) = self.process(&input[skip..], ctx, &mut bufs.out);
-            (skip + used, verdict)
-        };
-        let left = len - used;
-        self.in_len = 0;
-        if verdict == Verdict::Open && left > 0 && self.file.is_some() {
-            // Behind a file answer: kept whole, answered after the file.
-            self.later.extend_from_slice(&input[used..len]);
-            if let Some(b) = own {
-                bufs.give(b);
-            }
-        } else if verdict == Verdict::Open && left > 0 {
-            // Keep the partial head (process refused it if it was too long).
-            let kept = match own {
-                Some(mut b) => {
-                    b.copy_within(used..len, 0);
-                    b
-                }
-                None => {
-                    let mut b = bufs.take();
-                    b[..left].copy_from_slice(&bufs.scratch[used..len]);
-                    b
-                }
-            };
-            self.inbuf = Some(kept);
-            self.in_len = left;
-        } else if let Some(b) = own {
-            bufs.give(b);
-        }
-        if self.awaiting_proxy {
-            // Nothing to send, and the deadline stays header_timeout's
-            // from accept (not the keep-alive one an idle connection gets).
-            return Interest::Read;
-        }
-        let out = std::mem::take(&mut bufs.out);
-        let interest = self.send(&out, verdict, ctx);
-        bufs.out = out;
-        interest
-    }
-
-    /// Answers the pipelined input that waited behind a file body, as if
-    /// it had just been read.
-    fn answer_later(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
-        let later = std::mem::take(&mut self.later);
-        bufs.out.clear();
-        let (used, verdict) = self.process(&later, ctx, &mut bufs.out);
-        let rest = &later[used..];
-        if verdict == Verdict::Open && !rest.is_empty() {
-            if self.file.is_some() {
-                self.later = rest.to_vec();
-            } else {
-                // A partial head: process refused one over the limit, so
-                // it fits a connection buffer.
-                let mut b = bufs.take();
-                b[..rest.len()].copy_from_slice(rest);
-                self.inbuf = Some(b);
-                self.in_len = rest.len();
-            }
-        }
-        let out = std::mem::take(&mut bufs.out);
-        let interest = self.send(&out, verdict, ctx);
-        bufs.out = out;
-        interest
-    }
-
     /// The deadline passed: answer 408 if a request was under way, close.
     pub fn on_timeout(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
         match self.phase {
@@ -536,178 +406,103 @@ impl<S: Transport> Conn<S> {
     fn process(&mut self, input: &[u8], ctx: &Ctx, out: &mut Vec<u8>) -> (usize, Verdict) {
         let mut pos = 0;
         loop {
-            match &mut self.phase {
+            let step = match self.phase {
                 // Answered and half-closed: what still comes is discarded
                 // (the deadline stays LINGER's).
                 Phase::Lingering => return (input.len(), Verdict::Open),
-                Phase::Idle | Phase::Head => {
-                    if pos == input.len() {
-                        break;
-                    }
-                    if matches!(self.phase, Phase::Idle) {
-                        self.started = ctx.now;
-                    }
-                    let (request, route, tail, head) =
-                        match parse::parse_head(&input[pos..], &ctx.limits) {
-                            Err(reject) => {
-                                let mark = out.len();
-                                count(ctx, ctx.responses.reject(out, reject, false));
-                                self.observe(ctx, &input[pos..], &out[mark..]);
-                                return (input.len(), Verdict::Close { linger: true });
-                            }
-                            // Empty lines between requests are not a request
-                            // yet: the connection stays idle (keepalive_timeout).
-                            Ok(Parsed::Partial)
-                                if input[pos..].iter().all(|&b| b == b'\r' || b == b'\n') =>
-                            {
-                                break
-                            }
-                            Ok(Parsed::Partial) => {
-                                if matches!(self.phase, Phase::Idle) {
-                                    self.phase = Phase::Head;
-                                    self.since = ctx.now;
-                                    // The first head's clock started at accept.
-                                    if self.requests > 0 {
-                                        self.limit = ctx.now + ctx.timeouts.header;
-                                    }
-                                }
-                                self.got = (input.len() - pos) as u64;
-                                self.deadline = self.progress_deadline(ctx);
-                                break;
-                            }
-                            Ok(Parsed::Complete(request, n)) => {
-                                let (route, tail) =
-                                    ctx.responses.route(&request, &input[pos..pos + n]);
-                                pos += n;
-                                if request.body != Body::None {
-                                    // Rare (a body on a keep_path redirect): the only copy.
-                                    self.tail.clear();
-                                    self.tail.extend_from_slice(tail);
-                                }
-                                (request, route, tail, &input[pos - n..pos])
-                            }
-                        };
-                    let left = match request.body {
-                        Body::None => {
-                            let mark = out.len();
-                            let keep = self.answer(request, route, tail, head, ctx, out);
-                            self.observe_routed(ctx, head, Some(route), &out[mark..]);
-                            if !keep {
-                                return (
-                                    pos,
-                                    Verdict::Close {
-                                        linger: pos < input.len(),
-                                    },
-                                );
-                            }
-                            if self.file.is_some() {
-                                // What follows waits for the file body.
-                                return (pos, Verdict::Open);
-                            }
-                            continue;
-                        }
-                        Body::Length(n) => BodyLeft::Length(n),
-                        Body::Chunked => BodyLeft::Chunked(ChunkedDecoder::new()),
-                    };
-                    if ctx.observer.is_some() {
-                        // The head is gone from the buffer by the answer.
-                        self.observed_head = Some(head.into());
-                    }
-                    if request.expect_continue && pos == input.len() {
-                        out.extend_from_slice(CONTINUE);
-                    }
-                    self.phase = Phase::Body {
-                        request,
-                        left,
-                        route,
-                    };
-                    self.since = ctx.now;
-                    self.got = 0;
-                    self.limit = ctx.now + ctx.timeouts.header;
-                    self.deadline = self.limit;
-                }
-                Phase::Body {
-                    request,
-                    left,
-                    route,
-                } => {
-                    let (request, route) = (*request, *route);
-                    let avail = &input[pos..];
-                    let before = pos;
-                    let done = match left {
-                        BodyLeft::Length(n) => {
-                            let take = (*n).min(avail.len() as u64);
-                            pos += take as usize;
-                            *n -= take;
-                            *n == 0
-                        }
-                        BodyLeft::Chunked(decoder) => match decoder.decode(avail, &ctx.limits) {
-                            Ok(Decoded::NeedMore) => {
-                                pos = input.len();
-                                false
-                            }
-                            Ok(Decoded::Done(k)) => {
-                                pos += k;
-                                true
-                            }
-                            Err(reject) => {
-                                // A HEAD answer carries no body, an error one included.
-                                let mark = out.len();
-                                count(
-                                    ctx,
-                                    ctx.responses.reject(
-                                        out,
-                                        reject,
-                                        request.method == Method::Head,
-                                    ),
-                                );
-                                let head = self.observed_head.take();
-                                self.observe(ctx, head.as_deref().unwrap_or(&[]), &out[mark..]);
-                                return (input.len(), Verdict::Close { linger: true });
-                            }
-                        },
-                    };
-                    if !done {
-                        self.got += (pos - before) as u64;
-                        self.limit = ctx.now + ctx.timeouts.header;
-                        self.deadline = self.progress_deadline(ctx);
-                        break;
-                    }
-                    let mark = out.len();
-                    let tail = std::mem::take(&mut self.tail);
-                    let kept = self.observed_head.take();
-                    let keep = self.answer(
-                        request,
-                        route,
-                        &tail,
-                        kept.as_deref().unwrap_or(&[]),
-                        ctx,
-                        out,
-                    );
-                    self.observed_head = kept;
-                    self.tail = tail;
-                    let head = self.observed_head.take();
-                    self.observe_routed(
-                        ctx,
-                        head.as_deref().unwrap_or(&[]),
-                        Some(route),
-                        &out[mark..],
-                    );
-                    if !keep {
-                        return (
-                            pos,
-                            Verdict::Close {
-                                linger: pos < input.len(),
-                            },
-                        );
-                    }
-                    if self.file.is_some() {
-                        return (pos, Verdict::Open);
-                    }
-                }
+                Phase::Idle | Phase::Head if pos == input.len() => break,
+                Phase::Idle | Phase::Head => self.take_head(input, pos, ctx, out),
+                Phase::Body { .. } => self.take_body(input, pos, ctx, out),
+            };
+            match step {
+                Step::Go(at) => pos = at,
+                Step::Stop(at, verdict) => return (at, verdict),
             }
         }
         (pos, Verdict::Open)
+    }
+
+    /// A request head at `input[pos..]`: answered if it is whole and has no
+    /// body; else the phase moves to its body, or the partial head waits.
+    fn take_head(&mut self, input: &[u8], mut pos: usize, ctx: &Ctx, out: &mut Vec<u8>) -> Step {
+        if matches!(self.phase, Phase::Idle) {
+            self.started = ctx.now;
+        }
+        let (request, route, tail, head) = match parse::parse_head(&input[pos..], &ctx.limits) {
+            Err(reject) => {
+                let mark = out.len();
+                count(ctx, ctx.responses.reject(out, reject, false));
+                self.observe(ctx, &input[pos..], &out[mark..]);
+                return Step::Stop(input.len(), Verdict::Close { linger: true });
+            }
+            // Empty lines between requests are not a request
+            // yet: the connection stays idle (keepalive_timeout).
+            Ok(Parsed::Partial) if input[pos..].iter().all(|&b| b == b'\r' || b == b'\n') => {
+                return Step::Stop(pos, Verdict::Open);
+            }
+            Ok(Parsed::Partial) => {
+                if matches!(self.phase, Phase::Idle) {
+                    self.phase = Phase::Head;
+                    self.since = ctx.now;
+                    // The first head's clock started at accept.
+                    if self.requests > 0 {
+                        self.limit = ctx.now + ctx.timeouts.header;
+                    }
+                }
+                self.got = (input.len() - pos) as u64;
+                self.deadline = self.progress_deadline(ctx);
+                return Step::Stop(pos, Verdict::Open);
+            }
+            Ok(Parsed::Complete(request, n)) => {
+                let (route, tail) = ctx.responses.route(&request, &input[pos..pos + n]);
+                pos += n;
+                if request.body != Body::None {
+                    // Rare (a body on a keep_path redirect): the only copy.
+                    self.tail.clear();
+                    self.tail.extend_from_slice(tail);
+                }
+                (request, route, tail, &input[pos - n..pos])
+            }
+        };
+        let left = match request.body {
+            Body::None => {
+                let mark = out.len();
+                let keep = self.answer(request, route, tail, head, ctx, out);
+                self.observe_routed(ctx, head, Some(route), &out[mark..]);
+                if !keep {
+                    return Step::Stop(
+                        pos,
+                        Verdict::Close {
+                            linger: pos < input.len(),
+                        },
+                    );
+                }
+                if self.file.is_some() {
+                    // What follows waits for the file body.
+                    return Step::Stop(pos, Verdict::Open);
+                }
+                return Step::Go(pos);
+            }
+            Body::Length(n) => BodyLeft::Length(n),
+            Body::Chunked => BodyLeft::Chunked(ChunkedDecoder::new()),
+        };
+        if ctx.observer.is_some() {
+            // The head is gone from the buffer by the answer.
+            self.observed_head = Some(head.into());
+        }
+        if request.expect_continue && pos == input.len() {
+            out.extend_from_slice(CONTINUE);
+        }
+        self.phase = Phase::Body {
+            request,
+            left,
+            route,
+        };
+        self.since = ctx.now;
+        self.got = 0;
+        self.limit = ctx.now + ctx.timeouts.header;
+        self.deadline = self.limit;
+        Step::Go(pos)
     }
 
     /// Appends the answer to a complete request; false when the connection
