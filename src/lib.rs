@@ -19,6 +19,8 @@ pub mod control;
 pub mod daemon;
 /// Exit statuses, in one place.
 pub mod exitcode;
+/// Sans-IO HTTP/2: frames, HPACK, one connection's state machine.
+pub mod h2;
 /// Sans-IO request parsing; `Reject` → status.
 pub mod http;
 /// The workers' doorbell: a pipe byte that wakes the master to read the
