@@ -4,3 +4,4 @@
 //! out, answers framed; the worker owns the socket, epoll and deadlines.
 
 pub mod frame;
+pub mod hpack;
