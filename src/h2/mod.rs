@@ -5,3 +5,19 @@
 
 pub mod frame;
 pub mod hpack;
+pub mod request;
+pub mod settings;
+
+mod control;
+mod defence;
+mod recv;
+mod send;
+mod session;
+mod stream;
+
+pub use defence::Counters;
+pub use frame::ErrorCode;
+pub use request::Request;
+pub use send::{Body, SendError};
+pub use session::{ConnError, Event, Session};
+pub use settings::{Budgets, Settings};
