@@ -21,3 +21,6 @@ pub use request::Request;
 pub use send::{Body, SendError};
 pub use session::{ConnError, Event, Session};
 pub use settings::{Budgets, Settings};
+
+#[cfg(test)]
+mod session_tests;

@@ -170,9 +170,10 @@ impl Session {
         match self.standing(p.stream) {
             Standing::Known => self.on_trailers(p, &fields),
             Standing::Ignored => Ok(()),
-            Standing::Closed => {
+            Standing::Closed if self.closed.contains(&p.stream) => {
                 Err(self.fail(ErrorCode::StreamClosed, "HEADERS on a closed stream"))
             }
+            Standing::Closed => Err(self.fail(ErrorCode::ProtocolError, "stream id went down")),
             Standing::Idle if p.stream % 2 == 0 || p.stream < self.last_stream => {
                 Err(self.fail(ErrorCode::ProtocolError, "bad stream id"))
             }

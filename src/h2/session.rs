@@ -23,7 +23,15 @@ use super::stream::{Answer, Stream};
 
 /// Streams we reset whose late frames are ignored rather than fatal
 /// (§5.1 "closed": the peer may have sent them before it saw our reset).
-const RESET_MEMORY: usize = 64;
+const MEMORY: usize = 64;
+
+/// Keeps the last `MEMORY` stream ids.
+fn remember(ids: &mut VecDeque<u32>, id: u32) {
+    if ids.len() == MEMORY {
+        ids.pop_front();
+    }
+    ids.push_back(id);
+}
 
 /// What the caller learns from the client.
 #[derive(Debug)]
@@ -72,6 +80,9 @@ pub struct Session {
     /// are not in the table are closed, above it idle.
     pub(super) last_stream: u32,
     pub(super) reset_by_us: VecDeque<u32>,
+    /// Streams recently closed, to tell HEADERS on a closed stream
+    /// (STREAM_CLOSED) from a stream id going down (PROTOCOL_ERROR, §5.1.1).
+    pub(super) closed: VecDeque<u32>,
     pub(super) conn_send_window: i64,
     pub(super) conn_recv_window: i64,
     /// Body bytes queued on all streams, not yet framed.
@@ -115,6 +126,7 @@ impl Session {
             settings_received: false,
             last_stream: 0,
             reset_by_us: VecDeque::new(),
+            closed: VecDeque::new(),
             conn_send_window: i64::from(DEFAULT_WINDOW),
             conn_recv_window: i64::from(window),
             queued_total: 0,
@@ -273,15 +285,13 @@ impl Session {
             // An idle stream (a bad PRIORITY) stays idle: it may still be opened.
             return;
         }
-        if self.reset_by_us.len() == RESET_MEMORY {
-            self.reset_by_us.pop_front();
-        }
-        self.reset_by_us.push_back(stream);
+        remember(&mut self.reset_by_us, stream);
     }
 
     /// Drops a stream from the table, telling the caller if it knew of it.
     pub(super) fn forget(&mut self, stream: u32) {
         if let Some(s) = self.streams.remove(&stream) {
+            remember(&mut self.closed, stream);
             self.queued_total -= s.queued();
             if s.announced && s.answer != Answer::Done {
                 self.events.push_back(Event::Reset { stream });
