@@ -23,4 +23,4 @@ pub use session::{ConnError, Event, Session};
 pub use settings::{Budgets, Settings};
 
 #[cfg(test)]
-mod session_tests;
+mod tests;
