@@ -6,13 +6,13 @@
 //!
 //! ```text
 //! master/ worker/     processes: supervision; one worker's event loop
-//! http/ tls/          protocol and serving: bytes in, answers out (sans-IO)
+//! http/ tls/ h2/      protocol and serving: bytes in, answers out (sans-IO)
 //! obs/                observing: scoreboard, metrics, logs, access log
 //! config/             TOML -> validated values, gathered from the components
 //! os/                 every system call wrapper; all `unsafe` in os/sys.rs
 //! ```
 //!
-//! The rule that keeps it: `http/` and `tls/` import nothing from `os/`,
+//! The rule that keeps it: `http/`, `h2/` and `tls/` import nothing from `os/`,
 //! `master/` or `worker/`. Each file says what it owns.
 
 /// argv → `Args`.
@@ -24,6 +24,8 @@ pub mod config;
 pub mod control;
 /// Exit statuses, in one place.
 pub mod exitcode;
+/// Sans-IO HTTP/2: frames, HPACK, one connection's state machine.
+pub mod h2;
 /// HTTP/1.1: parsing, the connection, routes and their answers, PROXY.
 pub mod http;
 /// The master loop and stop phases; the worker table with its pure plan,
