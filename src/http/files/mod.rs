@@ -1,0 +1,75 @@
+//! Serving a directory (`kind = "files"`): the pieces a route of that kind is
+//! built from, one job each, so that the caller (router and connection) only
+//! strings them together:
+//!
+//! 1. [`target::resolve`]: the path after the route's prefix → a relative
+//!    path beneath root, or a refusal (400/404). Pure.
+//! 2. [`open::Root::open`]: that path → an open file or directory and its
+//!    [`Meta`], never leaving root (`openat2`, or a component walk). The one
+//!    effectful step.
+//! 3. [`decide::negotiate`] and [`decide::decide`]: request validators,
+//!    ranges and `Accept-Encoding` against the metadata → an
+//!    [`decide::Answer`] (status, fields, body plan). Pure, no disk.
+//! 4. [`head::write_head`]: an answer → HTTP/1.1 head bytes; the body is a
+//!    `(offset, len)` of the file, for `sendfile`.
+//!
+//! Around them: [`config`] (the validated route keys), [`mime`] (extension →
+//! `Content-Type`) and [`listing`] (an HTML index of a directory).
+//!
+//! Left to the caller: matching the prefix, redirecting a directory named
+//! without its trailing slash, trying index files and the fallback, writing
+//! the body, and logging.
+
+pub mod config;
+pub mod mime;
+pub mod target;
+
+#[cfg(test)]
+mod testdir;
+
+/// What the answer needs to know of a file, from `fstat`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Meta {
+    pub size: u64,
+    /// Modification time, seconds since the epoch (negative before 1970).
+    pub mtime_secs: i64,
+    pub mtime_nsecs: u32,
+    pub ino: u64,
+    pub dev: u64,
+}
+
+/// A content coding a precompressed sibling file (`foo.css.br`) carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    Br,
+    Zstd,
+    Gzip,
+}
+
+impl Encoding {
+    /// Every encoding, in the default `precompressed` order (smallest first).
+    pub const ALL: [Encoding; 3] = [Encoding::Br, Encoding::Zstd, Encoding::Gzip];
+
+    /// The name in `precompressed`, `Accept-Encoding` and `Content-Encoding`.
+    pub fn token(self) -> &'static str {
+        match self {
+            Encoding::Br => "br",
+            Encoding::Zstd => "zstd",
+            Encoding::Gzip => "gzip",
+        }
+    }
+
+    /// What is appended to a file's name to find this variant.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Encoding::Br => ".br",
+            Encoding::Zstd => ".zst",
+            Encoding::Gzip => ".gz",
+        }
+    }
+
+    /// The encoding a `precompressed` entry names (exact, lower case).
+    pub fn from_name(name: &str) -> Option<Encoding> {
+        Encoding::ALL.into_iter().find(|e| e.token() == name)
+    }
+}
