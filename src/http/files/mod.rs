@@ -22,6 +22,7 @@
 
 pub mod config;
 pub mod mime;
+pub mod open;
 pub mod target;
 
 #[cfg(test)]
