@@ -7,9 +7,10 @@
 //! 2. [`open::Root::open`]: that path → an open file or directory and its
 //!    [`Meta`], never leaving root (`openat2`, or a component walk). The one
 //!    effectful step.
-//! 3. [`decide::negotiate`] and [`decide::decide`]: request validators,
-//!    ranges and `Accept-Encoding` against the metadata → an
-//!    [`decide::Answer`] (status, fields, body plan). Pure, no disk.
+//! 3. [`negotiate::negotiate`]: `Accept-Encoding` → which precompressed
+//!    variants to try, best first; then [`decide::decide`]: validators
+//!    ([`validators`]) and `Range` ([`range`]) against the chosen file's
+//!    metadata → a [`decide::Answer`] (status, fields, body plan). Pure.
 //! 4. [`head::write_head`]: an answer → HTTP/1.1 head bytes; the body is a
 //!    `(offset, len)` of the file, for `sendfile`.
 //!
@@ -22,8 +23,11 @@
 
 pub mod config;
 pub mod mime;
+pub mod negotiate;
 pub mod open;
+pub mod range;
 pub mod target;
+pub mod validators;
 
 #[cfg(test)]
 mod testdir;
