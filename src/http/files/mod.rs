@@ -22,6 +22,8 @@
 //! the body, and logging.
 
 pub mod config;
+pub mod decide;
+pub mod head;
 pub mod mime;
 pub mod negotiate;
 pub mod open;
