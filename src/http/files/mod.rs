@@ -24,6 +24,7 @@
 pub mod config;
 pub mod decide;
 pub mod head;
+pub mod listing;
 pub mod mime;
 pub mod negotiate;
 pub mod open;
