@@ -20,6 +20,22 @@
 //! Left to the caller: matching the prefix, redirecting a directory named
 //! without its trailing slash, trying index files and the fallback, writing
 //! the body, and logging.
+//!
+//! (The links are spelled out because this doc joins the one on `mod files`
+//! in `http.rs`, and rustdoc resolves the two together from there.)
+//!
+//! [`target::resolve`]: crate::http::files::target::resolve
+//! [`open::Root::open`]: crate::http::files::open::Root::open
+//! [`Meta`]: crate::http::files::Meta
+//! [`negotiate::negotiate`]: crate::http::files::negotiate::negotiate
+//! [`decide::decide`]: crate::http::files::decide::decide
+//! [`validators`]: crate::http::files::validators
+//! [`range`]: crate::http::files::range
+//! [`decide::Answer`]: crate::http::files::decide::Answer
+//! [`head::write_head`]: crate::http::files::head::write_head
+//! [`config`]: crate::http::files::config
+//! [`mime`]: crate::http::files::mime
+//! [`listing`]: crate::http::files::listing
 
 pub mod config;
 pub mod decide;
@@ -32,6 +48,8 @@ pub mod range;
 pub mod target;
 pub mod validators;
 
+#[cfg(test)]
+mod prop;
 #[cfg(test)]
 mod testdir;
 

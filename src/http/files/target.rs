@@ -144,8 +144,11 @@ fn percent_decode(s: &[u8]) -> Result<Vec<u8>, TargetReject> {
 mod tests {
     use super::*;
 
-    const BAD: Result<(&str, bool), u16> = Err(400);
-    const GONE: Result<(&str, bool), u16> = Err(404);
+    /// (relative path, is a directory request), or the status.
+    type Want = Result<(&'static str, bool), u16>;
+
+    const BAD: Want = Err(400);
+    const GONE: Want = Err(404);
 
     fn run(path: &str, dotfiles: Dotfiles) -> Result<(String, bool), u16> {
         resolve(path.as_bytes(), dotfiles)
@@ -153,7 +156,7 @@ mod tests {
             .map_err(TargetReject::status)
     }
 
-    fn check(table: &[(&str, Result<(&str, bool), u16>)], dotfiles: Dotfiles) {
+    fn check(table: &[(&str, Want)], dotfiles: Dotfiles) {
         for (path, want) in table {
             let want = want.map(|(r, d)| (r.to_owned(), d));
             assert_eq!(run(path, dotfiles), want, "path {path:?}");
