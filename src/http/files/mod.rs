@@ -14,12 +14,16 @@
 //! 4. [`head::write_head`]: an answer → HTTP/1.1 head bytes; the body is a
 //!    `(offset, len)` of the file, for `sendfile`.
 //!
+//! Between 2 and 3, [`steps::after`] says what a lookup's result leads to:
+//! serve it, redirect to the trailing-slash form, try the next index file,
+//! the listing, the fallback, or a status.
+//!
 //! Around them: [`config`] (the validated route keys), [`mime`] (extension →
 //! `Content-Type`) and [`listing`] (an HTML index of a directory).
 //!
-//! Left to the caller: matching the prefix, redirecting a directory named
-//! without its trailing slash, trying index files and the fallback, writing
-//! the body, and logging.
+//! Left to the caller: matching the prefix, opening precompressed
+//! variants (`foo.css` + [`Encoding::suffix`], in negotiated order), building
+//! a redirect's `Location`, writing the body, and logging.
 //!
 //! (The links are spelled out because this doc joins the one on `mod files`
 //! in `http.rs`, and rustdoc resolves the two together from there.)
@@ -36,6 +40,8 @@
 //! [`config`]: crate::http::files::config
 //! [`mime`]: crate::http::files::mime
 //! [`listing`]: crate::http::files::listing
+//! [`steps::after`]: crate::http::files::steps::after
+//! [`Encoding::suffix`]: crate::http::files::Encoding::suffix
 
 pub mod config;
 pub mod decide;
@@ -45,6 +51,7 @@ pub mod mime;
 pub mod negotiate;
 pub mod open;
 pub mod range;
+pub mod steps;
 pub mod target;
 pub mod validators;
 
