@@ -176,9 +176,9 @@ fn check_field_value(v: &str) -> Result<(), String> {
 }
 
 fn check_fallback(f: &str) -> Result<(), KeyError> {
-    let Some(rest) = f.strip_prefix('/') else {
+    if !f.starts_with('/') {
         return Err(err("fallback", format!("{f:?} does not start with \"/\"")));
-    };
+    }
     if f.contains(['?', '#']) {
         return Err(err(
             "fallback",
@@ -186,7 +186,7 @@ fn check_fallback(f: &str) -> Result<(), KeyError> {
         ));
     }
     // The fallback is looked up like a request path, so it must be one.
-    match target::resolve(rest.as_bytes(), Dotfiles::Allow) {
+    match target::resolve(f.as_bytes(), Dotfiles::Allow) {
         Ok(t) if !t.is_dir_request() => Ok(()),
         Ok(_) => Err(err(
             "fallback",

@@ -120,7 +120,7 @@ mod tests {
                 }
                 Step::Fallback => {
                     let f = cfg.fallback.as_deref().unwrap();
-                    let ft = resolve(&f.as_bytes()[1..], Dotfiles::Allow).unwrap();
+                    let ft = resolve(f.as_bytes(), Dotfiles::Allow).unwrap();
                     after(Lookup::Fallback, &ft, &root.open(ft.rel()), cfg)
                 }
                 _ => return steps,
@@ -142,27 +142,29 @@ mod tests {
         let full = cfg(&["index.html", "index.htm"], true, true);
         use Step::*;
         let cases: &[(&str, &FilesConfig, &[Step])] = &[
-            ("a.txt", &plain, &[Serve]),
-            ("a.txt/", &plain, &[Refuse(404)]),
-            ("docs", &plain, &[RedirectToSlash]),
-            ("docs/", &plain, &[Refuse(404)]),
-            ("docs/", &full, &[Index(0), Index(1), Serve]),
-            ("", &full, &[Index(0), Serve]),
-            ("empty/", &full, &[Index(0), Index(1), List]),
+            ("/a.txt", &plain, &[Serve]),
+            ("/a.txt/", &plain, &[Refuse(404)]),
+            ("/docs", &plain, &[RedirectToSlash]),
+            ("/docs/", &plain, &[Refuse(404)]),
+            ("/docs/", &full, &[Index(0), Index(1), Serve]),
+            ("/", &full, &[Index(0), Serve]),
+            // Prefix `/x` and a request for `/x`: root without its slash.
+            ("", &full, &[RedirectToSlash]),
+            ("/empty/", &full, &[Index(0), Index(1), List]),
             // An index name that is a directory is skipped.
-            ("trap/", &full, &[Index(0), Index(1), List]),
-            ("missing", &plain, &[Refuse(404)]),
-            ("missing", &full, &[Fallback, Serve]),
-            ("missing/deeper/", &full, &[Fallback, Serve]),
+            ("/trap/", &full, &[Index(0), Index(1), List]),
+            ("/missing", &plain, &[Refuse(404)]),
+            ("/missing", &full, &[Fallback, Serve]),
+            ("/missing/deeper/", &full, &[Fallback, Serve]),
         ];
         for (path, cfg, want) in cases {
             assert_eq!(walk(&root, path, cfg), *want, "{path}");
         }
         // A fallback that is missing too, or a directory: 404, no loop.
         std::fs::remove_file(d.path().join("index.html")).unwrap();
-        assert_eq!(walk(&root, "missing", &full), [Fallback, Refuse(404)]);
+        assert_eq!(walk(&root, "/missing", &full), [Fallback, Refuse(404)]);
         std::fs::create_dir(d.path().join("index.html")).unwrap();
-        assert_eq!(walk(&root, "missing", &full), [Fallback, Refuse(404)]);
+        assert_eq!(walk(&root, "/missing", &full), [Fallback, Refuse(404)]);
     }
 
     #[test]

@@ -84,7 +84,11 @@ impl Target {
 }
 
 /// Resolves `rest`, the request path after the route's prefix (its query
-/// still on, if any).
+/// still on, if any), where a prefix's trailing `/` belongs to the rest:
+/// with prefix `/` or `/static/`, a request for `/static/a/` passes `/a/`.
+/// `""` is a request that ended where a prefix without slash does
+/// (`/static` for prefix `/static`): root named without its slash, so it
+/// is not a directory request and gets the redirect.
 pub fn resolve(rest: &[u8], dotfiles: Dotfiles) -> Result<Target, TargetReject> {
     let path = rest
         .iter()
@@ -97,7 +101,7 @@ pub fn resolve(rest: &[u8], dotfiles: Dotfiles) -> Result<Target, TargetReject> 
     let decoded = std::str::from_utf8(&decoded).map_err(|_| TargetReject::BadRequest)?;
     let mut segments: Vec<&str> = Vec::new();
     let mut dir_request = false;
-    for seg in decoded.split('/') {
+    for seg in decoded.split('/').filter(|_| !decoded.is_empty()) {
         dir_request = matches!(seg, "" | "." | "..");
         match seg {
             "" | "." => {}
@@ -167,8 +171,10 @@ mod tests {
     fn plain_paths() {
         check(
             &[
-                ("", Ok(("", true))),
+                ("", Ok(("", false))),
+                ("?x", Ok(("", false))),
                 ("/", Ok(("", true))),
+                ("/?x", Ok(("", true))),
                 ("index.html", Ok(("index.html", false))),
                 ("/a/b.css", Ok(("a/b.css", false))),
                 ("a//b///c", Ok(("a/b/c", false))),
