@@ -7,6 +7,10 @@
 //! No I/O, no clocks, no allocation: the connection (`conn.rs`) owns buffers
 //! and deadlines, `response.rs` owns the bytes we answer with.
 
+/// Serving a directory (`kind = "files"`): path → file beneath root,
+/// validators, ranges, encodings, listings.
+pub mod files;
+
 /// Why a request is refused; the connection is closed after the answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reject {
