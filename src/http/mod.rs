@@ -9,6 +9,9 @@ pub mod answer;
 pub mod cidr;
 /// One client connection: buffers, pipelining, keep-alive, deadlines.
 pub mod conn;
+/// Serving a directory (`kind = "files"`): path → file beneath root,
+/// validators, ranges, encodings, listings.
+pub mod files;
 /// Sans-IO request parsing; `Reject` → status.
 pub mod parse;
 /// PROXY protocol v1/v2 header → client address, sans-IO.

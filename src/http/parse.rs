@@ -5,11 +5,7 @@
 //! lenient parser is how request smuggling happens.
 //!
 //! No I/O, no clocks, no allocation: the connection (`conn.rs`) owns buffers
-//! and deadlines, `response.rs` owns the bytes we answer with.
-
-/// Serving a directory (`kind = "files"`): path → file beneath root,
-/// validators, ranges, encodings, listings.
-pub mod files;
+//! and deadlines, `template.rs` and `answer.rs` own the bytes we answer with.
 
 /// Why a request is refused; the connection is closed after the answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,7 +25,8 @@ impl Persistence {
         Persistence::Close,
     ];
 
-    fn header(self) -> &'static str {
+    /// Its `Connection` line (none for HTTP/1.1 keep-alive).
+    pub(crate) fn header(self) -> &'static str {
         match self {
             Persistence::KeepAlive => "",
             Persistence::KeepAlive10 => "Connection: keep-alive\r\n",
@@ -164,6 +165,7 @@ pub fn reason(status: u16) -> &'static str {
         301 => "Moved Permanently",
         302 => "Found",
         303 => "See Other",
+        304 => "Not Modified",
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
         400 => "Bad Request",
@@ -173,8 +175,10 @@ pub fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         410 => "Gone",
+        412 => "Precondition Failed",
         413 => "Content Too Large",
         414 => "URI Too Long",
+        416 => "Range Not Satisfiable",
         417 => "Expectation Failed",
         418 => "I'm a teapot",
         429 => "Too Many Requests",

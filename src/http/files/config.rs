@@ -10,15 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use super::target;
-use super::Encoding;
-
-/// `dotfiles`: whether a path with a segment starting with `.` is served.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dotfiles {
-    /// 404 (the default); `/.well-known/` is served all the same.
-    Deny,
-    Allow,
-}
+use super::{Dotfiles, Encoding};
 
 /// The route's keys as written, before validation. Absent keys are `None`
 /// (or empty, for `index`).

@@ -24,8 +24,8 @@ use super::negotiate::negotiate;
 use super::range::{evaluate, RangeOutcome};
 use super::validators::{self, ETag};
 use super::{Encoding, Meta};
-use crate::http::Method;
-use crate::response::DATE_LEN;
+use crate::http::parse::Method;
+use crate::http::template::DATE_LEN;
 
 /// The fields of a request that decide a file answer, as their raw values.
 /// A list field sent on several lines (If-Match, If-None-Match,

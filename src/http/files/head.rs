@@ -4,7 +4,7 @@
 //! after the head (a range of the file, with `sendfile`, or our short text).
 
 use super::decide::{Answer, Body, FileHeaders};
-use crate::response::{self, Persistence, DATE_LEN};
+use crate::http::template::{reason, Persistence, DATE_LEN};
 
 /// What follows the head on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub fn write_head(
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     });
-    out.extend_from_slice(connection(p));
+    out.extend_from_slice(p.header().as_bytes());
     out.extend_from_slice(b"\r\n");
 }
 
@@ -52,31 +52,12 @@ pub fn body_plan(answer: &Answer) -> BodyPlan {
     }
 }
 
-/// The reason phrase; `response::reason` lacks the statuses only file
-/// answers send (until the two tables are one).
-fn reason(status: u16) -> &'static str {
-    match status {
-        304 => "Not Modified",
-        412 => "Precondition Failed",
-        416 => "Range Not Satisfiable",
-        s => response::reason(s),
-    }
-}
-
-fn connection(p: Persistence) -> &'static [u8] {
-    match p {
-        Persistence::KeepAlive => b"",
-        Persistence::KeepAlive10 => b"Connection: keep-alive\r\n",
-        Persistence::Close => b"Connection: close\r\n",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::http::files::decide::{decide, FileRequest, Representation};
     use crate::http::files::{Encoding, Meta};
-    use crate::http::Method;
+    use crate::http::parse::Method;
 
     const DATE: &[u8; DATE_LEN] = b"Mon, 01 Jan 2024 00:00:00 GMT";
     const META: Meta = Meta {

@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 
-use super::config::Dotfiles;
+use super::Dotfiles;
 
 /// The most entries one listing shows.
 pub const MAX_ENTRIES: usize = 10_000;

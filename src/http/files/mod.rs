@@ -26,7 +26,7 @@
 //! a redirect's `Location`, writing the body, and logging.
 //!
 //! (The links are spelled out because this doc joins the one on `mod files`
-//! in `http.rs`, and rustdoc resolves the two together from there.)
+//! in `http/mod.rs`, and rustdoc resolves the two together from there.)
 //!
 //! [`target::resolve`]: crate::http::files::target::resolve
 //! [`open::Root::open`]: crate::http::files::open::Root::open
@@ -59,6 +59,14 @@ pub mod validators;
 mod prop;
 #[cfg(test)]
 mod testdir;
+
+/// `dotfiles`: whether a path with a segment starting with `.` is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dotfiles {
+    /// 404 (the default); `/.well-known/` is served all the same.
+    Deny,
+    Allow,
+}
 
 /// What the answer needs to know of a file, from `fstat`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

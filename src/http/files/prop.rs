@@ -8,10 +8,10 @@ use std::os::unix::fs::MetadataExt;
 
 use proptest::prelude::*;
 
-use super::config::Dotfiles;
 use super::open::{Opened, Root};
 use super::target;
 use super::testdir::TestDir;
+use super::Dotfiles;
 
 struct World {
     _dir: TestDir,

@@ -89,10 +89,10 @@ fn next_index(i: usize, cfg: &FilesConfig) -> Step {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::files::config::Dotfiles;
     use crate::http::files::open::Root;
     use crate::http::files::target::resolve;
     use crate::http::files::testdir::TestDir;
+    use crate::http::files::Dotfiles;
     use nix::errno::Errno;
 
     fn cfg(index: &[&str], listing: bool, fallback: bool) -> FilesConfig {

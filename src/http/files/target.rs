@@ -24,7 +24,7 @@
 //! Matching the prefix and the absolute form (`http://host/path`) are the
 //! caller's; it hands over what follows the prefix.
 
-use super::config::Dotfiles;
+use super::Dotfiles;
 
 /// Why a path is not looked up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use std::io::{Cursor, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Meta;
-use crate::response::{http_date, DATE_LEN};
+use crate::http::template::{http_date, DATE_LEN};
 
 /// A strong entity-tag, quotes included.
 #[derive(Clone, Copy, PartialEq, Eq)]
