@@ -62,6 +62,13 @@ pub(super) struct RawRoute {
     pub location: Option<toml::Spanned<FieldValue>>,
     pub keep_path: Option<toml::Spanned<bool>>,
     pub allow: Option<toml::Spanned<Cidrs>>,
+    pub root: Option<toml::Spanned<String>>,
+    pub index: Option<toml::Spanned<Vec<String>>>,
+    pub precompressed: Option<toml::Spanned<Vec<String>>>,
+    pub cache_control: Option<toml::Spanned<String>>,
+    pub dotfiles: Option<toml::Spanned<String>>,
+    pub listing: Option<toml::Spanned<bool>>,
+    pub fallback: Option<toml::Spanned<String>>,
 }
 
 /// `[maintenance]`.

@@ -12,6 +12,7 @@ use super::error::{Error, Source};
 use super::raw::RawRoute;
 use super::tables::{default_response, read_body, set};
 use crate::http::cidr::Cidr;
+use crate::http::files::config::{FilesConfig, FilesKeys};
 use crate::http::route::{Answer, Methods, PathMatch, RouteSpec, MAX_ROUTES};
 use crate::obs::metrics::Page;
 
@@ -50,12 +51,13 @@ impl Table<'_> {
 type KindFn = fn(&Table<'_>, RawRoute) -> Result<Answer, Error>;
 
 /// The kinds of route, by the name `kind` gives; the first is the default.
-const KINDS: [(&str, KindFn); 5] = [
+const KINDS: [(&str, KindFn); 6] = [
     ("static", static_answer),
     ("redirect", redirect),
     ("health", health),
     ("stub_status", stub_status),
     ("metrics", metrics),
+    ("files", files),
 ];
 
 fn span<T>(value: &Option<toml::Spanned<T>>) -> Option<Range<usize>> {
@@ -76,8 +78,55 @@ fn answer_keys(r: &RawRoute) -> [(&'static str, Option<Range<usize>>); 7] {
     ]
 }
 
+/// The keys only a files route takes.
+fn file_keys(r: &RawRoute) -> [(&'static str, Option<Range<usize>>); 7] {
+    [
+        ("root", span(&r.root)),
+        ("index", span(&r.index)),
+        ("precompressed", span(&r.precompressed)),
+        ("cache_control", span(&r.cache_control)),
+        ("dotfiles", span(&r.dotfiles)),
+        ("listing", span(&r.listing)),
+        ("fallback", span(&r.fallback)),
+    ]
+}
+
+/// `kind = "files"`: a directory served beneath `root` (`http/files/`).
+/// `index` is `["index.html"]` unless given; the values are checked by
+/// `FilesConfig::from_keys`, whose errors are shown at their key.
+fn files(t: &Table<'_>, r: RawRoute) -> Result<Answer, Error> {
+    t.refuse(&answer_keys(&r))?;
+    t.refuse(&[("allow", span(&r.allow))])?;
+    let spans = file_keys(&r);
+    let keys = FilesKeys {
+        root: r.root.map(toml::Spanned::into_inner),
+        index: r
+            .index
+            .map_or_else(|| vec!["index.html".to_owned()], toml::Spanned::into_inner),
+        precompressed: r.precompressed.map(toml::Spanned::into_inner),
+        cache_control: r.cache_control.map(toml::Spanned::into_inner),
+        dotfiles: r.dotfiles.map(toml::Spanned::into_inner),
+        listing: r.listing.map(toml::Spanned::into_inner),
+        fallback: r.fallback.map(toml::Spanned::into_inner),
+    };
+    // Absolute now: `-d` and an upgraded master may run elsewhere.
+    let base = std::path::absolute(t.base).unwrap_or_else(|_| t.base.to_path_buf());
+    match FilesConfig::from_keys(keys, &base) {
+        Ok(config) => Ok(Answer::Files(config)),
+        Err(e) => {
+            let at = spans
+                .iter()
+                .find(|(name, _)| *name == e.key)
+                .and_then(|(_, s)| s.clone())
+                .unwrap_or_else(|| t.span.clone());
+            Err(t.err(at, format!("route.{e}")))
+        }
+    }
+}
+
 /// `kind = "static"` (the default): a fixed answer, 200 unless `status`.
 fn static_answer(t: &Table<'_>, r: RawRoute) -> Result<Answer, Error> {
+    t.refuse(&file_keys(&r))?;
     t.refuse(&[
         ("location", span(&r.location)),
         ("keep_path", span(&r.keep_path)),
@@ -111,6 +160,7 @@ fn static_answer(t: &Table<'_>, r: RawRoute) -> Result<Answer, Error> {
 
 /// `kind = "redirect"`: `location` required, 301 unless `status`.
 fn redirect(t: &Table<'_>, r: RawRoute) -> Result<Answer, Error> {
+    t.refuse(&file_keys(&r))?;
     t.refuse(&[
         ("body", span(&r.body)),
         ("body_file", span(&r.body_file)),
@@ -162,6 +212,7 @@ fn redirect(t: &Table<'_>, r: RawRoute) -> Result<Answer, Error> {
 /// `kind = "health"`: the built-in health answer.
 fn health(t: &Table<'_>, r: RawRoute) -> Result<Answer, Error> {
     t.refuse(&answer_keys(&r))?;
+    t.refuse(&file_keys(&r))?;
     t.refuse(&[("allow", span(&r.allow))])?;
     Ok(Answer::Health)
 }
@@ -179,6 +230,7 @@ fn metrics(t: &Table<'_>, r: RawRoute) -> Result<Answer, Error> {
 /// A status page, for `allow` (localhost by default).
 fn status_page(t: &Table<'_>, r: RawRoute, page: Page) -> Result<Answer, Error> {
     t.refuse(&answer_keys(&r))?;
+    t.refuse(&file_keys(&r))?;
     Ok(Answer::Status {
         page,
         allow: r.allow.map_or_else(Cidr::localhost, |a| a.into_inner().0),
@@ -240,6 +292,7 @@ fn parse_route(
     mut r: RawRoute,
 ) -> Result<(RouteSpec, Range<usize>), Error> {
     let (matcher, match_span) = path_match(src, &table_span, r.path.take(), r.prefix.take())?;
+    let methods_span = span(&r.methods);
     let methods = methods(src, r.methods.take())?;
     let host = host(src, r.host.take())?;
     let kind_span = span(&r.kind);
@@ -261,7 +314,7 @@ fn parse_route(
     let table = Table {
         src,
         base,
-        span: table_span,
+        span: table_span.clone(),
         kind: &kind,
     };
     let route = RouteSpec {
@@ -270,6 +323,23 @@ fn parse_route(
         methods,
         answer: answer(&table, r)?,
     };
+    if let Answer::Files(_) = route.answer {
+        // The path after the prefix names the file; only GET and HEAD read one.
+        if let PathMatch::Exact(p) = &route.path {
+            return Err(src.at(
+                match_span,
+                format!(
+                    "route.path: a files route takes a prefix (prefix = {p:?}), not an exact path"
+                ),
+            ));
+        }
+        if !route.methods.within(Methods::DEFAULT) {
+            return Err(src.at(
+                methods_span.unwrap_or(table_span),
+                "route.methods: a files route answers GET and HEAD only".into(),
+            ));
+        }
+    }
     Ok((route, match_span))
 }
 

@@ -18,6 +18,9 @@ impl<S: Transport> Conn<S> {
     pub fn on_writable(&mut self, ctx: &Ctx) -> Interest {
         if self.pending.is_empty() {
             if !self.stream.has_pending_output() {
+                if self.file.is_some() {
+                    return self.pump_file(ctx);
+                }
                 return Interest::Read;
             }
         } else {

@@ -51,6 +51,7 @@ pub mod mime;
 pub mod negotiate;
 pub mod open;
 pub mod range;
+pub mod serve;
 pub mod steps;
 pub mod target;
 pub mod validators;

@@ -30,6 +30,7 @@ use spec::method_bit;
 pub use spec::{Answer, Methods, PathMatch, RouteSpec, METHOD_NAMES};
 
 use crate::http::cidr::{self, Cidr};
+use crate::http::files::serve::{Asked, FilesRoute};
 use crate::http::parse::{Method, Request};
 use crate::http::template::{reason, Persistence, Template, DATE_LEN};
 use crate::http::transport::FileBody;
@@ -124,6 +125,9 @@ struct Route {
     not_allowed: [Template; 3],
     /// For the access log: the path, or the prefix followed by `*`.
     name: Box<str>,
+    /// A files route: its root, or why it could not be opened (then it
+    /// answers 500 until the next reload).
+    files: Option<Result<FilesRoute, nix::errno::Errno>>,
 }
 
 /// The routes of one configuration, and how to find them.
@@ -141,6 +145,9 @@ pub struct Router {
     any_status: bool,
     /// The current `Date`, for status answers built per request.
     date: [u8; DATE_LEN],
+    /// The same time in seconds since the epoch (files' Last-Modified is
+    /// never later).
+    now: i64,
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -154,6 +161,7 @@ impl Router {
             any_host: false,
             any_status: false,
             date: *b"Thu, 01 Jan 1970 00:00:00 GMT",
+            now: 0,
             draining: Template::new(
                 503,
                 "Cache-Control: no-store\r\n",
@@ -268,7 +276,62 @@ impl Router {
     /// already); a status page is built now for an asker in its `allow`,
     /// else 403.
     pub fn answer(&self, out: &mut Vec<u8>, q: &Question) -> Answered {
+        if let Choice::Route(i) = q.choice {
+            if let Some(Ok(files)) = &self.routes[usize::from(i)].files {
+                return self.answer_files(out, q, usize::from(i), files);
+            }
+        }
         Answered::bytes(self.answer_bytes(out, q))
+    }
+
+    /// A files route: the path after its prefix is looked up beneath its
+    /// root (`http/files/serve.rs`).
+    fn answer_files(
+        &self,
+        out: &mut Vec<u8>,
+        q: &Question,
+        i: usize,
+        files: &FilesRoute,
+    ) -> Answered {
+        let Some(parts) = Parts::of(q.head, false) else {
+            return Answered::bytes(self.answer_bytes(out, q));
+        };
+        let path = parts.path;
+        let query = parts
+            .after_path_start
+            .get(parts.real_path_len..)
+            .unwrap_or(&[]);
+        // The prefix's trailing slash stays in what is looked up, so a
+        // request for the prefix without it gets the redirect.
+        let skip = self.routes[i].prefix_len.unwrap_or(path.len());
+        let skip = if path.get(..skip).is_some_and(|p| p.ends_with(b"/")) {
+            skip - 1
+        } else {
+            skip
+        };
+        let rest = path.get(skip..).unwrap_or(&[]);
+        if !rest.is_empty() && !rest.starts_with(b"/") {
+            // `/staticx` under the prefix `/static`: not beneath it.
+            let served = files.not_found(out, q.request.method, q.persistence, &self.date);
+            return Answered::bytes(served);
+        }
+        let served = files.answer(
+            out,
+            &Asked {
+                method: q.request.method,
+                head: q.head,
+                rest,
+                path,
+                query,
+                persistence: q.persistence,
+                date: &self.date,
+                now: self.now,
+            },
+        );
+        Answered {
+            status: served.status,
+            file: served.file,
+        }
     }
 
     fn answer_bytes(&self, out: &mut Vec<u8>, q: &Question) -> u16 {
@@ -331,6 +394,11 @@ impl Router {
 
     pub fn set_date(&mut self, date: &[u8; DATE_LEN]) {
         self.date = *date;
+        self.now = std::str::from_utf8(date)
+            .ok()
+            .and_then(|d| httpdate::parse_http_date(d).ok())
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(self.now, |d| d.as_secs() as i64);
         self.draining.set_date(date);
         for r in &mut self.routes {
             for t in r
@@ -363,6 +431,12 @@ impl Route {
             ),
             Answer::Status { .. } => (
                 per(&|p| Template::new(403, "", p, TEXT, b"Forbidden\n")),
+                false,
+            ),
+            // Answered per request; this is the answer while its root
+            // cannot be opened.
+            Answer::Files(_) => (
+                per(&|p| Template::new(500, "", p, TEXT, b"Internal Server Error\n")),
                 false,
             ),
             Answer::Redirect {
@@ -401,6 +475,15 @@ impl Route {
             name: match &spec.path {
                 PathMatch::Exact(p) => p.as_str().into(),
                 PathMatch::Prefix(p) => format!("{p}*").into(),
+            },
+            files: match &spec.answer {
+                Answer::Files(config) => Some(FilesRoute::new(config.clone()).inspect_err(|e| {
+                    log::error!(
+                        "files: cannot open root={}: {e} (answered 500 until a reload)",
+                        config.root.display()
+                    );
+                })),
+                _ => None,
             },
         }
     }

@@ -4,6 +4,7 @@
 //! into precomputed answers.
 
 use crate::http::cidr::Cidr;
+use crate::http::files::config::FilesConfig;
 use crate::http::parse::Method;
 use crate::http::template::ResponseSpec;
 use crate::obs::metrics::Page;
@@ -31,6 +32,11 @@ impl Methods {
             bits |= 0b10;
         }
         Ok(Methods(bits))
+    }
+
+    /// Every method of `self` is in `other`.
+    pub fn within(self, other: Methods) -> bool {
+        self.0 & !other.0 == 0
     }
 
     pub fn overlaps(self, other: Methods) -> bool {
@@ -98,6 +104,9 @@ pub enum Answer {
     /// A status page built per request from the scoreboard, for clients
     /// in `allow` (others get 403).
     Status { page: Page, allow: Vec<Cidr> },
+    /// Files beneath a root (`kind = "files"`), looked up by the path
+    /// after the prefix.
+    Files(FilesConfig),
 }
 
 /// One validated `[[route]]`.
