@@ -4,8 +4,8 @@
 //! the connection persistence an answer declares. `answer.rs` and
 //! `route.rs` build on these; this file decides nothing.
 
-/// Length of an IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
-pub const DATE_LEN: usize = 29;
+/// The `Date` value and its length, formatted once for the program.
+pub use crate::obs::clock::{http_date, DATE_LEN};
 
 /// Whether the answer keeps the connection open, and how it says so.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -142,15 +142,6 @@ impl Template {
     }
 }
 
-/// The current time as an IMF-fixdate.
-pub fn http_date(now: std::time::SystemTime) -> [u8; DATE_LEN] {
-    let s = httpdate::fmt_http_date(now);
-    let mut date = [b' '; DATE_LEN];
-    let n = s.len().min(DATE_LEN);
-    date[..n].copy_from_slice(&s.as_bytes()[..n]);
-    date
-}
-
 /// Reason phrases for the statuses we may send (RFC 9110 15).
 pub fn reason(status: u16) -> &'static str {
     match status {
@@ -190,16 +181,5 @@ pub fn reason(status: u16) -> &'static str {
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "Unknown",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn date_is_29_bytes() {
-        let d = http_date(std::time::UNIX_EPOCH);
-        assert_eq!(&d, b"Thu, 01 Jan 1970 00:00:00 GMT");
     }
 }

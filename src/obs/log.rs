@@ -30,6 +30,8 @@ use std::sync::Mutex;
 use serde::Deserialize;
 use syslog::LoggerBackend;
 
+use crate::obs::rfc3164::Header;
+
 /// Where log lines go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -74,6 +76,15 @@ impl Default for LogConfig {
     }
 }
 
+impl LogConfig {
+    /// The configured facility (validated by the config; daemon if not).
+    pub fn syslog_facility(&self) -> syslog::Facility {
+        self.facility
+            .parse()
+            .unwrap_or(syslog::Facility::LOG_DAEMON)
+    }
+}
+
 /// Checks a facility name the way `init` will use it.
 pub fn valid_facility(name: &str) -> bool {
     name.parse::<syslog::Facility>().is_ok()
@@ -81,14 +92,10 @@ pub fn valid_facility(name: &str) -> bool {
 
 type Syslog = syslog::Logger<LoggerBackend, Rfc3164>;
 
-/// RFC 3164 lines: `<PRI>Mmm dd hh:mm:ss ident[pid]: message`, with the day
-/// padded by a space as 4.1.2 asks (the crate's formatter pads with a zero).
+/// RFC 3164 lines: `<PRI>Mmm dd hh:mm:ss ident[pid]: message`, framed by
+/// `obs::rfc3164` (the crate's formatter pads the day with a zero).
 #[derive(Clone, Debug)]
-struct Rfc3164 {
-    facility: syslog::Facility,
-    ident: String,
-    pid: u32,
-}
+struct Rfc3164(Header);
 
 impl syslog::LogFormat<&str> for Rfc3164 {
     fn format<W: Write>(
@@ -97,28 +104,12 @@ impl syslog::LogFormat<&str> for Rfc3164 {
         severity: syslog::Severity,
         message: &str,
     ) -> syslog::Result<()> {
-        let priority = self.facility as u8 | severity as u8;
-        write!(
-            w,
-            "<{priority}>{} {}[{}]: {message}",
-            timestamp(std::time::SystemTime::now()),
-            self.ident,
-            self.pid
-        )
-        .map_err(syslog::Error::Write)
+        let mut line = Vec::with_capacity(64 + message.len());
+        let now = crate::obs::clock::syslog_timestamp(std::time::SystemTime::now());
+        self.0.push(&mut line, severity, &now);
+        line.extend_from_slice(message.as_bytes());
+        w.write_all(&line).map_err(syslog::Error::Write)
     }
-}
-
-/// `Mmm dd hh:mm:ss` (UTC), from the HTTP date we can already format.
-fn timestamp(now: std::time::SystemTime) -> String {
-    // "Sun, 06 Nov 1994 08:49:37 GMT"
-    let http = httpdate::fmt_http_date(now);
-    let day = http.get(5..7).unwrap_or("01").trim_start_matches('0');
-    format!(
-        "{} {day:>2} {}",
-        http.get(8..11).unwrap_or("Jan"),
-        http.get(17..25).unwrap_or("00:00:00")
-    )
 }
 
 struct Backend {
@@ -133,15 +124,8 @@ struct Backend {
 
 impl Backend {
     fn connect(&mut self) {
-        let formatter = Rfc3164 {
-            facility: self
-                .config
-                .facility
-                .parse()
-                .unwrap_or(syslog::Facility::LOG_DAEMON),
-            ident: self.config.ident.clone(),
-            pid: self.pid,
-        };
+        let header = Header::new(self.config.syslog_facility(), &self.config.ident, self.pid);
+        let formatter = Rfc3164(header);
         self.syslog = syslog::unix_custom(formatter, &self.config.syslog_socket).ok();
         // Non-blocking: a log reader that stops reading (a datagram queue
         // holds a handful of lines) must not stall the master or a worker;
@@ -310,23 +294,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timestamp_pads_the_day_with_a_space() {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777 - 5 * 86_400);
-        // 1994-11-01 08:49:37 UTC
-        assert_eq!(timestamp(t), "Nov  1 08:49:37");
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777);
-        assert_eq!(timestamp(t), "Nov  6 08:49:37");
-        let t = t + std::time::Duration::from_secs(10 * 86_400);
-        assert_eq!(timestamp(t), "Nov 16 08:49:37");
-    }
-
-    #[test]
     fn line_format() {
-        let f = Rfc3164 {
-            facility: syslog::Facility::LOG_LOCAL0,
-            ident: "web".into(),
-            pid: 42,
-        };
+        let f = Rfc3164(Header::new(syslog::Facility::LOG_LOCAL0, "web", 42));
         let mut out = Vec::new();
         syslog::LogFormat::format(&f, &mut out, syslog::Severity::LOG_INFO, "hello").unwrap();
         let s = String::from_utf8(out).unwrap();
