@@ -51,6 +51,73 @@ fn push_syslog(out: &mut [u8; 15], secs: i64) {
     copy_into(out, &b);
 }
 
+/// An HTTP-date in any of the three forms a recipient must accept (RFC
+/// 9110 5.6.7): IMF-fixdate `Sun, 06 Nov 1994 08:49:37 GMT`, RFC 850
+/// `Sunday, 06-Nov-94 08:49:37 GMT` (a two-digit year within 50 years from
+/// now is taken as 19xx/20xx the RFC's way: 70-99 as 19xx, else 20xx) and
+/// asctime `Sun Nov  6 08:49:37 1994`; seconds since the epoch, or None.
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let s = s.trim_matches([' ', '\t']);
+    let (day, month, year, time) = if let Some((_, rest)) = s.split_once(", ") {
+        let rest = rest.strip_suffix(" GMT")?;
+        let (date, time) = rest.rsplit_once(' ')?;
+        let parts: Vec<&str> = date.split([' ', '-']).collect();
+        let [d, m, y] = parts.as_slice() else {
+            return None;
+        };
+        let year: i64 = match y.len() {
+            4 => y.parse().ok()?,
+            2 => {
+                let yy: i64 = y.parse().ok()?;
+                if yy >= 70 {
+                    1900 + yy
+                } else {
+                    2000 + yy
+                }
+            }
+            _ => return None,
+        };
+        (d.parse::<i64>().ok()?, *m, year, time)
+    } else {
+        // asctime: "Sun Nov  6 08:49:37 1994"
+        let mut it = s.split_ascii_whitespace();
+        let (_wday, m, d, time, y) = (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() {
+            return None;
+        }
+        (d.parse().ok()?, m, y.parse().ok()?, time)
+    };
+    let month = MONTHS
+        .iter()
+        .position(|n| n.as_slice() == month.as_bytes())? as i64
+        + 1;
+    let hms: Vec<i64> = time
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, mi, se] = hms.as_slice() else {
+        return None;
+    };
+    let valid = (1..=31).contains(&day)
+        && (0..24).contains(h)
+        && (0..60).contains(mi)
+        && (0..61).contains(se)
+        && year >= 1970;
+    valid.then(|| days_from_civil(year, month, day) * 86_400 + h * 3600 + mi * 60 + se)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard
+/// Hinnant's days-from-civil, the inverse of `Civil::of`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 fn unix_secs(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64
 }
@@ -245,6 +312,28 @@ mod tests {
         assert_eq!(&http_date(t), b"Sun, 06 Nov 1994 08:49:37 GMT");
         let t = UNIX_EPOCH + Duration::from_secs(951_782_400 + 86_399);
         assert_eq!(&http_date(t), b"Tue, 29 Feb 2000 23:59:59 GMT");
+    }
+
+    #[test]
+    fn http_dates_parse_in_all_three_forms() {
+        let at = Some(784_111_777);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), at);
+        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), at);
+        assert_eq!(parse_http_date("Sun Nov  6 08:49:37 1994"), at);
+        for bad in [
+            "",
+            "Sun, 06 Nov 1994 08:49:37",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "yesterday",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
+        }
+        for secs in (0..4_102_444_800u64).step_by(7_777_777) {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            let text = std::str::from_utf8(&http_date(t)).unwrap().to_owned();
+            assert_eq!(parse_http_date(&text), Some(secs as i64), "{text}");
+        }
     }
 
     #[test]

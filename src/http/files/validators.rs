@@ -12,7 +12,7 @@
 //! The price: the same content on two servers has two tags.
 
 use std::io::{Cursor, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::Meta;
 use crate::http::template::{http_date, DATE_LEN};
@@ -69,10 +69,7 @@ pub fn format_date(secs: i64) -> [u8; DATE_LEN] {
 /// An HTTP-date (any of the three forms, RFC 9110 5.6.7) as seconds since
 /// the epoch; `None` if it is not one.
 pub fn parse_date(field: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(trim(field)).ok()?;
-    let t = httpdate::parse_http_date(s).ok()?;
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs();
-    i64::try_from(secs).ok()
+    crate::obs::clock::parse_http_date(std::str::from_utf8(trim(field)).ok()?)
 }
 
 /// Whether a field that is `*` or a list of entity-tags (If-Match,

@@ -396,9 +396,8 @@ impl Router {
         self.date = *date;
         self.now = std::str::from_utf8(date)
             .ok()
-            .and_then(|d| httpdate::parse_http_date(d).ok())
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(self.now, |d| d.as_secs() as i64);
+            .and_then(crate::obs::clock::parse_http_date)
+            .unwrap_or(self.now);
         self.draining.set_date(date);
         for r in &mut self.routes {
             for t in r
