@@ -3,7 +3,8 @@
 
 use super::*;
 
-fn hex(s: &str) -> Vec<u8> {
+/// Bytes from the RFC's hex dumps (spaces and line breaks ignored).
+pub(super) fn hex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
     (0..s.len())
         .step_by(2)

@@ -84,17 +84,6 @@ impl<S: Transport> Conn<S> {
             Some(route),
             &out[mark..],
         );
-        if !keep {
-            return Step::Stop(
-                pos,
-                Verdict::Close {
-                    linger: pos < input.len(),
-                },
-            );
-        }
-        if self.file.is_some() {
-            return Step::Stop(pos, Verdict::Open);
-        }
-        Step::Go(pos)
+        self.after_answer(keep, pos, input.len())
     }
 }

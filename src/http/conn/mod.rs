@@ -469,19 +469,7 @@ impl<S: Transport> Conn<S> {
                 let mark = out.len();
                 let keep = self.answer(request, route, tail, head, ctx, out);
                 self.observe_routed(ctx, head, Some(route), &out[mark..]);
-                if !keep {
-                    return Step::Stop(
-                        pos,
-                        Verdict::Close {
-                            linger: pos < input.len(),
-                        },
-                    );
-                }
-                if self.file.is_some() {
-                    // What follows waits for the file body.
-                    return Step::Stop(pos, Verdict::Open);
-                }
-                return Step::Go(pos);
+                return self.after_answer(keep, pos, input.len());
             }
             Body::Length(n) => BodyLeft::Length(n),
             Body::Chunked => BodyLeft::Chunked(ChunkedDecoder::new()),
@@ -502,6 +490,24 @@ impl<S: Transport> Conn<S> {
         self.got = 0;
         self.limit = ctx.now + ctx.timeouts.header;
         self.deadline = self.limit;
+        Step::Go(pos)
+    }
+
+    /// What follows an answer that used the input up to `pos`: close
+    /// (lingering if more input came), wait for a file body to go out
+    /// (what follows waits with it), or go on with the next request.
+    fn after_answer(&self, keep: bool, pos: usize, input_len: usize) -> Step {
+        if !keep {
+            return Step::Stop(
+                pos,
+                Verdict::Close {
+                    linger: pos < input_len,
+                },
+            );
+        }
+        if self.file.is_some() {
+            return Step::Stop(pos, Verdict::Open);
+        }
         Step::Go(pos)
     }
 
