@@ -292,7 +292,7 @@ fn bad_listen_flags_and_ranges_fail_the_config_test() {
     assert_eq!(code, 0, "{err}");
     // Both flags on one listener: refused (the header would come before
     // the TLS handshake).
-    let pem = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tls_sim");
+    let pem = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tls/testdata");
     let path = write_file(
         &dir,
         "both.toml",
