@@ -650,14 +650,11 @@ fn reopen_in_every_worker_with_owner_and_mode() {
     let owner = user.unwrap_or_else(|| nix::unistd::geteuid().as_raw());
     // The master creates the file and hands it over: wait for both.
     let check = |p: &Path| {
-        let settled = |m: &std::fs::Metadata| m.mode() & 0o777 == 0o640 && m.uid() == owner;
-        let deadline = Instant::now() + WAIT;
-        while !std::fs::metadata(p).is_ok_and(|m| settled(&m)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let meta = std::fs::metadata(p).unwrap();
-        assert_eq!(meta.mode() & 0o777, 0o640, "mode of {}", p.display());
-        assert_eq!(meta.uid(), owner, "owner of {}", p.display());
+        let what = format!("{} with mode 0640 and owner {owner}", p.display());
+        wait_until(WAIT, &what, || {
+            let m = std::fs::metadata(p).ok()?;
+            (m.mode() & 0o777 == 0o640 && m.uid() == owner).then_some(())
+        });
     };
     check(&path);
     let workers = server.wait_workers(2);
@@ -889,14 +886,9 @@ fn logrotate_under_load_loses_no_line() {
         rotated.exists(),
         "no access.log.1 (delaycompress keeps it plain)"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = wrk.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "wrk did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_until(Duration::from_secs(20), "wrk to finish", || {
+        wrk.0.try_wait().unwrap()
+    });
     let mut report = String::new();
     wrk.0
         .stdout

@@ -26,19 +26,11 @@ use nix::unistd::Pid;
 
 /// Waits (bounded) until the file at `path` contains `needle`.
 fn wait_file_contains(path: &Path, needle: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
+    let what = format!("{} to contain {needle:?}", path.display());
+    wait_until(WAIT, &what, || {
         let text = std::fs::read_to_string(path).unwrap_or_default();
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} does not contain {needle:?} within {WAIT:?}; it holds:\n{text}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+        text.contains(needle).then_some(text)
+    })
 }
 
 /// A plain GET to `addr`; returns the whole response.
