@@ -53,13 +53,13 @@ const CONTINUE: &str = "HTTP/1.1 100 Continue\r\n\r\n";
 // Reading, with deadlines
 // ---------------------------------------------------------------------------
 
-/// Sends `bytes` one byte per write (TCP_NODELAY, a short pause between), so
-/// that the server sees the request in many reads.
+/// Sends `bytes` one byte per write (TCP_NODELAY), each only once the
+/// server has read the one before: the server sees the request in as many
+/// reads as it has bytes.
 fn drip(s: &mut TcpStream, bytes: &[u8]) {
     s.set_nodelay(true).expect("set TCP_NODELAY");
     for b in bytes {
-        send(s, std::slice::from_ref(b));
-        std::thread::sleep(Duration::from_millis(1));
+        send_read(s, std::slice::from_ref(b));
     }
 }
 
@@ -754,11 +754,11 @@ fn keepalive_timeout_applies_after_a_blocked_write() {
     ));
     let mut s = server.open();
     // A fixed 256 KiB receive buffer (no autotuning) and a client that reads
-    // nothing for 300 ms: 8 MiB cannot fit the buffers (send buffers top out
-    // at 4 MiB), so the server's write must block before we read.
+    // nothing until the server's write has blocked: 8 MiB cannot fit the
+    // buffers (send buffers top out at 4 MiB).
     setsockopt(&s, sockopt::RcvBuf, &(256 << 10)).expect("set SO_RCVBUF");
     send(&mut s, GET);
-    std::thread::sleep(Duration::from_millis(300));
+    wait_peer_write_blocked(&s, BODY as u64);
     let head = read_one_head(&mut s, ANSWER).unwrap();
     assert!(
         head.starts_with("HTTP/1.1 200 OK\r\n")

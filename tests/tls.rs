@@ -855,8 +855,10 @@ fn pipelined_and_large_answers_over_tls() {
     let batch: Vec<u8> = GET.repeat(400);
     s.write_all(&batch).unwrap();
     s.flush().unwrap();
-    // Do not read for a while: the server must block, not lose output.
-    std::thread::sleep(Duration::from_millis(300));
+    // Do not read until the server's write has blocked: it must wait, not
+    // lose output. (The answers are 120 MB of plaintext, more once
+    // encrypted: far more than the socket buffers hold.)
+    wait_peer_write_blocked(&s.sock, 400 * body.len() as u64);
     for i in 0..400 {
         let r = read_tls_response(&mut s).unwrap_or_else(|e| panic!("answer {i}: {e}"));
         assert!(r.starts_with("HTTP/1.1 200 OK"), "answer {i}");
