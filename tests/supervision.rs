@@ -261,8 +261,7 @@ fn workers_die_with_a_killed_master() {
 // root; requests are served.
 #[test]
 fn workers_drop_privileges_to_nobody() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: workers_drop_privileges_to_nobody needs root");
+    if !root("workers_drop_privileges_to_nobody needs root") {
         return;
     }
     let nobody = nix::unistd::User::from_name("nobody")

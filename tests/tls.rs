@@ -48,25 +48,15 @@ const CURL_MAX_TIME: &str = "20";
 /// testssl.sh runs a few hundred handshakes.
 const TESTSSL_WITHIN: Duration = Duration::from_secs(15 * 60);
 
-/// Whether `tool` is installed; says so when it is not.
-fn have(tool: &str) -> bool {
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", &format!("command -v {tool}")]);
-    let found = output_within(&mut cmd, b"", CLIENT_WITHIN).status.success();
-    if !found {
-        eprintln!("skipped: {tool} is not installed");
-    }
-    found
-}
-
 /// A fresh test PKI in its own temp dir, when openssl and `also` are
-/// installed (each missing tool is named on stderr, and the test skips).
+/// installed (each a Debian package of the same name); else None, after the
+/// harness' `tool` has skipped for each one missing.
 fn pki_if_installed(also: &[&str]) -> Option<(TempDir, Pki)> {
-    let missing: Vec<&str> = std::iter::once("openssl")
+    let missing = std::iter::once("openssl")
         .chain(also.iter().copied())
-        .filter(|t| !have(t))
-        .collect();
-    if !missing.is_empty() {
+        .filter(|t| tool(t, t).is_none())
+        .count();
+    if missing > 0 {
         return None;
     }
     let dir = TempDir::new();
@@ -1088,11 +1078,8 @@ fn testssl_findings(json: &str) -> Vec<(String, String, String)> {
 #[test]
 #[ignore]
 fn testssl_finds_nothing_high_or_critical() {
-    let testssl = if have("testssl") {
-        "testssl"
-    } else if have("testssl.sh") {
-        "testssl.sh"
-    } else {
+    // Debian installs it as testssl; upstream calls it testssl.sh.
+    let Some(testssl) = find_tool("testssl").or_else(|| tool("testssl.sh", "testssl.sh")) else {
         return;
     };
     let Some((dir, pki)) = pki_if_installed(&[]) else {
@@ -1102,7 +1089,7 @@ fn testssl_finds_nothing_high_or_critical() {
     let json = dir.path().join("testssl.json");
     let target = format!("127.0.0.1:{}", server.addr.port());
     let (_, out, err) = run_within(
-        Command::new(testssl)
+        Command::new(&testssl)
             .args([
                 "--quiet",
                 "--color",
