@@ -12,7 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::process::tcp_rows;
-use super::{wait_until, WAIT};
+use super::{wait_until, wait_until_every, WAIT};
 
 /// The longest a single expected answer may take.
 pub const ANSWER: Duration = Duration::from_secs(5);
@@ -72,9 +72,10 @@ pub fn send(s: &mut TcpStream, bytes: &[u8]) {
 /// kernel) and the peer's receive queue is empty (its process has read
 /// them). What `s` sends next then reaches the peer in a read of its own.
 /// A peer side that is gone has nothing left to read. From /proc/net/tcp:
-/// IPv4 only.
+/// IPv4 only. Polled every millisecond: a test may wait once per byte.
 pub fn wait_peer_read_all(s: &TcpStream) {
-    wait_until(WAIT, "the peer to read every byte sent", || {
+    let every = Duration::from_millis(1);
+    wait_until_every(every, WAIT, "the peer to read every byte sent", || {
         let (me, peer) = tcp_rows(s);
         let Some(peer) = peer else {
             return Some(());

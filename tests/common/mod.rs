@@ -63,7 +63,18 @@ impl Drop for TempDir {
 }
 
 /// Polls `cond` until it returns Some, or panics after `timeout` with `what`.
-pub fn wait_until<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+pub fn wait_until<T>(timeout: Duration, what: &str, cond: impl FnMut() -> Option<T>) -> T {
+    wait_until_every(Duration::from_millis(20), timeout, what, cond)
+}
+
+/// [`wait_until`], polling every `every`: for a wait that runs once per
+/// byte of a request (see `client::wait_peer_read_all`).
+pub fn wait_until_every<T>(
+    every: Duration,
+    timeout: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = cond() {
@@ -73,7 +84,7 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Op
             Instant::now() < deadline,
             "timed out after {timeout:?} waiting for {what}"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(every);
     }
 }
 

@@ -1074,10 +1074,14 @@ pub fn tcp_row(local: SocketAddr, remote: SocketAddr) -> Option<TcpRow> {
     })
 }
 
-/// `client`'s row and its peer's (the server's side of the connection;
-/// None once it is gone).
+/// `client`'s row and its peer's (the server's side of the connection):
+/// None for the peer once it is gone, both None once the connection is
+/// (reset: `client` has no peer address any more).
 pub fn tcp_rows(client: &TcpStream) -> (Option<TcpRow>, Option<TcpRow>) {
-    let (local, peer) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
+    let local = client.local_addr().unwrap();
+    let Ok(peer) = client.peer_addr() else {
+        return (None, None);
+    };
     (tcp_row(local, peer), tcp_row(peer, local))
 }
 
