@@ -4,8 +4,9 @@
 //! reload, TTOU and upgrade, USR1/`-s reopen` in every worker with the
 //! file's owner and mode, logrotate with the shipped config under wrk load,
 //! goaccess reading the log, and a full disk that neither stops nor slows
-//! serving. Tests that need a real peer (nginx, logrotate, wrk, goaccess)
-//! or root skip that part with a message saying so.
+//! serving. Tests that need a real peer (nginx, logrotate, wrk, goaccess,
+//! python3) or root skip that part through the harness' `skip` (a failure
+//! under `PREFORKD_REQUIRE_ALL=1`, as in CI).
 #![allow(clippy::unwrap_used)] // a test fails loudly on the first surprise
 mod common;
 
@@ -155,16 +156,6 @@ fn redact(line: &str) -> String {
 /// postrotate `-s reopen`, goaccess on a few thousand lines, mount).
 const TOOL_WITHIN: Duration = Duration::from_secs(60);
 
-fn have(tool: &str) -> bool {
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(format!("command -v {tool}"));
-    output_within(&mut cmd, b"", TOOL_WITHIN).status.success()
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
 /// `requests=N` summed from the `total` line of `-s status`.
 fn status_total_requests(server: &Server) -> u64 {
     let out = server.control("status");
@@ -202,7 +193,11 @@ impl Nginx {
         // preforkd's error bodies, as files nginx sends for its errors.
         std::fs::write(dir.path().join("e400.txt"), "Bad Request\n").unwrap();
         std::fs::write(dir.path().join("e505.txt"), "HTTP Version Not Supported\n").unwrap();
-        let user = if is_root() { "user root root;" } else { "" };
+        let user = if nix::unistd::geteuid().is_root() {
+            "user root root;"
+        } else {
+            ""
+        };
         let conf = format!(
             r#"daemon off;
 {user}
@@ -294,8 +289,8 @@ fn combined_lines_equal_nginx() {
         .collect();
     assert_eq!(ours, expected_lines());
 
-    if !have("nginx") {
-        eprintln!("nginx not installed: skipping the comparison with a live nginx");
+    // The comparison with a live nginx.
+    if tool("nginx", "nginx-light").is_none() {
         return;
     }
     let (nginx, addr) = Nginx::start();
@@ -356,11 +351,10 @@ fn error_answers_are_logged_with_what_was_read() {
         let answer = exchange(bytes);
         assert_eq!(common::status(&answer), *status, "{answer}");
     }
-    // A chunked body sent after the head: answered (405) once it is read.
+    // A chunked body sent after the head (once the server has read it, so
+    // in a read of its own): answered (405) once it is read.
     let mut s = server.connect();
-    s.write_all(b"POST /c HTTP/1.1\r\nHost: t\r\nUser-Agent: c\r\nReferer: r\r\nTransfer-Encoding: chunked\r\n\r\n")
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(100));
+    send_read(&mut s, b"POST /c HTTP/1.1\r\nHost: t\r\nUser-Agent: c\r\nReferer: r\r\nTransfer-Encoding: chunked\r\n\r\n");
     s.write_all(b"3\r\nabc\r\n0\r\n\r\n").unwrap();
     assert_eq!(common::status(&read_response(&mut s)), 405);
     drop(s);
@@ -455,7 +449,7 @@ fn json_common_and_syslog_lines() {
         "{}",
         lines[1]
     );
-    if have("python3") {
+    if tool("python3", "python3").is_some() {
         // Every line is JSON a strict parser takes.
         let out = output_within(
             Command::new("python3")
@@ -632,13 +626,12 @@ fn buffered_lines_survive_reload_ttou_upgrade_and_stop() {
 fn reopen_in_every_worker_with_owner_and_mode() {
     quiet_sigchld();
     let logs = TempDir::new();
-    let user = if is_root() {
+    let user = if root("the owner is checked as the current user, without user = \"nobody\"") {
         let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
         nix::unistd::chown(logs.path(), Some(nobody.uid), None).unwrap();
         std::fs::set_permissions(logs.path(), std::fs::Permissions::from_mode(0o750)).unwrap();
         Some(nobody.uid.as_raw())
     } else {
-        eprintln!("not root: the owner is checked as the current user, without user = \"nobody\"");
         None
     };
     let path = logs.path().join("access.log");
@@ -650,14 +643,11 @@ fn reopen_in_every_worker_with_owner_and_mode() {
     let owner = user.unwrap_or_else(|| nix::unistd::geteuid().as_raw());
     // The master creates the file and hands it over: wait for both.
     let check = |p: &Path| {
-        let settled = |m: &std::fs::Metadata| m.mode() & 0o777 == 0o640 && m.uid() == owner;
-        let deadline = Instant::now() + WAIT;
-        while !std::fs::metadata(p).is_ok_and(|m| settled(&m)) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let meta = std::fs::metadata(p).unwrap();
-        assert_eq!(meta.mode() & 0o777, 0o640, "mode of {}", p.display());
-        assert_eq!(meta.uid(), owner, "owner of {}", p.display());
+        let what = format!("{} with mode 0640 and owner {owner}", p.display());
+        wait_until(WAIT, &what, || {
+            let m = std::fs::metadata(p).ok()?;
+            (m.mode() & 0o777 == 0o640 && m.uid() == owner).then_some(())
+        });
     };
     check(&path);
     let workers = server.wait_workers(2);
@@ -715,8 +705,7 @@ fn reopen_in_every_worker_with_owner_and_mode() {
 #[test]
 fn a_planted_symlink_is_never_followed_or_chowned_by_root() {
     quiet_sigchld();
-    if !is_root() {
-        eprintln!("not root: no privileges to drop, nothing root could chown; skipping");
+    if !root("no privileges to drop, nothing root could chown") {
         return;
     }
     let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
@@ -812,11 +801,8 @@ fn a_planted_symlink_is_never_followed_or_chowned_by_root() {
 #[test]
 fn logrotate_under_load_loses_no_line() {
     quiet_sigchld();
-    for tool in ["logrotate", "wrk"] {
-        if !have(tool) {
-            eprintln!("{tool} not installed: skipping the logrotate test");
-            return;
-        }
+    if tool("logrotate", "logrotate").is_none() || tool("wrk", "wrk").is_none() {
+        return;
     }
     let mut server = Server::start(
         "workers = 2\npid_file = \"preforkd.pid\"\n[access_log]\npath = \"access.log\"\n",
@@ -889,14 +875,9 @@ fn logrotate_under_load_loses_no_line() {
         rotated.exists(),
         "no access.log.1 (delaycompress keeps it plain)"
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = wrk.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "wrk did not finish");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_until(Duration::from_secs(20), "wrk to finish", || {
+        wrk.0.try_wait().unwrap()
+    });
     let mut report = String::new();
     wrk.0
         .stdout
@@ -951,8 +932,7 @@ fn logrotate_under_load_loses_no_line() {
 #[test]
 fn goaccess_reads_every_line() {
     quiet_sigchld();
-    if !have("goaccess") {
-        eprintln!("goaccess not installed: skipping");
+    if tool("goaccess", "goaccess").is_none() {
         return;
     }
     let mut server = Server::start("workers = 2\n[access_log]\npath = \"access.log\"\n");
@@ -1018,8 +998,7 @@ impl Drop for Mount {
 #[test]
 fn a_full_disk_neither_stops_nor_slows_serving() {
     quiet_sigchld();
-    if !is_root() {
-        eprintln!("not root: cannot mount a tmpfs; skipping the full-disk test");
+    if !root("cannot mount a tmpfs for the full-disk test") {
         return;
     }
     let tmp = TempDir::new();
@@ -1033,10 +1012,10 @@ fn a_full_disk_neither_stops_nor_slows_serving() {
         TOOL_WITHIN,
     );
     if !mounted.status.success() {
-        eprintln!(
-            "cannot mount a tmpfs here ({}); skipping the full-disk test",
+        skip(&format!(
+            "cannot mount a tmpfs here ({}) for the full-disk test",
             String::from_utf8_lossy(&mounted.stderr).trim()
-        );
+        ));
         return;
     }
     let _mount = Mount(mnt.clone());

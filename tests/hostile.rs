@@ -102,24 +102,6 @@ fn pace(i: usize) {
     }
 }
 
-/// The server's receive queue (bytes it has not read) on the connection
-/// from local port `client_port` to `server_port`, from /proc/net/tcp.
-fn server_rx_queue(server_port: u16, client_port: u16) -> Option<u64> {
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let local = format!("0100007F:{server_port:04X}");
-    let remote = format!("0100007F:{client_port:04X}");
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // sl local rem st tx_queue:rx_queue …
-        if f.len() > 4 && f[1] == local && f[2] == remote {
-            let (_, rx) = f[4].split_once(':')?;
-            u64::from_str_radix(rx, 16).ok()
-        } else {
-            None
-        }
-    })
-}
-
 // ---------------------------------------------------------------------------
 // 1. The RFC edge-case table
 // ---------------------------------------------------------------------------
@@ -710,7 +692,9 @@ fn greedy_pipeliner_is_throttled_and_dropped() {
     let rss_before = vm_rss_kib(worker);
 
     let mut greedy = connect(server.addr);
-    let client_port = greedy.local_addr().unwrap().port();
+    let greedy_addr = greedy.local_addr().unwrap();
+    // The server's receive queue (bytes it has not read) on that connection.
+    let server_rx_queue = || tcp_row(server.addr, greedy_addr).map(|r| r.rx_queue);
     greedy
         .set_write_timeout(Some(Duration::from_millis(300)))
         .unwrap();
@@ -743,8 +727,8 @@ fn greedy_pipeliner_is_throttled_and_dropped() {
 
     // The worker has stopped reading: its receive queue holds our
     // requests and does not shrink.
-    let queued = server_rx_queue(server.addr.port(), client_port)
-        .expect("the server side of the greedy connection in /proc/net/tcp");
+    let queued =
+        server_rx_queue().expect("the server side of the greedy connection in /proc/net/tcp");
     assert!(queued > 0, "the server read everything");
     let rss_flooded = vm_rss_kib(worker);
     // Another client is served promptly meanwhile.
@@ -757,7 +741,7 @@ fn greedy_pipeliner_is_throttled_and_dropped() {
     let mut other = open(server.addr);
     get_on(&mut other, TIMEOUT / 3).unwrap();
     drop(other);
-    let still = server_rx_queue(server.addr.port(), client_port);
+    let still = server_rx_queue();
     assert_eq!(
         still,
         Some(queued),
@@ -778,7 +762,7 @@ fn greedy_pipeliner_is_throttled_and_dropped() {
         "the checks above took too long to tell anything about the timeout"
     );
     assert!(
-        server_rx_queue(server.addr.port(), client_port).is_some(),
+        server_rx_queue().is_some(),
         "the greedy connection was dropped before header_timeout"
     );
 

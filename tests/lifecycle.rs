@@ -703,6 +703,8 @@ fn s_upgrade_after_a_failed_upgrade_reports_the_new_outcome() {
     let config = server.config().to_owned();
     let s_upgrade =
         std::thread::spawn(move || run_bin(&["-s", "upgrade", "-c", &config, "--wait", "10"]));
+    // An observation window (holds_for's kind: -s must NOT answer while the
+    // master is stopped), by hand so that a failure can show what -s said.
     let answered_while_stopped = {
         let end = Instant::now() + Duration::from_millis(500);
         while !s_upgrade.is_finished() && Instant::now() < end {

@@ -64,15 +64,12 @@ fn access_lines(dir: &Path, n: usize) -> Vec<String> {
     })
 }
 
-/// Sends `parts` one write at a time (a pause between, so that each is a
-/// read of its own) and reads to EOF.
+/// Sends `parts` one write at a time, each once the server has read the
+/// one before (so that each is a read of its own), and reads to EOF.
 fn exchange(addr: SocketAddr, from: IpAddr, parts: &[&[u8]]) -> String {
     let mut s = open_from(from, addr);
-    for (i, p) in parts.iter().enumerate() {
-        if i > 0 {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        send(&mut s, p);
+    for p in parts {
+        send_read(&mut s, p);
     }
     read_to_eof(&mut s, ANSWER).unwrap()
 }

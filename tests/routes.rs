@@ -491,8 +491,7 @@ fn maintenance_survives_an_upgrade() {
 
 #[test]
 fn maintenance_is_refused_to_other_users() {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to run -s as another user");
+    if !root("needs root to run -s as another user") {
         return;
     }
     let server = start_with_pid_file(MAINTENANCE);
@@ -519,7 +518,7 @@ fn maintenance_is_refused_to_other_users() {
     };
     let (code, _, err) = as_nobody(&["maintenance", "on"]);
     if err.contains("Permission denied (os error 13)") && err.contains("cannot connect") {
-        eprintln!("skipped: uid 65534 cannot reach the socket here: {err}");
+        skip(&format!("uid 65534 cannot reach the socket here: {err}"));
         server.finish();
         return;
     }

@@ -48,25 +48,15 @@ const CURL_MAX_TIME: &str = "20";
 /// testssl.sh runs a few hundred handshakes.
 const TESTSSL_WITHIN: Duration = Duration::from_secs(15 * 60);
 
-/// Whether `tool` is installed; says so when it is not.
-fn have(tool: &str) -> bool {
-    let mut cmd = Command::new("sh");
-    cmd.args(["-c", &format!("command -v {tool}")]);
-    let found = output_within(&mut cmd, b"", CLIENT_WITHIN).status.success();
-    if !found {
-        eprintln!("skipped: {tool} is not installed");
-    }
-    found
-}
-
 /// A fresh test PKI in its own temp dir, when openssl and `also` are
-/// installed (each missing tool is named on stderr, and the test skips).
+/// installed (each a Debian package of the same name); else None, after the
+/// harness' `tool` has skipped for each one missing.
 fn pki_if_installed(also: &[&str]) -> Option<(TempDir, Pki)> {
-    let missing: Vec<&str> = std::iter::once("openssl")
+    let missing = std::iter::once("openssl")
         .chain(also.iter().copied())
-        .filter(|t| !have(t))
-        .collect();
-    if !missing.is_empty() {
+        .filter(|t| tool(t, t).is_none())
+        .count();
+    if missing > 0 {
         return None;
     }
     let dir = TempDir::new();
@@ -855,8 +845,10 @@ fn pipelined_and_large_answers_over_tls() {
     let batch: Vec<u8> = GET.repeat(400);
     s.write_all(&batch).unwrap();
     s.flush().unwrap();
-    // Do not read for a while: the server must block, not lose output.
-    std::thread::sleep(Duration::from_millis(300));
+    // Do not read until the server's write has blocked: it must wait, not
+    // lose output. (The answers are 120 MB of plaintext, more once
+    // encrypted: far more than the socket buffers hold.)
+    wait_peer_write_blocked(&s.sock, 400 * body.len() as u64);
     for i in 0..400 {
         let r = read_tls_response(&mut s).unwrap_or_else(|e| panic!("answer {i}: {e}"));
         assert!(r.starts_with("HTTP/1.1 200 OK"), "answer {i}");
@@ -1086,11 +1078,8 @@ fn testssl_findings(json: &str) -> Vec<(String, String, String)> {
 #[test]
 #[ignore]
 fn testssl_finds_nothing_high_or_critical() {
-    let testssl = if have("testssl") {
-        "testssl"
-    } else if have("testssl.sh") {
-        "testssl.sh"
-    } else {
+    // Debian installs it as testssl; upstream calls it testssl.sh.
+    let Some(testssl) = find_tool("testssl").or_else(|| tool("testssl.sh", "testssl.sh")) else {
         return;
     };
     let Some((dir, pki)) = pki_if_installed(&[]) else {
@@ -1100,7 +1089,7 @@ fn testssl_finds_nothing_high_or_critical() {
     let json = dir.path().join("testssl.json");
     let target = format!("127.0.0.1:{}", server.addr.port());
     let (_, out, err) = run_within(
-        Command::new(testssl)
+        Command::new(&testssl)
             .args([
                 "--quiet",
                 "--color",

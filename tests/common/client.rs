@@ -1,12 +1,18 @@
 //! The client side of the harness: raw TCP on loopback. Open a connection,
 //! send bytes, read one response or everything up to the server's close
 //! (each read bounded by a deadline), redact the `Date` value so that whole
-//! answers can be compared byte for byte, and probe with a GET. Processes
-//! and logs are `process.rs`'s job.
+//! answers can be compared byte for byte, and probe with a GET; and wait,
+//! by the socket queues of both ends, until the server has read what was
+//! sent ([`wait_peer_read_all`]) or its write has blocked
+//! ([`wait_peer_write_blocked`]), instead of pausing and hoping. Processes,
+//! logs and the /proc readers are `process.rs`'s job.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant, SystemTime};
+
+use super::process::tcp_rows;
+use super::{wait_until, wait_until_every, WAIT};
 
 /// The longest a single expected answer may take.
 pub const ANSWER: Duration = Duration::from_secs(5);
@@ -59,6 +65,59 @@ pub fn open_from(source: std::net::IpAddr, addr: SocketAddr) -> TcpStream {
 
 pub fn send(s: &mut TcpStream, bytes: &[u8]) {
     s.write_all(bytes).expect("send to the server");
+}
+
+/// Waits (bounded) until the peer has read every byte sent on `s` so far:
+/// all are acknowledged (`s`'s send queue is empty: they are in the peer's
+/// kernel) and the peer's receive queue is empty (its process has read
+/// them). What `s` sends next then reaches the peer in a read of its own.
+/// A peer side that is gone has nothing left to read. From /proc/net/tcp:
+/// IPv4 only. Polled every millisecond: a test may wait once per byte.
+pub fn wait_peer_read_all(s: &TcpStream) {
+    let every = Duration::from_millis(1);
+    wait_until_every(every, WAIT, "the peer to read every byte sent", || {
+        let (me, peer) = tcp_rows(s);
+        let Some(peer) = peer else {
+            return Some(());
+        };
+        let me = me.expect("our own side of the connection in /proc/net/tcp");
+        (me.tx_queue == 0 && peer.rx_queue == 0).then_some(())
+    });
+}
+
+/// Sends `bytes` on `s` and waits until the peer has read them
+/// ([`wait_peer_read_all`]): the next send is a read of its own for it.
+pub fn send_read(s: &mut TcpStream, bytes: &[u8]) {
+    send(s, bytes);
+    wait_peer_read_all(s);
+}
+
+/// How long the queues must stand still for [`wait_peer_write_blocked`].
+const STILL: Duration = Duration::from_millis(100);
+
+/// Waits (bounded) until the peer's writes to `s`, which the caller does
+/// not read meanwhile, are held up: the peer's send queue holds bytes, it
+/// and `s`'s receive queue have not changed for 100 ms, and the two hold
+/// less than `total`, all that the peer has to send. The rest is still in
+/// the peer's process, which has stopped writing: its socket has no room,
+/// so its write would block (WouldBlock). Returns (`s`'s receive queue,
+/// the peer's send queue). IPv4 only (/proc/net/tcp).
+pub fn wait_peer_write_blocked(s: &TcpStream, total: u64) -> (u64, u64) {
+    let mut last: Option<((u64, u64), Instant)> = None;
+    wait_until(WAIT, "the peer's write to block", || {
+        let (me, peer) = tcp_rows(s);
+        let now = (me?.rx_queue, peer?.tx_queue);
+        match last {
+            Some((was, since)) if was == now => {
+                let held = now.1 > 0 && now.0 + now.1 < total;
+                (held && since.elapsed() >= STILL).then_some(now)
+            }
+            _ => {
+                last = Some((now, Instant::now()));
+                None
+            }
+        }
+    })
 }
 
 /// Checks that `date` is an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`,

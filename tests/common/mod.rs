@@ -10,9 +10,12 @@
 //!   socket, the harness' syslog sink or the test's own, `-d`), `Proc` for
 //!   hand-made commands, `output_within` for any program run to completion
 //!   (bounded), `LogSink`, SIGCHLD handling, `/proc` readers.
-//! - `peer.rs`: real peers (HAProxy, promtool, the nginx exporter): found
-//!   or skipped with a message, killed by process group on drop.
-//! - here: temp dirs and the waits every test file uses.
+//! - `peer.rs`: real peers (HAProxy, promtool, the nginx exporter), killed
+//!   by process group on drop.
+//! - here: temp dirs, the waits every test file uses, and the one way a
+//!   test skips ([`skip`], with [`tool`] and [`root`] on top): a message,
+//!   or a failure under `PREFORKD_REQUIRE_ALL=1` (CI, which has every tool
+//!   and runs as root).
 #![allow(dead_code)] // each test binary uses its own part of the harness
 #![allow(clippy::unwrap_used)] // a test fails loudly on the first surprise
 
@@ -60,7 +63,18 @@ impl Drop for TempDir {
 }
 
 /// Polls `cond` until it returns Some, or panics after `timeout` with `what`.
-pub fn wait_until<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+pub fn wait_until<T>(timeout: Duration, what: &str, cond: impl FnMut() -> Option<T>) -> T {
+    wait_until_every(Duration::from_millis(20), timeout, what, cond)
+}
+
+/// [`wait_until`], polling every `every`: for a wait that runs once per
+/// byte of a request (see `client::wait_peer_read_all`).
+pub fn wait_until_every<T>(
+    every: Duration,
+    timeout: Duration,
+    what: &str,
+    mut cond: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = cond() {
@@ -70,7 +84,7 @@ pub fn wait_until<T>(timeout: Duration, what: &str, mut cond: impl FnMut() -> Op
             Instant::now() < deadline,
             "timed out after {timeout:?} waiting for {what}"
         );
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(every);
     }
 }
 
@@ -82,6 +96,59 @@ pub fn holds_for(window: Duration, what: &str, mut cond: impl FnMut() -> bool) {
         assert!(cond(), "{what} stopped holding");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+// ---------------------------------------------------------------------------
+// Skips
+
+/// Set to `1`, every [`skip`] fails the test instead: `.ci/run` sets it,
+/// since CI installs every tool and runs as root, so that a tool missing
+/// from its list fails CI instead of passing it untested.
+pub const REQUIRE_ALL: &str = "PREFORKD_REQUIRE_ALL";
+
+/// The one way a test, or a part of one, is skipped: says `reason` on
+/// stderr (the caller then returns), or panics with it when
+/// `PREFORKD_REQUIRE_ALL=1`.
+pub fn skip(reason: &str) {
+    if std::env::var_os(REQUIRE_ALL).is_some_and(|v| v == "1") {
+        panic!("{REQUIRE_ALL}=1, and this would skip: {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
+
+/// Where `name` is installed: the first file of that name on `PATH`, then
+/// in /usr/sbin and /sbin (not on a user's `PATH`, but where Debian puts
+/// nginx and haproxy). No skip: for a program a test can do without, or
+/// one known by two names.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// `name`'s path, or None after [`skip`]ping for want of it (naming the
+/// Debian package that has it).
+pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
+    let found = find_tool(name);
+    if found.is_none() {
+        skip(&format!(
+            "{name} is not installed (Debian package {package})"
+        ));
+    }
+    found
+}
+
+/// Whether the test runs as root; false after [`skip`]ping `what`, the
+/// part that needs root.
+pub fn root(what: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    if !root {
+        skip(&format!("not root: {what}"));
+    }
+    root
 }
 
 /// How many of `lines` contain `needle`.

@@ -1,32 +1,16 @@
 //! Real peers (issue 13 and PEERS.md): programs preforkd's users run next
 //! to it (HAProxy, promtool, prometheus-nginx-exporter), found on `PATH`
-//! or skipped with a message, run in a process group of their own and
-//! SIGKILLed by pid when the test ends, pass or fail.
+//! by the harness' `tool` (or skipped), run in a process group of their own
+//! and SIGKILLed by pid when the test ends, pass or fail.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-
-/// The tool's path (as `command -v` finds it), or None after saying the
-/// test is skipped without it.
-pub fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        eprintln!("skipped: {name} is not installed (Debian package {package})");
-    }
-    found
-}
 
 /// A peer process; dropping it SIGKILLs its process group and reaps it.
 pub struct Peer {

@@ -3,7 +3,8 @@
 //! syslog sink, its sd_notify socket, signals, waits on its log and its
 //! workers, and the `Drop` guards that SIGKILL what a test started, by pid or
 //! by process group; and any program a test runs to completion, within a
-//! deadline ([`output_within`]). Talking HTTP to it is `client.rs`'s job.
+//! deadline ([`output_within`]); `/proc` readers (processes, sockets, the
+//! TCP queues of a connection). Talking HTTP to it is `client.rs`'s job.
 //!
 //! SIGCHLD: a test process runs many threads; see [`quiet_sigchld`] for why
 //! every test thread blocks SIGCHLD and every spawn here unblocks it for the
@@ -1028,23 +1029,69 @@ pub fn socket_inodes(pid: i32) -> std::collections::HashSet<u64> {
     out
 }
 
+/// One IPv4 socket's row of /proc/net/tcp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpRow {
+    /// Bytes written to the socket that the peer has not acknowledged yet
+    /// (`write_seq - snd_una`: sent and in flight, or still queued).
+    pub tx_queue: u64,
+    /// Bytes received that the process has not read yet.
+    pub rx_queue: u64,
+    pub inode: u64,
+}
+
+/// An IPv4 address as /proc/net/tcp writes it: the address' 32 bits as
+/// the kernel holds them (network order) printed as a native integer, then
+/// the port; 127.0.0.1:80 is `0100007F:0050` on x86.
+fn proc_tcp_addr(addr: SocketAddr) -> String {
+    let SocketAddr::V4(a) = addr else {
+        panic!("{addr} is not IPv4: /proc/net/tcp has only IPv4 sockets");
+    };
+    format!(
+        "{:08X}:{:04X}",
+        u32::from_ne_bytes(a.ip().octets()),
+        a.port()
+    )
+}
+
+/// The row of the IPv4 socket at `local` connected to `remote`, if there
+/// is one (any state).
+pub fn tcp_row(local: SocketAddr, remote: SocketAddr) -> Option<TcpRow> {
+    let (local, remote) = (proc_tcp_addr(local), proc_tcp_addr(remote));
+    let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    text.lines().skip(1).find_map(|line| {
+        // sl local rem st tx_queue:rx_queue tr:when retrnsmt uid timeout inode …
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 10 || f[1] != local || f[2] != remote {
+            return None;
+        }
+        let (tx, rx) = f[4].split_once(':')?;
+        Some(TcpRow {
+            tx_queue: u64::from_str_radix(tx, 16).ok()?,
+            rx_queue: u64::from_str_radix(rx, 16).ok()?,
+            inode: f[9].parse().ok()?,
+        })
+    })
+}
+
+/// `client`'s row and its peer's (the server's side of the connection):
+/// None for the peer once it is gone, both None once the connection is
+/// (reset: `client` has no peer address any more).
+pub fn tcp_rows(client: &TcpStream) -> (Option<TcpRow>, Option<TcpRow>) {
+    let local = client.local_addr().unwrap();
+    let Ok(peer) = client.peer_addr() else {
+        return (None, None);
+    };
+    (tcp_row(local, peer), tcp_row(peer, local))
+}
+
 /// The inode of the server's side of `client`'s IPv4 connection (compare
 /// with [`socket_inodes`] to learn which worker holds it).
 pub fn server_side_inode(client: &TcpStream) -> u64 {
     let (local, peer) = (client.local_addr().unwrap(), client.peer_addr().unwrap());
-    let text = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    for line in text.lines().skip(1) {
-        // sl local rem st tx:rx tr:when retrnsmt uid timeout inode …
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let port = |a: &str| {
-            a.rsplit_once(':')
-                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
-        };
-        if f.len() > 9 && port(f[1]) == Some(peer.port()) && port(f[2]) == Some(local.port()) {
-            return f[9].parse().unwrap();
-        }
-    }
-    panic!("no server side for {local} -> {peer} in /proc/net/tcp");
+    tcp_row(peer, local)
+        .unwrap_or_else(|| panic!("no server side for {local} -> {peer} in /proc/net/tcp"))
+        .inode
 }
 
 /// Inodes of every TCP socket (v4 and v6) listening on `port`, any address.
