@@ -269,22 +269,7 @@ pub fn parse(head: Head, payload: &[u8]) -> Result<Frame<'_>, FrameError> {
         }
         Kind::Headers => {
             on_stream()?;
-            let mut block = unpad(head, payload)?;
-            let mut priority = None;
-            if head.has(flags::PRIORITY) {
-                let (fields, rest) = block
-                    .split_at_checked(5)
-                    .ok_or(Connection(FrameSizeError))?;
-                priority = Some(read_priority(fields));
-                block = rest;
-            }
-            Ok(Frame::Headers {
-                stream,
-                end_stream: head.has(flags::END_STREAM),
-                end_headers: head.has(flags::END_HEADERS),
-                priority,
-                block,
-            })
+            headers(head, payload)
         }
         Kind::Priority => {
             on_stream()?;
@@ -318,14 +303,7 @@ pub fn parse(head: Head, payload: &[u8]) -> Result<Frame<'_>, FrameError> {
         }
         Kind::PushPromise => {
             on_stream()?;
-            let rest = unpad(head, payload)?;
-            let (promised, block) = rest.split_at_checked(4).ok_or(Connection(FrameSizeError))?;
-            Ok(Frame::PushPromise {
-                stream,
-                promised: read_u31(promised),
-                end_headers: head.has(flags::END_HEADERS),
-                block,
-            })
+            push_promise(head, payload)
         }
         Kind::Ping => {
             on_conn()?;
@@ -336,14 +314,7 @@ pub fn parse(head: Head, payload: &[u8]) -> Result<Frame<'_>, FrameError> {
         }
         Kind::GoAway => {
             on_conn()?;
-            let (fixed, debug) = payload
-                .split_at_checked(8)
-                .ok_or(Connection(FrameSizeError))?;
-            Ok(Frame::GoAway {
-                last_stream: read_u31(&fixed[..4]),
-                code: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
-                debug,
-            })
+            go_away(payload)
         }
         Kind::WindowUpdate => {
             let increment = read_u31(&fixed::<4>(payload)?);
@@ -359,6 +330,51 @@ pub fn parse(head: Head, payload: &[u8]) -> Result<Frame<'_>, FrameError> {
         }
         Kind::Unknown(kind) => Ok(Frame::Unknown { kind, stream }),
     }
+}
+
+/// HEADERS (§6.2): padding, then the optional priority fields, then the
+/// block fragment.
+fn headers(head: Head, payload: &[u8]) -> Result<Frame<'_>, FrameError> {
+    let mut block = unpad(head, payload)?;
+    let mut priority = None;
+    if head.has(flags::PRIORITY) {
+        let (fields, rest) = block
+            .split_at_checked(5)
+            .ok_or(Connection(FrameSizeError))?;
+        priority = Some(read_priority(fields));
+        block = rest;
+    }
+    Ok(Frame::Headers {
+        stream: head.stream,
+        end_stream: head.has(flags::END_STREAM),
+        end_headers: head.has(flags::END_HEADERS),
+        priority,
+        block,
+    })
+}
+
+/// PUSH_PROMISE (§6.6): padding, the promised stream, the block fragment.
+fn push_promise(head: Head, payload: &[u8]) -> Result<Frame<'_>, FrameError> {
+    let rest = unpad(head, payload)?;
+    let (promised, block) = rest.split_at_checked(4).ok_or(Connection(FrameSizeError))?;
+    Ok(Frame::PushPromise {
+        stream: head.stream,
+        promised: read_u31(promised),
+        end_headers: head.has(flags::END_HEADERS),
+        block,
+    })
+}
+
+/// GOAWAY (§6.8): last stream, error code, opaque debug data.
+fn go_away(payload: &[u8]) -> Result<Frame<'_>, FrameError> {
+    let (fixed, debug) = payload
+        .split_at_checked(8)
+        .ok_or(Connection(FrameSizeError))?;
+    Ok(Frame::GoAway {
+        last_stream: read_u31(&fixed[..4]),
+        code: u32::from_be_bytes([fixed[4], fixed[5], fixed[6], fixed[7]]),
+        debug,
+    })
 }
 
 /// Iterates SETTINGS parameters as (identifier, value) (§6.5.1).

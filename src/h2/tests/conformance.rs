@@ -26,7 +26,10 @@ fn table() -> Vec<Case> {
     let mut all = frames_and_stream_states();
     all.extend(frame_types());
     all.extend(settings_windows_continuation());
+    all.extend(windows_and_continuation());
     all.extend(hpack_and_requests());
+    all.extend(malformed_requests());
+    all.extend(more_malformed_requests());
     all
 }
 
@@ -273,6 +276,13 @@ fn settings_windows_continuation() -> Vec<Case> {
             raw(Kind::GoAway, 0, 1, &[0; 8]),
             GoAway(ProtocolError),
         ),
+    ]
+}
+
+fn windows_and_continuation() -> Vec<Case> {
+    use ErrorCode::*;
+    use Expect::*;
+    vec![
         // §6.9 WINDOW_UPDATE
         (
             "6.9 increment 0 on connection",
@@ -366,6 +376,13 @@ fn hpack_and_requests() -> Vec<Case> {
             raw(Kind::Headers, flags::END_HEADERS, 1, &[0x82, 0x20]),
             GoAway(CompressionError),
         ),
+    ]
+}
+
+fn malformed_requests() -> Vec<Case> {
+    use ErrorCode::*;
+    use Expect::*;
+    vec![
         // §8.2, §8.3.1 malformed requests
         (
             "8.2 upper-case name",
@@ -422,6 +439,13 @@ fn hpack_and_requests() -> Vec<Case> {
             ),
             Rst(1, ProtocolError),
         ),
+    ]
+}
+
+fn more_malformed_requests() -> Vec<Case> {
+    use ErrorCode::*;
+    use Expect::*;
+    vec![
         (
             "8.3.1 pseudo after regular",
             raw(
