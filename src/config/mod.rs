@@ -32,6 +32,9 @@ pub struct Listen {
     pub tls: bool,
     /// Every connection starts with a PROXY protocol header (v1 or v2).
     pub proxy_protocol: bool,
+    /// HTTP/2 with prior knowledge (RFC 9113 §3.3) besides HTTP/1.1: told
+    /// apart by the connection preface.
+    pub h2c: bool,
 }
 
 impl Listen {
@@ -40,6 +43,7 @@ impl Listen {
             addr,
             tls: false,
             proxy_protocol: false,
+            h2c: false,
         }
     }
 }
@@ -53,16 +57,17 @@ impl std::str::FromStr for Listen {
         let addr = words.next().unwrap_or("");
         let mut l = Listen::plain(addr.parse().map_err(|_| {
             format!(
-                "invalid listen address \"{addr}\": expected \"host:port\" with an IPv4 address or [IPv6] address, then flags (\"tls\", \"proxy_protocol\")"
+                "invalid listen address \"{addr}\": expected \"host:port\" with an IPv4 address or [IPv6] address, then flags (\"tls\", \"proxy_protocol\", \"h2c\")"
             )
         })?);
         for flag in words {
             match flag {
                 "tls" => l.tls = true,
                 "proxy_protocol" => l.proxy_protocol = true,
+                "h2c" => l.h2c = true,
                 _ => {
                     return Err(format!(
-                        "unknown listen flag \"{flag}\" after {addr}: expected \"tls\" or \"proxy_protocol\""
+                        "unknown listen flag \"{flag}\" after {addr}: expected \"tls\", \"proxy_protocol\" or \"h2c\""
                     ))
                 }
             }
@@ -79,6 +84,9 @@ impl fmt::Display for Listen {
         }
         if self.proxy_protocol {
             f.write_str(" proxy_protocol")?;
+        }
+        if self.h2c {
+            f.write_str(" h2c")?;
         }
         Ok(())
     }
@@ -871,8 +879,40 @@ fn tls(table: toml::Spanned<RawTls>, base: &Path) -> Result<TlsConfig, TlsError>
         }
     };
     // Absolute now: `-d` and an upgraded master may run elsewhere.
+    let alpn = match raw.alpn {
+        None => crate::tls::alpn::DEFAULT.to_vec(),
+        Some(a) => alpn(a).map_err(|(span, m)| TlsError::Config(span, m))?,
+    };
     let abs = |p: &Path| std::path::absolute(base.join(p)).unwrap_or_else(|_| base.join(p));
-    crate::tls::load(&abs(&certificate), &abs(&key), &protocols).map_err(TlsError::Load)
+    crate::tls::load(&abs(&certificate), &abs(&key), &protocols)
+        .map(|t| crate::tls::alpn::with_alpn(t, &alpn))
+        .map_err(TlsError::Load)
+}
+
+/// `tls.alpn`: known names, at least one, in the order given.
+fn alpn(
+    list: toml::Spanned<Vec<String>>,
+) -> Result<Vec<crate::tls::alpn::Alpn>, (std::ops::Range<usize>, String)> {
+    let span = list.span();
+    let mut out = Vec::new();
+    for name in list.into_inner() {
+        let p = crate::tls::alpn::Alpn::parse(&name).ok_or_else(|| {
+            (
+                span.clone(),
+                format!("tls.alpn: unknown protocol \"{name}\": expected \"h2\" or \"http/1.1\""),
+            )
+        })?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        return Err((
+            span,
+            "tls.alpn: at least one of \"h2\", \"http/1.1\"".into(),
+        ));
+    }
+    Ok(out)
 }
 
 /// Resolves `user` and `group` to ids now, so that `-t` rejects names that
@@ -1089,6 +1129,7 @@ struct RawTls {
     certificate: Option<PathBuf>,
     key: Option<PathBuf>,
     protocols: Option<toml::Spanned<Vec<String>>>,
+    alpn: Option<toml::Spanned<Vec<String>>>,
 }
 
 /// combined, common or json.
