@@ -14,7 +14,10 @@
 //! write and a stall (queued answers behind a window the peer does not
 //! open: GOAWAY ENHANCE_YOUR_CALM, then closed); `keepalive_timeout` once
 //! no stream is open (GOAWAY NO_ERROR, then closed); `drain_idle_grace`
-//! for that while draining. Draining sends GOAWAY with the last stream id,
+//! for that while draining. Draining gives notice first (RFC 9113 §6.8: a
+//! GOAWAY naming the highest stream id, so that requests already on their
+//! way are still taken, and answered as a draining worker answers: health
+//! 503), then `DRAIN_NOTICE` later sends GOAWAY with the last stream id,
 //! answers the streams below it, then closes. After our GOAWAY the write
 //! side is shut and input is read and discarded for a short while, so that
 //! unread input does not turn the close into a reset that destroys the
@@ -44,6 +47,11 @@ const LINGER: Duration = Duration::from_secs(2);
 /// lets the others go (epoll is level-triggered: the next writable event
 /// continues).
 const TURN: usize = 1 << 20;
+/// How long requests already under way when draining began may still
+/// arrive (between the notice GOAWAY and the final one).
+const DRAIN_NOTICE: Duration = Duration::from_secs(1);
+/// The notice GOAWAY's last stream id: every stream (§6.8).
+const ANY_STREAM: u32 = (1 << 31) - 1;
 /// Output capacity kept between writes; more is freed.
 const KEEP_OUT: usize = 16 * 1024;
 
@@ -71,6 +79,8 @@ pub struct H2Conn<S> {
     blocked_since: Option<Instant>,
     /// GOAWAY sent and write side shut: reading and discarding since then.
     lingering: Option<Instant>,
+    /// Draining: when the notice GOAWAY went out.
+    drain_notice: Option<Instant>,
     /// Requests answered on this connection.
     pub requests: u64,
     peer: Option<IpAddr>,
@@ -105,6 +115,7 @@ impl<S: Transport> H2Conn<S> {
             block_since: None,
             blocked_since: None,
             lingering: None,
+            drain_notice: None,
             requests: 0,
             peer: peer.0,
             peer_from_header: peer.1,
@@ -179,8 +190,24 @@ impl<S: Transport> H2Conn<S> {
     /// Draining: GOAWAY with the last stream id now (on the sweep that
     /// follows at once), the streams below it answered, then closed.
     pub fn start_drain(&mut self, ctx: &Ctx) {
-        self.session.go_away();
+        self.notice_drain(ctx);
         self.deadline = ctx.now;
+    }
+
+    /// The notice GOAWAY (see the module doc), once; the final one
+    /// follows `DRAIN_NOTICE` later (`on_timeout`).
+    fn notice_drain(&mut self, ctx: &Ctx) {
+        if self.drain_notice.is_some()
+            || self.session.goaway.is_some()
+            || self.session.failed.is_some()
+        {
+            return;
+        }
+        super::frame::write_goaway(&mut self.session.tx, ANY_STREAM, ErrorCode::NoError);
+        if let Some(slot) = ctx.counters {
+            slot.h2.add(H2Stat::GoawaysSent, 1);
+        }
+        self.drain_notice = Some(ctx.now);
     }
 
     /// The socket is readable: read, answer, write, until the transport
@@ -235,8 +262,12 @@ impl<S: Transport> H2Conn<S> {
                 ErrorCode::EnhanceYourCalm,
                 "header block not finished in time",
             );
-        } else if passed(self.idle_since, idle_timeout(ctx)) || ctx.draining {
+        } else if passed(self.drain_notice, DRAIN_NOTICE)
+            || passed(self.idle_since, idle_timeout(ctx)) && !ctx.draining
+        {
             self.session.go_away();
+        } else if ctx.draining {
+            self.notice_drain(ctx);
         }
         self.flush(ctx)
     }
@@ -277,13 +308,17 @@ impl<S: Transport> H2Conn<S> {
             }
         }
         if ctx.draining {
-            self.session.go_away();
+            self.notice_drain(ctx);
         }
         self.flush(ctx)
     }
 
     /// Answers one request, as an HTTP/1.1 connection would.
     fn answer(&mut self, req: &Request, ctx: &Ctx) {
+        if !self.session.streams.contains_key(&req.stream) {
+            // Reset by the client in the same read: nothing to answer.
+            return;
+        }
         let mut head = Vec::with_capacity(256);
         answer::h1_head(req, &mut head);
         let mut out = Vec::with_capacity(512);
@@ -449,8 +484,11 @@ impl<S: Transport> H2Conn<S> {
         {
             deadline = deadline.min(t + header);
         }
-        if let Some(t) = self.idle_since {
+        if let Some(t) = self.idle_since.filter(|_| self.drain_notice.is_none()) {
             deadline = deadline.min(t + idle_timeout(ctx));
+        }
+        if let Some(t) = self.drain_notice.filter(|_| self.session.goaway.is_none()) {
+            deadline = deadline.min(t + DRAIN_NOTICE);
         }
         self.deadline = deadline;
         Interest::Read
