@@ -1,9 +1,9 @@
-//! A worker's client connection: HTTP/1.1 ([`Conn`]) until its first
-//! request head turns out to be the HTTP/2 connection preface (on an
-//! `h2c` listener, or over TLS when ALPN chose `h2`), HTTP/2
-//! ([`H2Conn`]) from then on, over the same stream. The worker drives
-//! either through the same methods; [`Client::into_h2`] is the one
-//! change of kind, made by the worker when [`Client::wants_h2`] says so.
+//! A worker's client connection: HTTP/1.1 (`http::conn::Conn`) until its
+//! first request head turns out to be the HTTP/2 connection preface (on
+//! an `h2c` listener, or over TLS when ALPN chose `h2`), HTTP/2
+//! (`serve::H2Conn`) from then on, over the same stream. The worker drives
+//! either through the same methods; `Client::into_h2` is the one change
+//! of kind, made by the worker when `Client::wants_h2` says so.
 
 use std::net::IpAddr;
 use std::time::Instant;
