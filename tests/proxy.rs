@@ -254,7 +254,7 @@ fn bad_listen_flags_and_ranges_fail_the_config_test() {
             "listen = [\"127.0.0.1:1 proxy\"]\n",
             (
                 ":1:10:",
-                "unknown listen flag \"proxy\" after 127.0.0.1:1: expected \"tls\" or \"proxy_protocol\"",
+                "unknown listen flag \"proxy\" after 127.0.0.1:1: expected \"tls\", \"proxy_protocol\" or \"h2c\"",
             ),
         ),
         (

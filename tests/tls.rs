@@ -5,7 +5,7 @@
 //! Covered here:
 //! - `-t` on certificate and key: a missing file, bad PEM, a key that does
 //!   not match, a `tls` listener without `[tls]` (`file: reason`, exit 1);
-//! - TLS 1.3 and 1.2 (and `protocols` restricting them), ALPN `http/1.1`
+//! - TLS 1.3 and 1.2 (and `protocols` restricting them), ALPN (`h2`, `http/1.1`)
 //!   (an ALPN list without it is refused), SNI, keep-alive, pipelining,
 //!   an answer larger than the socket takes at once;
 //! - session resumption by ticket: 20 `-sess_in` tries, all reused, on 2
@@ -504,12 +504,15 @@ for v in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
 s = session(ctx(alpn=()))
 assert s.selected_alpn_protocol() is None
 print("ok no-alpn")
-# Only h2 offered: refused (no_application_protocol), as RFC 7301 says.
+# Only h2 offered: chosen ([tls] alpn offers h2 by default, issue 20).
+s = session(ctx(alpn=("h2",)))
+print("ok h2 chosen" if s.selected_alpn_protocol() == "h2" else "FAIL " + str(s.selected_alpn_protocol()))
+# Only a protocol we do not speak: refused (no_application_protocol), as RFC 7301 says.
 try:
-    session(ctx(alpn=("h2",)))
-    print("FAIL h2 accepted")
+    session(ctx(alpn=("spdy/3",)))
+    print("FAIL spdy/3 accepted")
 except ssl.SSLError as e:
-    print("ok h2 refused" if "no application protocol" in str(e) else "FAIL " + str(e))
+    print("ok spdy/3 refused" if "no application protocol" in str(e) else "FAIL " + str(e))
 # A name the certificate does not have: the client refuses it (SNI was sent).
 try:
     c = ctx()
@@ -527,7 +530,8 @@ except ssl.SSLCertVerificationError:
             "ok TLSv1.3",
             "ok TLSv1.2",
             "ok no-alpn",
-            "ok h2 refused",
+            "ok h2 chosen",
+            "ok spdy/3 refused",
             "ok wrong name"
         ],
         "{err}"

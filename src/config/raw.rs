@@ -122,4 +122,5 @@ pub(super) struct RawTls {
     pub certificate: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub protocols: Option<toml::Spanned<Vec<String>>>,
+    pub alpn: Option<toml::Spanned<Vec<String>>>,
 }

@@ -189,6 +189,7 @@ pub(super) fn tls(
     table: toml::Spanned<RawTls>,
     base: &Path,
 ) -> Result<TlsConfig, Error> {
+    use crate::tls::alpn::Alpn;
     use crate::tls::Version;
     let span = table.span();
     let raw = table.into_inner();
@@ -197,33 +198,63 @@ pub(super) fn tls(
     };
     let protocols = match raw.protocols {
         None => vec![Version::Tls12, Version::Tls13],
-        Some(p) => {
-            let span = p.span();
-            let mut out = Vec::new();
-            for name in p.into_inner() {
-                let v = Version::parse(&name).ok_or_else(|| {
-                    src.at(
-                        span.clone(),
-                        format!("tls.protocols: unknown version \"{name}\": expected \"1.2\" or \"1.3\""),
-                    )
-                })?;
-                if !out.contains(&v) {
-                    out.push(v);
-                }
-            }
-            if out.is_empty() {
-                return Err(src.at(
-                    span,
-                    "tls.protocols: at least one of \"1.2\", \"1.3\"".into(),
-                ));
-            }
-            out
-        }
+        Some(p) => names(
+            src,
+            p,
+            "tls.protocols",
+            "version",
+            Version::parse,
+            "\"1.2\", \"1.3\"",
+        )?,
+    };
+    let alpn = match raw.alpn {
+        None => crate::tls::alpn::DEFAULT.to_vec(),
+        Some(a) => names(
+            src,
+            a,
+            "tls.alpn",
+            "protocol",
+            Alpn::parse,
+            "\"h2\", \"http/1.1\"",
+        )?,
     };
     // Absolute now: `-d` and an upgraded master may run elsewhere.
     let abs = |p: &Path| std::path::absolute(base.join(p)).unwrap_or_else(|_| base.join(p));
     crate::tls::load(&abs(&certificate), &abs(&key), &protocols)
+        .map(|t| crate::tls::alpn::with_alpn(t, &alpn))
         .map_err(|e| Error::whole(e.path, e.reason))
+}
+
+/// A list of known names (`tls.protocols`, `tls.alpn`): each parsed, at
+/// least one, duplicates dropped, in the order given.
+fn names<T: PartialEq>(
+    src: Source<'_>,
+    list: toml::Spanned<Vec<String>>,
+    key: &str,
+    what: &str,
+    parse: fn(&str) -> Option<T>,
+    known: &str,
+) -> Result<Vec<T>, Error> {
+    let span = list.span();
+    let mut out = Vec::new();
+    for name in list.into_inner() {
+        let v = parse(&name).ok_or_else(|| {
+            src.at(
+                span.clone(),
+                format!(
+                    "{key}: unknown {what} \"{name}\": expected {}",
+                    known.replace(", ", " or ")
+                ),
+            )
+        })?;
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    if out.is_empty() {
+        return Err(src.at(span, format!("{key}: at least one of {known}")));
+    }
+    Ok(out)
 }
 
 /// Resolves `user` and `group` to ids now, so that `-t` rejects names that

@@ -26,6 +26,9 @@ pub struct Listen {
     pub tls: bool,
     /// Every connection starts with a PROXY protocol header (v1 or v2).
     pub proxy_protocol: bool,
+    /// HTTP/2 with prior knowledge (RFC 9113 §3.3) besides HTTP/1.1: told
+    /// apart by the connection preface.
+    pub h2c: bool,
 }
 
 impl Listen {
@@ -34,6 +37,7 @@ impl Listen {
             addr,
             tls: false,
             proxy_protocol: false,
+            h2c: false,
         }
     }
 }
@@ -47,16 +51,17 @@ impl std::str::FromStr for Listen {
         let addr = words.next().unwrap_or("");
         let mut l = Listen::plain(addr.parse().map_err(|_| {
             format!(
-                "invalid listen address \"{addr}\": expected \"host:port\" with an IPv4 address or [IPv6] address, then flags (\"tls\", \"proxy_protocol\")"
+                "invalid listen address \"{addr}\": expected \"host:port\" with an IPv4 address or [IPv6] address, then flags (\"tls\", \"proxy_protocol\", \"h2c\")"
             )
         })?);
         for flag in words {
             match flag {
                 "tls" => l.tls = true,
                 "proxy_protocol" => l.proxy_protocol = true,
+                "h2c" => l.h2c = true,
                 _ => {
                     return Err(format!(
-                        "unknown listen flag \"{flag}\" after {addr}: expected \"tls\" or \"proxy_protocol\""
+                        "unknown listen flag \"{flag}\" after {addr}: expected \"tls\", \"proxy_protocol\" or \"h2c\""
                     ))
                 }
             }
@@ -73,6 +78,9 @@ impl fmt::Display for Listen {
         }
         if self.proxy_protocol {
             f.write_str(" proxy_protocol")?;
+        }
+        if self.h2c {
+            f.write_str(" h2c")?;
         }
         Ok(())
     }

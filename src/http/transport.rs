@@ -56,6 +56,12 @@ pub trait Transport: Read + Write {
         None
     }
 
+    /// ALPN chose `h2` for this connection (TLS): its first request head
+    /// may be the HTTP/2 connection preface (`conn/h2start.rs`).
+    fn negotiated_h2(&self) -> bool {
+        false
+    }
+
     /// Sends up to `len` bytes of `file` from `offset`; how many went.
     /// `Ok(0)` for `len > 0`: the file ended early (truncated meanwhile).
     /// This default reads one chunk into a buffer and writes what the

@@ -239,6 +239,7 @@ pub fn prometheus(s: &Snapshot) -> String {
     ] {
         family(&mut out, name, "counter", help, &one(value));
     }
+    crate::obs::h2stats::families(&mut out, &s.h2, family);
     family(
         &mut out,
         "evictions_total",
@@ -277,6 +278,7 @@ mod tests {
             maintenance: true,
             log_lost: 3,
             tls: [9, 4, 1],
+            h2: std::array::from_fn(|i| i as u64),
         }
     }
 

@@ -8,6 +8,8 @@ pub mod access_log;
 pub mod clock;
 /// One request and its answer, as observers see it.
 pub mod exchange;
+/// HTTP/2 counters in a scoreboard slot: streams, resets, defences.
+pub mod h2stats;
 /// syslog / stderr logging that survives fork and a missing socket.
 pub mod log;
 /// stub_status and Prometheus text from a scoreboard snapshot.

@@ -132,6 +132,8 @@ pub struct Slot {
     /// Connections reading a body, writing an answer or lingering now
     /// (idle ones are the rest of `open`, as nginx derives "Waiting").
     writing: AtomicU64,
+    /// HTTP/2 streams, resets, defences; never reset (see `h2stats.rs`).
+    pub h2: super::h2stats::H2Stats,
 }
 
 impl Slot {
@@ -362,6 +364,8 @@ pub struct Snapshot {
     /// TLS handshakes completed, of them resumed, and failed (summed over
     /// every slot, as `-s status` sums them).
     pub tls: [u64; 3],
+    /// HTTP/2 counters in `H2Stat::ALL` order, summed over every slot.
+    pub h2: [u64; super::h2stats::COUNT],
 }
 
 /// The whole shared mapping as a worker is handed it: every slot and the
@@ -418,6 +422,9 @@ fn read_once(slots: &[Slot], t: &Totals) -> Snapshot {
         s.tls[0] += slot.tls_handshakes.load(Relaxed);
         s.tls[1] += slot.tls_resumed.load(Relaxed);
         s.tls[2] += slot.tls_failures.load(Relaxed);
+        for (a, b) in s.h2.iter_mut().zip(slot.h2.load()) {
+            *a += b;
+        }
         if slot.pid() == 0 {
             continue;
         }

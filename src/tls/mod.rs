@@ -660,6 +660,10 @@ impl Transport for Stream {
             Stream::Tls(s) => s.refused(),
         }
     }
+
+    fn negotiated_h2(&self) -> bool {
+        self.alpn_h2()
+    }
 }
 
 impl AsFd for Stream {
@@ -717,6 +721,9 @@ mod tests {
         assert!(!looks_like_http(b"GE"));
     }
 }
+
+/// ALPN: `[tls] alpn`, and whether a connection chose `h2`.
+pub mod alpn;
 
 /// The TLS layer against plain HTTP in memory, for property tests and fuzzing.
 #[cfg(any(test, feature = "sim"))]

@@ -114,7 +114,8 @@ impl Worker {
                     let Some(stream) = self.wrap(index, TcpStream::from(fd)) else {
                         continue;
                     };
-                    self.add_conn(stream, via_proxy);
+                    let h2c = self.h2c.get(index).copied().unwrap_or(false);
+                    self.add_conn(stream, via_proxy, h2c);
                     // EPOLLEXCLUSIVE wakes the first idle worker in the
                     // listener's wait queue, so the one woken first would
                     // take a whole burst: past its share it steps aside.

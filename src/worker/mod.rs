@@ -37,8 +37,9 @@ use nix::unistd::Pid;
 
 use crate::config::Config;
 use crate::exitcode;
+use crate::h2::client::Client;
 use crate::http::answer::Responses;
-use crate::http::conn::{Buffers, Conn, Ctx, Interest, Timeouts};
+use crate::http::conn::{Buffers, Ctx, Interest, Timeouts};
 use crate::http::parse::Limits;
 use crate::http::template::http_date;
 use crate::http::transport::Transport;
@@ -172,6 +173,8 @@ struct Worker {
     tls: Vec<Option<std::sync::Arc<rustls::ServerConfig>>>,
     /// Per listener (same index): a `proxy_protocol` one.
     proxied: Vec<bool>,
+    /// Per listener (same index): an `h2c` one.
+    h2c: Vec<bool>,
     /// `proxy_protocol_from`.
     proxy_from: Vec<crate::http::cidr::Cidr>,
     /// Connections reading a head, and reading a body or writing, now
@@ -261,11 +264,16 @@ impl Worker {
             .iter()
             .map(|l| config.listen_for(l.addr).proxy_protocol)
             .collect();
+        let h2c = listeners
+            .iter()
+            .map(|l| config.listen_for(l.addr).h2c)
+            .collect();
         let mut w = Worker {
             epoll,
             tls,
             listeners,
             proxied,
+            h2c,
             proxy_from: config.proxy_protocol_from.clone(),
             reading: 0,
             writing: 0,
@@ -448,7 +456,7 @@ impl Worker {
             self.shared.now + Duration::from_nanos(u64::from(1_000_000_000 - into_second));
     }
 
-    fn add_conn(&mut self, stream: Stream, via_proxy: bool) {
+    fn add_conn(&mut self, stream: Stream, via_proxy: bool, h2c: bool) {
         let mut client = None;
         if via_proxy {
             // Only the balancers named in proxy_protocol_from may say who
@@ -484,7 +492,7 @@ impl Worker {
         self.shared.board.set_open(self.table.open() as u64);
         let ctx = self.shared.ctx();
         let mut entry = Entry {
-            conn: Conn::new(stream, &ctx),
+            conn: Client::new(stream, &ctx, h2c),
             interest: None,
             client,
             via_proxy,
@@ -497,7 +505,7 @@ impl Worker {
         // request has usually arrived with the handshake, and one answered
         // and closed right here never costs an epoll_ctl.
         let interest = entry.conn.on_readable(&ctx, &mut self.bufs);
-        self.served += entry.conn.requests;
+        self.served += entry.conn.requests();
         self.settle(index, entry, interest);
     }
 
@@ -508,7 +516,7 @@ impl Worker {
             return;
         };
         let ctx = self.shared.ctx();
-        let before = entry.conn.requests;
+        let before = entry.conn.requests();
         let interest = if entry.interest == Some(Interest::Write)
             && events.intersects(EpollFlags::EPOLLOUT | EpollFlags::EPOLLERR | EpollFlags::EPOLLHUP)
         {
@@ -522,11 +530,12 @@ impl Worker {
         };
         // For max_requests_per_worker; the slot's count was kept per
         // answer, as it was written, by `conn.rs`.
-        self.served += entry.conn.requests - before;
+        self.served += entry.conn.requests() - before;
         let unchanged = interest != Interest::Close
             && entry.interest == Some(interest)
             && entry.class == Class::of(entry.conn.standing())
-            && !(entry.via_proxy && entry.client.is_none());
+            && !(entry.via_proxy && entry.client.is_none())
+            && !entry.conn.wants_h2();
         if unchanged {
             return;
         }
@@ -584,7 +593,14 @@ impl Worker {
     }
 
     /// Puts a connection back with its new interest, or closes it.
-    fn settle(&mut self, index: usize, mut entry: Entry, interest: Interest) {
+    fn settle(&mut self, index: usize, mut entry: Entry, mut interest: Interest) {
+        if interest != Interest::Close && entry.conn.wants_h2() {
+            // The HTTP/2 preface: the same stream, an HTTP/2 connection.
+            let ctx = self.shared.ctx();
+            let before = entry.conn.requests();
+            (entry.conn, interest) = entry.conn.into_h2(&ctx, &mut self.bufs);
+            self.served += entry.conn.requests() - before;
+        }
         if interest == Interest::Close {
             self.close(index, entry);
             self.resume_listening();

@@ -12,12 +12,14 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use crate::http::conn::{Conn, Interest, Standing};
+use crate::h2::client::Client;
+use crate::http::conn::{Interest, Standing};
 use crate::http::transport::Transport;
 use crate::tls::Stream;
 
 pub struct Entry {
-    pub conn: Conn<Stream>,
+    /// HTTP/1.1, or HTTP/2 once its preface arrived.
+    pub conn: Client<Stream>,
     /// What it waits for in the epoll set; None until first registered.
     pub interest: Option<Interest>,
     /// The client's address, once looked up (see the module doc).

@@ -14,7 +14,8 @@ impl<S: Transport> Conn<S> {
         loop {
             let interest = self.read_once(ctx, bufs);
             let more = self.stream.has_buffered_input() || !self.later.is_empty();
-            if interest != Interest::Read || !more {
+            // An HTTP/2 preface stops here: the rest is HTTP/2's to read.
+            if interest != Interest::Read || !more || self.h2_start.is_some() {
                 return interest;
             }
         }

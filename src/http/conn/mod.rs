@@ -35,6 +35,8 @@ use std::time::{Duration, Instant};
 use crate::http::answer::{Responses, CONTINUE};
 /// Reading and discarding a request body.
 mod body;
+/// Telling an HTTP/2 connection preface from an HTTP/1.1 head.
+mod h2start;
 /// Reading: the socket or the input held behind a file, PROXY first.
 mod input;
 /// Telling the observer.
@@ -241,6 +243,11 @@ pub struct Conn<S = TcpStream> {
     /// Pipelined input read behind a file answer: answered once the file
     /// is out, before the socket is read again (at most one read's worth).
     later: Vec<u8>,
+    /// An `h2c` listener: the first head may be the HTTP/2 preface.
+    h2c: bool,
+    /// The HTTP/2 preface arrived: the bytes read from it on, for the
+    /// worker to make an HTTP/2 connection of (`h2start.rs`).
+    h2_start: Option<Vec<u8>>,
 }
 
 /// A file body being sent, and its answer's access-log line, which waits
@@ -278,6 +285,8 @@ impl<S: Transport> Conn<S> {
             observed_head: None,
             file: None,
             later: Vec::new(),
+            h2c: false,
+            h2_start: None,
             stream,
         }
     }
@@ -427,6 +436,9 @@ impl<S: Transport> Conn<S> {
     fn take_head(&mut self, input: &[u8], mut pos: usize, ctx: &Ctx, out: &mut Vec<u8>) -> Step {
         if matches!(self.phase, Phase::Idle) {
             self.started = ctx.now;
+        }
+        if let Some(step) = self.detect_h2(input, pos, ctx) {
+            return step;
         }
         let (request, route, tail, head) = match parse::parse_head(&input[pos..], &ctx.limits) {
             Err(reject) => {
