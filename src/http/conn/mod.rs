@@ -405,7 +405,12 @@ impl<S: Transport> Conn<S> {
                 bufs.out = out;
                 interest
             }
-            _ => Interest::Close,
+            _ => {
+                // A file body stalled (the client stopped reading): its
+                // answer is logged with the bytes that did go out.
+                self.finish_file(ctx);
+                Interest::Close
+            }
         }
     }
 

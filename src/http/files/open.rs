@@ -70,9 +70,14 @@ impl OpenError {
 
     fn from_errno(e: Errno) -> OpenError {
         match e {
-            Errno::ENOENT | Errno::ENOTDIR | Errno::EXDEV | Errno::ELOOP | Errno::ENAMETOOLONG => {
-                OpenError::NotFound
-            }
+            // ENXIO: open(2) of a unix socket (openat2 opens before the
+            // type is known); only regular files are served, so 404.
+            Errno::ENOENT
+            | Errno::ENOTDIR
+            | Errno::EXDEV
+            | Errno::ELOOP
+            | Errno::ENAMETOOLONG
+            | Errno::ENXIO => OpenError::NotFound,
             Errno::EACCES | Errno::EPERM => OpenError::Forbidden,
             e => OpenError::Other(e),
         }
@@ -408,6 +413,7 @@ mod tests {
     fn statuses() {
         assert_eq!(OpenError::from_errno(Errno::EXDEV).status(), 404);
         assert_eq!(OpenError::from_errno(Errno::ELOOP).status(), 404);
+        assert_eq!(OpenError::from_errno(Errno::ENXIO).status(), 404);
         assert_eq!(OpenError::from_errno(Errno::EACCES).status(), 403);
         assert_eq!(OpenError::from_errno(Errno::EMFILE).status(), 500);
     }

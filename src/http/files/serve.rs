@@ -108,9 +108,20 @@ impl FilesRoute {
                     lookup = Lookup::Index(i);
                 }
                 Step::List => {
-                    if let Ok(Opened::Directory(dir, _)) = &found {
-                        return self.listing(out, a, dir);
-                    }
+                    // After index files were looked for, `found` is the
+                    // last of them (missing), not the directory to list.
+                    let dir = match found {
+                        Ok(Opened::Directory(dir, _)) => Ok(Some(dir)),
+                        _ => self.root.open(target.rel()).map(|o| match o {
+                            Opened::Directory(dir, _) => Some(dir),
+                            Opened::File(..) => None,
+                        }),
+                    };
+                    return match dir {
+                        Ok(Some(dir)) => self.listing(out, a, &dir),
+                        Ok(None) => self.refuse(out, a, 404),
+                        Err(e) => self.refuse(out, a, e.status()),
+                    };
                 }
                 Step::Fallback => {
                     let path = self.config.fallback.as_deref().unwrap_or("/");
