@@ -21,7 +21,8 @@ pub const FILE_CHUNK: usize = 16 * 1024;
 /// A body sent from an open file: `len` bytes from `offset`.
 #[derive(Debug)]
 pub struct FileBody {
-    pub file: File,
+    /// Shared with the route's open-file cache (`http/files/cache.rs`).
+    pub file: std::rc::Rc<File>,
     pub offset: u64,
     pub len: u64,
 }
@@ -62,6 +63,12 @@ pub trait Transport: Read + Write {
         false
     }
 
+    /// Writes as `write` does, telling the kernel that more follows at
+    /// once (a file body after its head: one packet instead of two).
+    fn write_more(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write(data)
+    }
+
     /// Sends up to `len` bytes of `file` from `offset`; how many went.
     /// `Ok(0)` for `len > 0`: the file ended early (truncated meanwhile).
     /// This default reads one chunk into a buffer and writes what the
@@ -84,6 +91,15 @@ impl Transport for TcpStream {
 
     fn peer_ip(&self) -> Option<IpAddr> {
         self.peer_addr().ok().map(|a| a.ip())
+    }
+
+    /// `send(MSG_MORE)`: the head is held for the `sendfile` that follows.
+    fn write_more(&mut self, data: &[u8]) -> io::Result<usize> {
+        use nix::sys::socket::{send, MsgFlags};
+        use std::os::fd::AsRawFd;
+        // nix names no MSG_MORE; the bit is libc's.
+        let flags = MsgFlags::from_bits_retain(libc::MSG_MORE) | MsgFlags::MSG_NOSIGNAL;
+        send(self.as_raw_fd(), data, flags).map_err(io::Error::from)
     }
 
     /// `sendfile(2)`: from the page cache to the socket, never through a

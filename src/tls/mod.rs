@@ -626,6 +626,13 @@ impl Transport for Stream {
         }
     }
 
+    fn write_more(&mut self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write_more(data),
+            Stream::Tls(s) => s.write(data),
+        }
+    }
+
     fn send_file(&mut self, file: &std::fs::File, offset: u64, len: u64) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.send_file(file, offset, len),

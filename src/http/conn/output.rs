@@ -3,7 +3,7 @@
 //! turn's share at a time; then what follows the write (keep open, close,
 //! or the lingering close).
 
-use std::io::{self, Write};
+use std::io;
 
 use super::{Conn, Ctx, Interest, Phase, Verdict, LINGER};
 use crate::http::transport::Transport;
@@ -24,7 +24,8 @@ impl<S: Transport> Conn<S> {
                 return Interest::Read;
             }
         } else {
-            match write_some(&mut self.stream, &self.pending[self.sent..]) {
+            let more = self.file.is_some();
+            match write_some(&mut self.stream, &self.pending[self.sent..], more) {
                 Ok(n) => self.sent += n,
                 Err(_) => return Interest::Close,
             }
@@ -57,7 +58,9 @@ impl<S: Transport> Conn<S> {
     /// take waits in `pending`.
     pub(super) fn send(&mut self, out: &[u8], verdict: Verdict, ctx: &Ctx) -> Interest {
         if !out.is_empty() {
-            let n = match write_some(&mut self.stream, out) {
+            // A file body follows: the head waits to share its packet.
+            let more = self.file.is_some();
+            let n = match write_some(&mut self.stream, out, more) {
                 Ok(n) => n,
                 Err(_) => return Interest::Close,
             };
@@ -160,10 +163,17 @@ impl<S: Transport> Conn<S> {
 }
 
 /// Writes as much of `data` as the socket takes now.
-fn write_some(stream: &mut impl Write, data: &[u8]) -> io::Result<usize> {
+/// `more`: what follows comes at once (a file body), so the kernel may
+/// hold these bytes to send them with it (`MSG_MORE`).
+fn write_some(stream: &mut impl Transport, data: &[u8], more: bool) -> io::Result<usize> {
     let mut done = 0;
     while done < data.len() {
-        match stream.write(&data[done..]) {
+        let wrote = if more {
+            stream.write_more(&data[done..])
+        } else {
+            stream.write(&data[done..])
+        };
+        match wrote {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

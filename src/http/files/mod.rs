@@ -43,6 +43,7 @@
 //! [`steps::after`]: crate::http::files::steps::after
 //! [`Encoding::suffix`]: crate::http::files::Encoding::suffix
 
+pub mod cache;
 pub mod config;
 pub mod decide;
 pub mod head;

@@ -23,6 +23,7 @@ use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, openat2, readlinkat, OFlag, OpenHow, ResolveFlag};
@@ -41,8 +42,8 @@ fn read_flags() -> OFlag {
 /// A path beneath root, opened.
 #[derive(Debug)]
 pub enum Opened {
-    /// A regular file, open for reading.
-    File(File, Meta),
+    /// A regular file, open for reading (shared with the open-file cache).
+    File(Rc<File>, Meta),
     /// A directory, open for reading (for a listing).
     Directory(File, Meta),
 }
@@ -127,10 +128,18 @@ impl Root {
         let meta = meta(&st);
         let file = File::from(fd);
         match SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT {
-            SFlag::S_IFREG => Ok(Opened::File(file, meta)),
+            SFlag::S_IFREG => Ok(Opened::File(Rc::new(file), meta)),
             SFlag::S_IFDIR => Ok(Opened::Directory(file, meta)),
             _ => Err(OpenError::NotFound),
         }
+    }
+
+    /// `stat` of `rel` relative to root, following symlinks wherever they
+    /// go: only for confirming a descriptor [`Root::open`] opened (see
+    /// `cache.rs`), never for choosing what to serve.
+    pub fn stat(&self, rel: &str) -> nix::Result<FileStat> {
+        let rel = if rel.is_empty() { "." } else { rel };
+        nix::sys::stat::fstatat(self.fd.as_fd(), rel, super::cache::stat_flags())
     }
 
     fn open_fd(&self, rel: &str) -> nix::Result<OwnedFd> {
@@ -280,9 +289,9 @@ mod tests {
 
     fn contents(r: &Root, rel: &str) -> Result<String, OpenError> {
         match r.open(rel)? {
-            Opened::File(mut f, meta) => {
+            Opened::File(f, meta) => {
                 let mut s = String::new();
-                f.read_to_string(&mut s).unwrap();
+                (&*f).read_to_string(&mut s).unwrap();
                 assert_eq!(meta.size, s.len() as u64);
                 Ok(s)
             }

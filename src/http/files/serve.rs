@@ -13,9 +13,11 @@
 //! comes from the descriptor opened for it, whose inode a `rename` over the
 //! path does not touch.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fs::File;
+use std::rc::Rc;
 
+use super::cache::Cache;
 use super::config::FilesConfig;
 use super::decide::{decide_among, FileHeaders, FileRequest};
 use super::head::{body_plan, write_head, BodyPlan};
@@ -36,6 +38,8 @@ use crate::http::transport::FileBody;
 pub struct FilesRoute {
     config: FilesConfig,
     root: Root,
+    /// The files this worker keeps open, confirmed by a stat per request.
+    cache: RefCell<Cache>,
     /// A 403 or an unexpected error was logged (once per worker and
     /// configuration: a crawler must not flood the log).
     warned: Cell<bool>,
@@ -76,6 +80,7 @@ impl FilesRoute {
         Ok(FilesRoute {
             config,
             root,
+            cache: RefCell::new(Cache::default()),
             warned: Cell::new(false),
         })
     }
@@ -95,7 +100,7 @@ impl FilesRoute {
         // Each step moves on (index i+1, the fallback once), so this ends;
         // the bound says so without a proof.
         for _ in 0..self.config.index.len() + 3 {
-            let found = self.root.open(current.rel());
+            let found = self.lookup(current.rel());
             match after(lookup, &current, &found, &self.config) {
                 Step::Serve => {
                     if let Ok(Opened::File(file, meta)) = found {
@@ -144,7 +149,14 @@ impl FilesRoute {
 
     /// The file (or a precompressed sibling) answers: validators, range,
     /// encoding decided, the head appended, the body handed back.
-    fn serve(&self, out: &mut Vec<u8>, a: &Asked, t: &Target, file: File, meta: &Meta) -> Served {
+    fn serve(
+        &self,
+        out: &mut Vec<u8>,
+        a: &Asked,
+        t: &Target,
+        file: Rc<File>,
+        meta: &Meta,
+    ) -> Served {
         let mut joined = Vec::new();
         let req = file_request(a.method, a.head, &mut joined);
         // Only the variants the client accepts are looked for, best first.
@@ -153,7 +165,7 @@ impl FilesRoute {
         let mut variant_files = Vec::new();
         for &enc in preferred.as_slice() {
             let name = format!("{}{}", t.rel(), enc.suffix());
-            if let Ok(Opened::File(f, m)) = self.root.open(&name) {
+            if let Ok(Opened::File(f, m)) = self.lookup(&name) {
                 variants.push((enc, m));
                 variant_files.push((enc, f));
             }
@@ -186,6 +198,11 @@ impl FilesRoute {
             status: answer.status,
             file,
         }
+    }
+
+    /// `rel` beneath root, through the open-file cache.
+    fn lookup(&self, rel: &str) -> Result<Opened, OpenError> {
+        self.cache.borrow_mut().lookup(&self.root, rel)
     }
 
     fn listing(&self, out: &mut Vec<u8>, a: &Asked, dir: &File) -> Served {
