@@ -22,6 +22,8 @@
 //! draining states go through the same checks. Built only for tests and
 //! fuzzing.
 
+/// The files route and the directory tree it serves, made once per process.
+pub mod files;
 /// Well-formed requests, the answers they expect, and sequences of them.
 mod model;
 /// What a run's output and its observer must look like.
@@ -44,7 +46,7 @@ use crate::http::conn::{Buffers, Conn, Ctx, Interest, Timeouts};
 use crate::http::parse::Limits;
 use crate::http::route::{Answer, Methods, PathMatch, RouteSpec};
 use crate::http::template::ResponseSpec;
-use oracle::{check_error_is_last, check_observed, Recorder};
+use oracle::{check_error_is_last, check_files, check_observed, Recorder};
 
 /// The body the simulated server answers with; it never looks like a
 /// status line, so a missing body is told apart from a present one.
@@ -68,8 +70,9 @@ pub fn limits() -> Limits {
 }
 
 /// The simulated server's routes: one of each kind, a host route, a POST
-/// route, and a keep_path redirect that takes POST (a body to read after
-/// the head's bytes are gone). None catches the paths of the plain
+/// route, a keep_path redirect that takes POST (a body to read after
+/// the head's bytes are gone), and a files route over the tree of
+/// [`files`]. None catches the paths of the plain
 /// [`Req`]s (`/`, `/x`, `*`).
 pub fn routes() -> Vec<RouteSpec> {
     let stat = |status, body: &str| {
@@ -105,6 +108,7 @@ pub fn routes() -> Vec<RouteSpec> {
             host: Some("h.example".into()),
             ..route(exact("/r/host"), &["GET"], stat(203, "host\n"))
         },
+        files::route(),
     ]
 }
 
@@ -235,13 +239,16 @@ pub fn run_in(state: State, input: &[u8], cuts: &[usize], write_budget: Option<u
             }
         }
     }
+    let written = std::mem::take(&mut conn.stream_mut().written);
     let outcome = Outcome {
-        responses: parse_responses(&conn.stream().written),
+        responses: parse_responses(&written),
         closed,
     };
     conn.release(&mut bufs);
-    check_error_is_last(&outcome);
-    check_observed(&recorder.0.borrow(), &outcome, write_budget == Some(0));
+    let seen = recorder.0.borrow();
+    check_error_is_last(&outcome, &seen);
+    check_observed(&seen, &outcome, write_budget == Some(0));
+    check_files(&written, &seen, &outcome);
     if state.proxied {
         check_proxied(state, input, &given_cuts, write_budget, &outcome);
     }

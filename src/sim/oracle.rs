@@ -1,17 +1,29 @@
 //! The invariants of the simulations: what the bytes a connection wrote
 //! must look like (every answer well-formed HTTP/1.1 with a correct
-//! Content-Length, nothing after an error, the connection then closed),
-//! and what its observer must have learnt (exactly the answers sent, in
-//! order). Pure checks over a finished run's output; running the
+//! Content-Length, nothing after an error, the connection then closed; no
+//! byte of the file outside the files route's root, and files answers with
+//! a status and body they may have), and what its observer must have
+//! learnt (exactly the answers sent, in order, with the body bytes the
+//! client got). Pure checks over a finished run's output; running the
 //! connection is the driver's (`mod.rs`), which requests expect which
 //! answers the request model's (`model.rs`).
 
+use super::files;
 use crate::http::parse::Reject;
 use crate::obs::exchange::{Exchange, Observer};
 
-/// Records what the connection tells its observer: (status, body bytes).
+/// What the connection told its observer of one answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub status: u16,
+    pub body: u64,
+    /// The files route answered (not a refusal of the request).
+    pub files: bool,
+}
+
+/// Records what the connection tells its observer.
 #[derive(Default)]
-pub(crate) struct Recorder(pub(crate) std::cell::RefCell<Vec<(u16, u64)>>);
+pub(crate) struct Recorder(pub(crate) std::cell::RefCell<Vec<Seen>>);
 
 impl Observer for Recorder {
     fn answered(&self, e: &Exchange) {
@@ -19,7 +31,11 @@ impl Observer for Recorder {
             !e.head.is_empty() || e.status == 400,
             "an observed answer without its request"
         );
-        self.0.borrow_mut().push((e.status, e.body_bytes));
+        self.0.borrow_mut().push(Seen {
+            status: e.status,
+            body: e.body_bytes,
+            files: e.route == Some(files::ROUTE_NAME),
+        });
     }
 }
 
@@ -38,43 +54,92 @@ pub struct Response {
     pub has_body: bool,
     /// The `Location` field, if any.
     pub location: Option<String>,
+    /// The body as received (empty without one), Content-Length bytes.
+    pub body: Vec<u8>,
 }
 
 /// The observer saw every answer sent, in order, with a body exactly when
-/// the answer had one; beyond those only answers still waiting for a client
-/// that does not read, or one request cut short by EOF (400, no body).
-pub(crate) fn check_observed(seen: &[(u16, u64)], o: &Outcome, stalled: bool) {
+/// the answer had one, of the length the client received; beyond those
+/// only answers still waiting for a client that does not read, or one
+/// request cut short by EOF (400, no body).
+pub(crate) fn check_observed(seen: &[Seen], o: &Outcome, stalled: bool) {
     assert!(
         seen.len() >= o.responses.len(),
         "answers sent {:?}, observed {seen:?}",
         o.responses
     );
-    for (r, &(status, body)) in o.responses.iter().zip(seen) {
-        assert_eq!(r.status, status, "observed {seen:?} for {:?}", o.responses);
+    for (r, s) in o.responses.iter().zip(seen) {
+        assert_eq!(
+            r.status, s.status,
+            "observed {seen:?} for {:?}",
+            o.responses
+        );
         assert_eq!(
             r.has_body,
-            body > 0,
+            s.body > 0,
             "observed {seen:?} for {:?}",
+            o.responses
+        );
+        assert_eq!(
+            r.body.len() as u64,
+            s.body,
+            "observed body bytes {seen:?} for {:?}",
             o.responses
         );
     }
     let extra = &seen[o.responses.len()..];
     if !stalled {
         assert!(
-            extra.is_empty() || extra == [(400, 0)],
+            extra.is_empty()
+                || extra
+                    == [Seen {
+                        status: 400,
+                        body: 0,
+                        files: false
+                    }],
             "observed beyond the answers sent: {extra:?}"
         );
     }
 }
 
+/// Nothing the server wrote holds the secret outside the files route's
+/// root, whatever was asked; every files answer has a status such a route
+/// gives and a body it may send: a whole file of the tree for a 200, a
+/// piece of one for a 206, a short text otherwise (`files::body_ok`),
+/// where it has one (not for HEAD or 304).
+pub(crate) fn check_files(written: &[u8], seen: &[Seen], o: &Outcome) {
+    assert!(
+        !files::contains(written, files::SECRET),
+        "the secret outside root was sent: {:?}",
+        String::from_utf8_lossy(written)
+    );
+    for (r, s) in o.responses.iter().zip(seen).filter(|(_, s)| s.files) {
+        assert!(
+            files::STATUSES.contains(&r.status),
+            "a files answer {} ({:?})",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        assert!(
+            !r.has_body || files::body_ok(r.status, &r.body),
+            "a files answer {} {s:?} with the body {:?}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+}
+
 /// After an error answer (a [`Reject`]'s status: 405 and the 503 of
-/// maintenance or draining are answers, not errors) nothing else is sent,
-/// and the connection closes.
-pub(crate) fn check_error_is_last(o: &Outcome) {
+/// maintenance or draining are answers, not errors; so is a files route's
+/// 400 for a path it will not look up) nothing else is sent, and the
+/// connection closes.
+pub(crate) fn check_error_is_last(o: &Outcome, seen: &[Seen]) {
+    let files = |i: usize| seen.get(i).is_some_and(|s| s.files);
     if let Some(i) = o
         .responses
         .iter()
-        .position(|r| Reject::ALL.iter().any(|e| e.status() == r.status))
+        .enumerate()
+        .position(|(i, r)| !files(i) && Reject::ALL.iter().any(|e| e.status() == r.status))
     {
         assert_eq!(
             i + 1,
@@ -150,9 +215,13 @@ pub fn parse_responses(mut out: &[u8]) -> Vec<Response> {
                 location = Some(value.to_owned());
             }
         }
+        let mut body = Vec::new();
         let has_body = match (status, length) {
             (204, None) => false,
             (204, Some(_)) => panic!("204 with a Content-Length"),
+            // A files route's Not Modified: no body, and no length to
+            // mistake for the body's (RFC 9110 8.6 lets it be left out).
+            (304, None) => false,
             (_, None) => panic!("response {status} without Content-Length"),
             (_, Some(n)) => {
                 // Either the body is there, or this answered HEAD: then the
@@ -161,6 +230,7 @@ pub fn parse_responses(mut out: &[u8]) -> Vec<Response> {
                     && (out.len() == n || out[n..].starts_with(b"HTTP/1.1 "))
                     && !out.starts_with(b"HTTP/1.1 ")
                 {
+                    body = out[..n].to_vec();
                     out = &out[n..];
                     true
                 } else {
@@ -177,6 +247,7 @@ pub fn parse_responses(mut out: &[u8]) -> Vec<Response> {
             close,
             has_body,
             location,
+            body,
         });
     }
     responses
