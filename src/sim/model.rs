@@ -2,8 +2,13 @@
 //! the routed ones with the answers they expect ([`ROUTED`](crate::sim::ROUTED)), and
 //! [`run_sequence_in`](crate::sim::run_sequence_in), which sends a sequence through the
 //! driver and checks that each request got exactly its own answer, in order.
+//! File requests ([`Req::File`](crate::sim::Req::File)) have paths made of fragments
+//! (`files::FRAGMENTS`): their answer is exact where the path is one of
+//! `files::KNOWN`, else one of the answers a plain GET of a files route
+//! may get, a whole file of the tree for a 200.
 
-use super::{run_in, Outcome, State};
+use super::files;
+use super::{run_in, Outcome, Response, State};
 
 /// One well-formed request of a generated sequence.
 #[derive(Debug, Clone)]
@@ -18,6 +23,41 @@ pub enum Req {
     PostChunked(Vec<u8>, Vec<usize>, bool),
     /// One of [`ROUTED`], by index (modulo its length).
     Routed(usize),
+    /// A GET (HEAD where `head`) beneath the files route: the path after
+    /// its prefix, a valid request target (see `files::path_from`).
+    File {
+        path: String,
+        head: bool,
+    },
+}
+
+/// What answer a request expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// This status, with a body or without.
+    Exact(u16, bool),
+    /// A files answer to a path not in `files::KNOWN`: a status such an
+    /// answer to a plain GET has, a body unless HEAD.
+    File { head: bool },
+}
+
+/// Statuses a plain GET of a files route may get (no validators, no Range).
+const FILE_GET_STATUSES: [u16; 4] = [200, 301, 400, 404];
+
+impl Expect {
+    /// Panics unless `r` is the answer expected.
+    fn check(self, r: &Response, what: &str) {
+        match self {
+            Expect::Exact(status, has_body) => {
+                assert_eq!(r.status, status, "{what}");
+                assert_eq!(r.has_body, has_body, "{what}");
+            }
+            Expect::File { head } => {
+                assert!(FILE_GET_STATUSES.contains(&r.status), "{what}: {r:?}");
+                assert_eq!(r.has_body, !head, "{what}");
+            }
+        }
+    }
 }
 
 /// A routed request of the simulated server: its bytes, the answer's
@@ -92,6 +132,8 @@ impl Req {
             Req::Options => 204,
             Req::PostLength(_) | Req::PostChunked(..) => 405,
             Req::Routed(i) => ROUTED[i % ROUTED.len()].status,
+            // What most paths get; `expect_in` knows better.
+            Req::File { path, .. } => files::known(path).map_or(404, |(status, _)| status),
         }
     }
 
@@ -99,6 +141,7 @@ impl Req {
         match self {
             Req::Head | Req::Options => false,
             Req::Routed(i) => ROUTED[i % ROUTED.len()].has_body,
+            Req::File { head, .. } => !head,
             _ => true,
         }
     }
@@ -114,16 +157,48 @@ impl Req {
         matches!(self, Req::Routed(i) if ROUTED[i % ROUTED.len()].health)
     }
 
-    /// The answer in `state`: (status, has_body).
-    fn expected_in(&self, state: State) -> (u16, bool) {
-        let head = matches!(self, Req::Head)
+    /// The answer in `state`.
+    fn expect_in(&self, state: State) -> Expect {
+        let head = matches!(self, Req::Head | Req::File { head: true, .. })
             || matches!(self, Req::Routed(i) if ROUTED[i % ROUTED.len()].request.starts_with(b"HEAD "));
         if self.is_health() && state.draining {
-            (503, true)
+            Expect::Exact(503, true)
         } else if state.maintenance && !self.is_health() {
-            (503, !head)
+            Expect::Exact(503, !head)
+        } else if let Req::File { path, head } = self {
+            match files::known(path) {
+                Some((status, _)) => Expect::Exact(status, !head),
+                None => Expect::File { head: *head },
+            }
         } else {
-            (self.expected_status(), self.has_body())
+            Expect::Exact(self.expected_status(), self.has_body())
+        }
+    }
+
+    /// Panics unless `r` is this request's answer in `state` (`what` says
+    /// which, for the message): its status and body, and its `Location`.
+    fn check_answer(&self, state: State, r: &Response, what: &str) {
+        self.expect_in(state).check(r, what);
+        if state.maintenance {
+            return;
+        }
+        let Req::File { path, head } = self else {
+            assert_eq!(r.location.as_deref(), self.location(), "{what}");
+            return;
+        };
+        match r.status {
+            // The slash form of what was asked, beneath the prefix.
+            301 => assert!(
+                r.location
+                    .as_deref()
+                    .is_some_and(|l| l.starts_with(files::PREFIX.trim_end_matches('/'))
+                        && l.split('?').next().is_some_and(|p| p.ends_with('/'))),
+                "{what}: {r:?}"
+            ),
+            _ => assert_eq!(r.location, None, "{what}"),
+        }
+        if let (Some((200, Some(body))), false) = (files::known(path), head) {
+            assert_eq!(r.body, body, "{what}");
         }
     }
 
@@ -135,6 +210,16 @@ impl Req {
             }
             Req::Options => out.extend_from_slice(b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"),
             Req::Routed(i) => out.extend_from_slice(ROUTED[i % ROUTED.len()].request),
+            Req::File { path, head } => {
+                let method = if *head { "HEAD" } else { "GET" };
+                out.extend_from_slice(
+                    format!(
+                        "{method} {}{path} HTTP/1.1\r\nHost: a\r\n\r\n",
+                        files::PREFIX
+                    )
+                    .as_bytes(),
+                );
+            }
             Req::PostLength(body) => {
                 out.extend_from_slice(
                     format!(
@@ -202,12 +287,9 @@ pub fn run_sequence_in(
     if state.draining {
         // With no request, the tail may still draw an error answer.
         if let Some(first) = requests.first() {
-            let got = outcome.responses.first().map(|r| (r.status, r.has_body));
-            assert_eq!(
-                got,
-                Some(first.expected_in(state)),
-                "draining: the first answer"
-            );
+            let got = outcome.responses.first();
+            let got = got.unwrap_or_else(|| panic!("draining: no answer to {first:?}"));
+            first.check_answer(state, got, "draining: the first answer");
         }
         assert!(
             outcome.responses.len() <= 1,
@@ -221,16 +303,7 @@ pub fn run_sequence_in(
     }
     let answered = outcome.responses.len().min(requests.len());
     for (i, (req, resp)) in requests.iter().zip(&outcome.responses).enumerate() {
-        let (status, has_body) = req.expected_in(state);
-        assert_eq!(resp.status, status, "answer {i} to {req:?}");
-        assert_eq!(resp.has_body, has_body, "answer {i} to {req:?}");
-        if !state.maintenance {
-            assert_eq!(
-                resp.location.as_deref(),
-                req.location(),
-                "answer {i} to {req:?}"
-            );
-        }
+        req.check_answer(state, resp, &format!("answer {i} to {req:?}"));
     }
     assert_eq!(
         answered,

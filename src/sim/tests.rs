@@ -184,6 +184,8 @@ fn req() -> impl Strategy<Value = Req> {
         Just(Req::Options),
         (0..ROUTED.len()).prop_map(Req::Routed),
         (0..ROUTED.len()).prop_map(Req::Routed),
+        file_req(),
+        file_req(),
         body.clone().prop_map(Req::PostLength),
         (
             body,
@@ -192,6 +194,58 @@ fn req() -> impl Strategy<Value = Req> {
         )
             .prop_map(|(b, s, f)| Req::PostChunked(b, s, f)),
     ]
+}
+
+/// A GET or HEAD beneath the files route: a known path, or one made of
+/// fragments (`..`, `%2e`, `%2f`, `%00`, `%5c`, `%c0%ae`, names).
+fn file_req() -> impl Strategy<Value = Req> {
+    let path = prop_oneof![
+        (0..files::KNOWN.len()).prop_map(|i| files::KNOWN[i].0.to_owned()),
+        proptest::collection::vec(any::<u8>(), 0..12).prop_map(|c| files::path_from(&c)),
+    ];
+    (path, any::<bool>()).prop_map(|(path, head)| Req::File { path, head })
+}
+
+/// Raw bytes for a path beneath the files route: fragments, raw `\`,
+/// broken escapes, any byte; and header fields a files answer reads.
+fn raw_file_request() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        (0..files::FRAGMENTS.len()).prop_map(|i| files::FRAGMENTS[i].as_bytes().to_vec()),
+        Just(b"\\".to_vec()),
+        Just(b"..\\".to_vec()),
+        Just(b"%".to_vec()),
+        Just(b"%2".to_vec()),
+        Just(b"%c0%2e".to_vec()),
+        any::<u8>().prop_map(|b| vec![b]),
+    ];
+    let field = prop_oneof![
+        Just(&b""[..]),
+        Just(&b"Range: bytes=1-4\r\n"[..]),
+        Just(&b"Range: bytes=-3\r\n"[..]),
+        Just(&b"Range: bytes=99-\r\n"[..]),
+        Just(&b"If-None-Match: *\r\n"[..]),
+        Just(&b"If-Match: \"nope\"\r\n"[..]),
+        Just(&b"If-Modified-Since: Sun, 06 Nov 2094 08:49:37 GMT\r\n"[..]),
+        Just(&b"Accept-Encoding: gzip, br\r\n"[..]),
+    ];
+    (
+        proptest::collection::vec(piece, 0..10),
+        proptest::collection::vec(field, 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(pieces, fields, head)| {
+            let mut r = if head {
+                b"HEAD ".to_vec()
+            } else {
+                b"GET ".to_vec()
+            };
+            r.extend_from_slice(files::PREFIX.as_bytes());
+            r.extend(pieces.concat());
+            r.extend_from_slice(b" HTTP/1.1\r\nHost: a\r\n");
+            r.extend(fields.concat());
+            r.extend_from_slice(b"\r\n");
+            r
+        })
 }
 
 proptest! {
@@ -273,6 +327,17 @@ proptest! {
     }
 
     #[test]
+    fn file_paths_of_any_bytes_never_leave_root(
+        requests in proptest::collection::vec(raw_file_request(), 1..6),
+        cuts in proptest::collection::vec(0usize..2000, 0..20),
+        budget in proptest::option::of(1usize..300),
+    ) {
+        // run_in checks no answer holds the secret, and every files
+        // answer's status and body.
+        run(&requests.concat(), &cuts, budget);
+    }
+
+    #[test]
     fn arbitrary_bytes_keep_the_invariants(
         input in proptest::collection::vec(any::<u8>(), 0..3000),
         cuts in proptest::collection::vec(0usize..3000, 0..30),
@@ -320,12 +385,37 @@ fn the_fuzz_corpus_keeps_the_invariants() {
             "proxy_v1" => &[200, 201],
             "proxy_v1_split" | "proxy_v2" | "proxy_v2_local" => &[200],
             "proxy_missing" | "proxy_lf_only" => &[],
+            "files_get" => &[200, 301, 200],
+            "files_traversal" => &[400, 400, 404, 404, 400],
+            "files_fields" => &[206, 304, 200],
+            "files_backslash" => &[400],
+            "files_budget" => &[200, 200],
             _ => continue,
         };
         routed += 1;
         assert_eq!(statuses, want, "{name}");
     }
-    assert_eq!(routed, 13, "the routed seeds are in {}", dir.display());
+    assert_eq!(routed, 18, "the routed seeds are in {}", dir.display());
+}
+
+#[test]
+fn known_file_paths_get_their_answers() {
+    for (path, status, body) in files::KNOWN {
+        for head in [false, true] {
+            let req = Req::File {
+                path: path.to_owned(),
+                head,
+            };
+            let o = run_sequence(std::slice::from_ref(&req), b"", &[], None);
+            assert_eq!(o.responses[0].status, status, "{path}");
+            if let (Some(body), false) = (body, head) {
+                assert_eq!(o.responses[0].body, body, "{path}");
+            }
+        }
+    }
+    // The secret is there to be leaked: the checks would see it.
+    let secret = files::base().join("outside/secret");
+    assert_eq!(std::fs::read(secret).unwrap(), files::SECRET);
 }
 
 #[test]
@@ -337,4 +427,19 @@ fn a_client_that_never_reads_is_held_to_bounded_memory() {
     // The socket takes nothing: output piles up only as far as one read.
     let o = run(&input, &[], Some(0));
     assert!(o.responses.is_empty());
+}
+
+#[test]
+#[should_panic(expected = "the secret outside root was sent")]
+fn the_secret_in_any_output_is_caught() {
+    let out = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 32\r\n\r\n".as_slice(),
+        files::SECRET,
+    ]
+    .concat();
+    let o = Outcome {
+        responses: parse_responses(&out),
+        closed: false,
+    };
+    oracle::check_files(&out, &[], &o);
 }
