@@ -35,7 +35,7 @@ pub mod master;
 pub mod obs;
 /// The operating system: syscalls, signals, sockets, daemon, pid file.
 pub mod os;
-/// A simulated client driving `http/conn.rs`, for property tests and fuzzing.
+/// A simulated client driving `http/conn/`, for property tests and fuzzing.
 #[cfg(any(test, feature = "sim"))]
 pub mod sim;
 /// HTTPS: certificate and key loading, ticket keys, rustls as a `Transport`.

@@ -6,11 +6,13 @@
 //! state (bit 0: draining, bit 1: maintenance, bit 2: a `proxy_protocol`
 //! listener, whose connection must answer what the same bytes without
 //! their PROXY header get, or nothing without a valid one); the simulated
-//! server has routes (`sim::routes`), and the corpus holds requests for
-//! them and PROXY headers (`proxy_*`).
+//! server has routes (`sim::routes`), a files route among them, and the
+//! corpus holds requests for them (`files_*`: traversals too) and PROXY
+//! headers (`proxy_*`).
 //! `preforkd::sim::run_in` panics when an invariant breaks: a
 //! malformed response, a wrong Content-Length, an answer after an error,
-//! a connection left open after an error, unbounded memory.
+//! a connection left open after an error, unbounded memory, a byte of the
+//! file outside the files route's root in any answer.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -1,7 +1,10 @@
 //! Well-formed requests (bodies that hold request bytes included) followed
 //! by arbitrary bytes, cut anywhere: each request must get exactly its own
 //! answer, in order, and nothing in a body may be taken for a request
-//! (request smuggling). Routed requests (`sim::ROUTED`) are among them, and
+//! (request smuggling). Routed requests (`sim::ROUTED`) are among them, so
+//! are GETs and HEADs beneath the files route with paths made of traversal
+//! fragments (`sim::files::path_from`: no answer may hold a byte of the
+//! file outside its root), and
 //! the worker may be in maintenance or draining, which changes the expected
 //! answers. `preforkd::sim::run_sequence_in` checks it.
 #![no_main]
@@ -18,6 +21,7 @@ enum FuzzReq {
     PostLength(Vec<u8>),
     PostChunked(Vec<u8>, Vec<u8>, bool),
     Routed(u8),
+    File(Vec<u8>, bool),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -46,6 +50,11 @@ fuzz_target!(|case: Case| {
                 Req::PostChunked(body, sizes.into_iter().map(usize::from).collect(), fancy)
             }
             FuzzReq::Routed(i) => Req::Routed(usize::from(i)),
+            // A few fragments keep the target under max_header_bytes.
+            FuzzReq::File(choices, head) => Req::File {
+                path: sim::files::path_from(&choices[..choices.len().min(24)]),
+                head,
+            },
         })
         .collect();
     let cuts: Vec<usize> = case.cuts.into_iter().map(usize::from).collect();

@@ -2,7 +2,7 @@
 //! prefix, methods, host, the duplicate check) and one function per kind
 //! for its answer. Adding a kind is one function and one row in `KINDS`.
 //!
-//! Leaves matching requests and building answers to `http/route.rs` and
+//! Leaves matching requests and building answers to `http/route/` and
 //! `http/answer.rs`.
 
 use std::ops::Range;

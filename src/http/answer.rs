@@ -3,8 +3,8 @@
 //! 405, the rejects, maintenance, and the routes' answers through the
 //! `Router`.
 //!
-//! What to answer is decided by `conn.rs` (and, among routes, by
-//! `route.rs`, whose answers are templates too); the configured status,
+//! What to answer is decided by `conn/` (and, among routes, by
+//! `route/`, whose answers are templates too); the configured status,
 //! headers and body come from `config.rs`.
 
 use crate::http::parse::{Method, Reject, Request};

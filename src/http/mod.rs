@@ -5,6 +5,8 @@
 
 /// Precomputed answers and the policy that picks one (`Responses`).
 pub mod answer;
+/// The chunked request body decoder (RFC 9112 7.1), sans-IO.
+pub mod chunked;
 /// Address ranges (`10.0.0.0/8`) for `allow` and `proxy_protocol_from`.
 pub mod cidr;
 /// One client connection: buffers, pipelining, keep-alive, deadlines.

@@ -1,6 +1,6 @@
 //! The PROXY protocol (HAProxy's, versions 1 and 2): the header a balancer
 //! sends first on a connection to a `proxy_protocol` listener, turned into
-//! the client's address, sans-IO. The connection (`conn.rs`) feeds it what
+//! the client's address, sans-IO. The connection (`conn/`) feeds it what
 //! it has read, strips the header's bytes, and only then lets the HTTP
 //! parser see a byte. Parsing is the `ppp` crate's; this file decides what
 //! counts as complete, refused or still arriving, and bounds the header.

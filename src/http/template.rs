@@ -2,7 +2,7 @@
 //! `Date` value patched in place once a second, so answering a request is
 //! one `extend_from_slice`, with no formatting. Also the reason phrases and
 //! the connection persistence an answer declares. `answer.rs` and
-//! `route.rs` build on these; this file decides nothing.
+//! `route/` build on these; this file decides nothing.
 
 /// The `Date` value and its length, formatted once for the program.
 pub use crate::obs::clock::{http_date, DATE_LEN};

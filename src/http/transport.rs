@@ -1,7 +1,7 @@
 //! What a connection reads from and writes to: the [`Transport`](crate::http::transport::Transport) trait,
 //! and its plain implementation on a `TcpStream`. TLS (`tls/`) and the
 //! in-memory sockets of the simulations implement it too; the connection
-//! (`conn.rs`) is written against it alone.
+//! (`conn/`) is written against it alone.
 //!
 //! A body that is a file ([`FileBody`](crate::http::transport::FileBody))
 //! is a value the connection hands to

@@ -2,7 +2,7 @@
 //! scoreboard (every worker reads its slot's flag per request), is logged,
 //! is shown by `-s status`, and goes on to the new master of an upgrade
 //! (`crate::os::exec` carries it in the environment). What the workers
-//! answer while it is on is `response.rs`'s.
+//! answer while it is on is `http/answer.rs`'s (its template, `http/template.rs`).
 
 use super::upgrade::Upgrade;
 use super::Master;

@@ -3,7 +3,7 @@
 //! such as prometheus-nginx-exporter, read preforkd unchanged) and the
 //! Prometheus text exposition format 0.0.4. Counting is the workers' (into
 //! their slots) and the master's (into the totals); who may read a page is
-//! the route's `allow`, checked in `route.rs`.
+//! the route's `allow`, checked in `http/route/`.
 
 use std::fmt::Write;
 

@@ -2,7 +2,7 @@
 //! fork, as root), the session-ticket keys every worker derives alike, and
 //! a rustls session over a client's TCP socket as a [`Transport`](crate::http::transport::Transport) for
 //! `Conn`. HTTP, the event loop and the counting of answers stay with
-//! `conn.rs` and `worker/`.
+//! `http/conn/` and `worker/`.
 //!
 //! rustls' buffered `ServerConnection` runs inside the worker's epoll loop:
 //! no threads, no runtime. `read` feeds socket bytes to rustls and hands out

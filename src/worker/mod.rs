@@ -1,6 +1,6 @@
 //! One worker, after fork: its own epoll set over the shared listening
 //! sockets, the event loop (connections' events, the deadline sweep, QUIT
-//! and the other signals), serving each connection through `conn.rs`, and
+//! and the other signals), serving each connection through `http/conn/`, and
 //! draining. Forking, the pid file and the master's worker table are the
 //! master's. Its rooms:
 //! - `setup.rs`: privileges and the orphan guard, before serving;
@@ -529,7 +529,7 @@ impl Worker {
             entry.conn.on_readable(&ctx, &mut self.bufs)
         };
         // For max_requests_per_worker; the slot's count was kept per
-        // answer, as it was written, by `conn.rs`.
+        // answer, as it was written, by `http/conn/` (or `h2/`).
         self.served += entry.conn.requests() - before;
         let unchanged = interest != Interest::Close
             && entry.interest == Some(interest)

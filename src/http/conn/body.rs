@@ -3,7 +3,7 @@
 //! Bodies are never buffered.
 
 use super::{count, BodyLeft, Conn, Ctx, Phase, Step, Verdict};
-use crate::http::parse::Decoded;
+use crate::http::chunked::Decoded;
 use crate::http::parse::Method;
 use crate::http::transport::Transport;
 

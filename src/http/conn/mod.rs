@@ -46,7 +46,8 @@ mod output;
 
 use observe::{summarize, Pending};
 
-use crate::http::parse::{self, Body, ChunkedDecoder, Limits, Parsed, Reject, Request};
+use crate::http::chunked::ChunkedDecoder;
+use crate::http::parse::{self, Body, Limits, Parsed, Reject, Request};
 use crate::http::route::{Asker, Choice, Question};
 use crate::http::template::Persistence;
 use crate::http::transport::{FileBody, Transport};

@@ -19,7 +19,7 @@
 //! buffer, whose capacity covers the buffer size plus the longest line a
 //! request head can give, and the time strings are built once a second
 //! (like `Date`). What a request was (its head bytes, status, body bytes)
-//! is decided by `conn.rs` and handed over as an [`Exchange`](crate::obs::exchange::Exchange); this
+//! is decided by `http/conn/` and handed over as an [`Exchange`](crate::obs::exchange::Exchange); this
 //! module only turns it into a line.
 //!
 //! Lines tests match: `access log: cannot write PATH: ERR` (error, once per
