@@ -175,8 +175,15 @@ pub fn prometheus(s: &Snapshot) -> String {
                 .zip(s.workers),
         ),
     );
+    supervision_families(&mut out, s);
+    layer_families(&mut out, s);
+    out
+}
+
+/// The master's side: restarts, generations, reloads, upgrades, maintenance.
+fn supervision_families(out: &mut String, s: &Snapshot) {
     family(
-        &mut out,
+        out,
         "worker_restarts_total",
         "counter",
         "Workers replaced, by cause.",
@@ -186,35 +193,39 @@ pub fn prometheus(s: &Snapshot) -> String {
         ),
     );
     family(
-        &mut out,
+        out,
         "generation",
         "gauge",
         "Configuration generation serving now (each reload adds one).",
         &one(s.generation),
     );
     family(
-        &mut out,
+        out,
         "reloads_total",
         "counter",
         "Reloads, by result.",
         &labelled("result", [("ok", s.reloads[0]), ("failed", s.reloads[1])]),
     );
     family(
-        &mut out,
+        out,
         "upgrades_total",
         "counter",
         "Binary upgrades this master took over (ok) or failed to start (failed).",
         &labelled("result", [("ok", s.upgrades[0]), ("failed", s.upgrades[1])]),
     );
     family(
-        &mut out,
+        out,
         "maintenance",
         "gauge",
         "1 while the maintenance page answers.",
         &one(u64::from(s.maintenance)),
     );
+}
+
+/// The layers' own counters: the access log, TLS, HTTP/2 and evictions.
+fn layer_families(out: &mut String, s: &Snapshot) {
     family(
-        &mut out,
+        out,
         "access_log_lost_lines_total",
         "counter",
         "Access log lines lost to write failures.",
@@ -237,11 +248,11 @@ pub fn prometheus(s: &Snapshot) -> String {
             s.tls[2],
         ),
     ] {
-        family(&mut out, name, "counter", help, &one(value));
+        family(out, name, "counter", help, &one(value));
     }
-    crate::obs::h2stats::families(&mut out, &s.h2, family);
+    crate::obs::h2stats::families(out, &s.h2, family);
     family(
-        &mut out,
+        out,
         "evictions_total",
         "counter",
         "Connections closed under pressure, by kind (full_busy: times a worker full of busy connections stopped accepting).",
@@ -252,7 +263,6 @@ pub fn prometheus(s: &Snapshot) -> String {
                 .map(|k| (eviction_label(*k), s.evictions.get(*k))),
         ),
     );
-    out
 }
 
 #[cfg(test)]

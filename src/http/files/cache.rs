@@ -21,7 +21,6 @@ use std::fs::File;
 use std::rc::Rc;
 
 use nix::errno::Errno;
-use nix::fcntl::AtFlags;
 use nix::sys::stat::{FileStat, SFlag};
 
 use super::open::{OpenError, Opened, Root};
@@ -112,11 +111,6 @@ fn same(k: &Kept, st: &FileStat) -> bool {
         && k.meta.mtime_secs == st.st_mtime
         && i64::from(k.meta.mtime_nsecs) == st.st_mtime_nsec
         && k.ctime == (st.st_ctime, st.st_ctime_nsec)
-}
-
-/// `fstatat` flags for [`Root::stat`]: follow symlinks, as a lookup does.
-pub(super) fn stat_flags() -> AtFlags {
-    AtFlags::empty()
 }
 
 #[cfg(test)]

@@ -139,7 +139,7 @@ impl Root {
     /// `cache.rs`), never for choosing what to serve.
     pub fn stat(&self, rel: &str) -> nix::Result<FileStat> {
         let rel = if rel.is_empty() { "." } else { rel };
-        nix::sys::stat::fstatat(self.fd.as_fd(), rel, super::cache::stat_flags())
+        nix::sys::stat::fstatat(self.fd.as_fd(), rel, nix::fcntl::AtFlags::empty())
     }
 
     fn open_fd(&self, rel: &str) -> nix::Result<OwnedFd> {
