@@ -126,8 +126,10 @@ impl fmt::Display for LoadError {
 
 /// Reads the certificate chain (PEM, leaf first) and the key (PEM: PKCS#8,
 /// SEC1 or RSA), checks that they belong together, and builds the rustls
-/// config: the `protocols` given, ALPN `http/1.1`, the server's cipher
-/// order, session tickets from [`Tickets`] and no server-side session cache.
+/// config: the `protocols` given, ALPN `http/1.1` (`alpn::with_alpn` sets
+/// the configured list), the server's cipher
+/// order, session tickets every worker can open (`tickets.rs`) and no
+/// server-side session cache.
 pub fn load(certificate: &Path, key: &Path, protocols: &[Version]) -> Result<TlsConfig, LoadError> {
     let fail = |path: &Path, reason: String| LoadError {
         path: path.to_owned(),

@@ -25,7 +25,7 @@ pub struct Snapshot {
     pub writing: u64,
     /// Live workers by state: starting, accepting, draining.
     pub workers: [u64; 3],
-    /// In [`Restart::ALL`] order.
+    /// In [`Restart::ALL`](crate::obs::scoreboard::Restart::ALL) order.
     pub restarts: [u64; 4],
     /// ok, failed.
     pub reloads: [u64; 2],
