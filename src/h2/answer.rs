@@ -10,7 +10,7 @@
 use super::request::Request;
 use crate::http::conn::Ctx;
 use crate::http::parse::{self, Parsed, Reject};
-use crate::http::route::{Asker, Choice, Question};
+use crate::http::route::Choice;
 use crate::http::template::Persistence;
 use crate::http::transport::FileBody;
 
@@ -62,22 +62,8 @@ pub fn make(head: &[u8], client: Option<std::net::IpAddr>, ctx: &Ctx, out: &mut 
         Err(reject) => return refuse(reject, ctx, out),
     };
     let (choice, tail) = ctx.responses.route(&request, head);
-    let answered = ctx.responses.answer(
-        out,
-        &Question {
-            request: &request,
-            choice,
-            tail,
-            head,
-            persistence: Persistence::KeepAlive,
-            maintenance: ctx.maintenance,
-            draining: ctx.draining,
-            asker: Asker {
-                client,
-                board: ctx.board,
-            },
-        },
-    );
+    let q = ctx.question(&request, choice, tail, head, Persistence::KeepAlive, client);
+    let answered = ctx.responses.answer(out, &q);
     Made {
         status: answered.status,
         file: answered.file,

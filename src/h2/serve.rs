@@ -23,7 +23,7 @@
 //! unread input does not turn the close into a reset that destroys the
 //! GOAWAY (nginx's lingering close).
 
-use std::io::{self, Write};
+use std::io;
 use std::net::IpAddr;
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
@@ -37,7 +37,7 @@ use super::settings::Settings;
 use super::Counters;
 use crate::http::conn::{Buffers, Ctx, Interest, Standing};
 use crate::http::parse::Reject;
-use crate::http::transport::{FileBody, Transport, FILE_CHUNK};
+use crate::http::transport::{write_some, FileBody, Transport, FILE_CHUNK};
 use crate::obs::exchange::Exchange;
 use crate::obs::h2stats::H2Stat;
 
@@ -422,7 +422,7 @@ impl<S: Transport> H2Conn<S> {
                     break;
                 }
             }
-            match write_some(&mut self.stream, &self.out[self.sent..]) {
+            match write_some(&mut self.stream, &self.out[self.sent..], false) {
                 Ok(n) => {
                     self.sent += n;
                     written += n;
@@ -579,19 +579,4 @@ fn would_block(e: &io::Error) -> bool {
         e.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
     )
-}
-
-/// Writes as much of `data` as the socket takes now.
-fn write_some(stream: &mut impl Write, data: &[u8]) -> io::Result<usize> {
-    let mut done = 0;
-    while done < data.len() {
-        match stream.write(&data[done..]) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }

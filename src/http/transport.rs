@@ -111,3 +111,25 @@ impl Transport for TcpStream {
         nix::sys::sendfile::sendfile64(&*self, file, Some(&mut off), count).map_err(io::Error::from)
     }
 }
+
+/// Writes as much of `data` as the socket takes now.
+/// `more`: what follows comes at once (a file body), so the kernel may
+/// hold these bytes to send them with it (`MSG_MORE`).
+pub fn write_some(stream: &mut impl Transport, data: &[u8], more: bool) -> io::Result<usize> {
+    let mut done = 0;
+    while done < data.len() {
+        let wrote = if more {
+            stream.write_more(&data[done..])
+        } else {
+            stream.write(&data[done..])
+        };
+        match wrote {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}

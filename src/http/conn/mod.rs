@@ -102,6 +102,34 @@ pub struct Ctx<'a> {
     pub board: Option<Board>,
 }
 
+impl Ctx<'_> {
+    /// One request as its answer sees it, with the worker's state
+    /// (maintenance, draining, the board) and who asks.
+    pub fn question<'q>(
+        &'q self,
+        request: &'q Request,
+        choice: Choice,
+        tail: &'q [u8],
+        head: &'q [u8],
+        persistence: Persistence,
+        client: Option<IpAddr>,
+    ) -> Question<'q> {
+        Question {
+            request,
+            choice,
+            tail,
+            head,
+            persistence,
+            maintenance: self.maintenance,
+            draining: self.draining,
+            asker: Asker {
+                client,
+                board: self.board,
+            },
+        }
+    }
+}
+
 /// The worker's reusable buffers, shared by all its connections.
 pub struct Buffers {
     scratch: Box<[u8]>,
@@ -548,22 +576,8 @@ impl<S: Transport> Conn<S> {
             (true, false) => Persistence::KeepAlive,
         };
         // The hook where routes, health and maintenance choose the bytes.
-        let answered = ctx.responses.answer(
-            out,
-            &Question {
-                request: &request,
-                choice,
-                tail,
-                head,
-                persistence: p,
-                maintenance: ctx.maintenance,
-                draining: ctx.draining,
-                asker: Asker {
-                    client: self.peer,
-                    board: ctx.board,
-                },
-            },
-        );
+        let q = ctx.question(&request, choice, tail, head, p, self.peer);
+        let answered = ctx.responses.answer(out, &q);
         let status = answered.status;
         if let Some(body) = answered.file {
             self.file = Some(FileOut {

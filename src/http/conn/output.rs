@@ -6,7 +6,7 @@
 use std::io;
 
 use super::{Conn, Ctx, Interest, Phase, Verdict, LINGER};
-use crate::http::transport::Transport;
+use crate::http::transport::{write_some, Transport};
 
 /// Bytes of a file body one connection sends per turn of the worker's
 /// loop before it lets the others go (it continues on the next writable
@@ -160,26 +160,4 @@ impl<S: Transport> Conn<S> {
             }
         }
     }
-}
-
-/// Writes as much of `data` as the socket takes now.
-/// `more`: what follows comes at once (a file body), so the kernel may
-/// hold these bytes to send them with it (`MSG_MORE`).
-fn write_some(stream: &mut impl Transport, data: &[u8], more: bool) -> io::Result<usize> {
-    let mut done = 0;
-    while done < data.len() {
-        let wrote = if more {
-            stream.write_more(&data[done..])
-        } else {
-            stream.write(&data[done..])
-        };
-        match wrote {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => done += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(done)
 }

@@ -199,10 +199,12 @@ mod tests {
     #[test]
     fn reads_a_directory_opened_beneath_root() {
         let d = TestDir::new("listing");
-        d.file("root/sub/x", b"");
-        d.file("root/a.txt", b"");
-        d.file("root/.env", b"");
-        d.file("root/.well-known/y", b"");
+        d.files(&[
+            ("root/sub/x", b""),
+            ("root/a.txt", b""),
+            ("root/.env", b""),
+            ("root/.well-known/y", b""),
+        ]);
         d.symlink("root/link", "sub");
         let root = Root::new(&d.path().join("root")).unwrap();
         let Ok(Opened::Directory(dir, _)) = root.open("") else {

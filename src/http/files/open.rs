@@ -260,21 +260,25 @@ mod tests {
     /// served.
     fn tree() -> TestDir {
         let d = TestDir::new("open");
-        d.file("root/index.html", b"<h1>hi</h1>");
-        d.file("root/sub/a.txt", b"a");
-        d.file("outside/secret", b"secret");
-        d.symlink("root/in", "sub/a.txt");
-        d.symlink("root/subdir", "sub");
-        d.symlink("root/chain1", "chain2");
-        d.symlink("root/chain2", "sub/../in");
-        d.symlink("root/up", "sub/..");
-        d.symlink("root/passwd", "/etc/passwd");
-        d.symlink("root/out", "../outside/secret");
-        d.symlink("root/outdir", "../outside");
-        d.symlink("root/sub/deep", "../../outside/secret");
-        d.symlink("root/loop", "loop");
-        d.symlink("root/dangling", "nothing");
-        d.symlink("root/proc", "/proc/self/root/etc/passwd");
+        d.files(&[
+            ("root/index.html", b"<h1>hi</h1>"),
+            ("root/sub/a.txt", b"a"),
+            ("outside/secret", b"secret"),
+        ]);
+        d.symlinks(&[
+            ("root/in", "sub/a.txt"),
+            ("root/subdir", "sub"),
+            ("root/chain1", "chain2"),
+            ("root/chain2", "sub/../in"),
+            ("root/up", "sub/.."),
+            ("root/passwd", "/etc/passwd"),
+            ("root/out", "../outside/secret"),
+            ("root/outdir", "../outside"),
+            ("root/sub/deep", "../../outside/secret"),
+            ("root/loop", "loop"),
+            ("root/dangling", "nothing"),
+            ("root/proc", "/proc/self/root/etc/passwd"),
+        ]);
         nix::unistd::mkfifo(&d.path().join("root/fifo"), Mode::from_bits_truncate(0o644))
             .expect("mkfifo");
         d

@@ -132,10 +132,12 @@ mod tests {
     #[test]
     fn sequences() {
         let d = TestDir::new("steps");
-        d.file("index.html", b"spa");
-        d.file("a.txt", b"a");
-        d.file("docs/index.htm", b"docs");
-        d.file("empty/.keep", b"");
+        d.files(&[
+            ("index.html", b"spa"),
+            ("a.txt", b"a"),
+            ("docs/index.htm", b"docs"),
+            ("empty/.keep", b""),
+        ]);
         std::fs::create_dir_all(d.path().join("trap/index.html")).unwrap();
         let root = Root::new(d.path()).unwrap();
         let plain = cfg(&[], false, false);

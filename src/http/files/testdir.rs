@@ -34,6 +34,20 @@ impl TestDir {
     pub fn symlink(&self, rel: &str, to: &str) {
         std::os::unix::fs::symlink(to, self.0.join(rel)).expect("create a symlink");
     }
+
+    /// A tree: each `(rel, contents)` a file.
+    pub fn files(&self, files: &[(&str, &[u8])]) {
+        for (rel, contents) in files {
+            self.file(rel, contents);
+        }
+    }
+
+    /// Each `(rel, to)` a symlink.
+    pub fn symlinks(&self, links: &[(&str, &str)]) {
+        for (rel, to) in links {
+            self.symlink(rel, to);
+        }
+    }
 }
 
 impl Drop for TestDir {
