@@ -75,6 +75,29 @@ def length_prefixed(value):
     return bytes(out) + value
 
 
+# :status values of the HPACK static table (RFC 7541 appendix A).
+STATIC_STATUS = {8: "200", 9: "204", 10: "206", 11: "304", 12: "400", 13: "404", 14: "500"}
+
+
+def status_of(payload, flags):
+    """The :status of a HEADERS frame whose block starts with it: an
+    indexed field, or a literal (not Huffman-coded) naming index 8."""
+    block = payload
+    if flags & 0x8:  # PADDED
+        block = block[1:len(block) - block[0]]
+    if flags & 0x20:  # PRIORITY
+        block = block[5:]
+    if not block:
+        return "?"
+    first = block[0]
+    if first & 0x80:
+        return STATIC_STATUS.get(first & 0x7F, "?")
+    index = first & (0x3F if first & 0x40 else 0x0F)
+    if index == 8 and len(block) > 2 and not block[1] & 0x80:
+        return block[2:2 + (block[1] & 0x7F)].decode(errors="replace")
+    return "?"
+
+
 def request_block(authority, path=b"/", method=b"GET"):
     """GET (or POST) https-less request from static-table entries and literals."""
     block = bytearray()
@@ -103,7 +126,7 @@ class Peer:
         self.closed = False
         self.goaway = None  # (last stream, code)
         self.resets = {}  # stream -> code
-        self.answered = set()  # streams with a HEADERS answer
+        self.answered = {}  # stream -> the status of its HEADERS answer
         self.bytes_in = 0
         self.send(PREFACE + frame(SETTINGS, 0, 0, settings))
 
@@ -150,7 +173,7 @@ class Peer:
             elif kind == RST_STREAM and len(payload) == 4:
                 self.resets[stream] = int.from_bytes(payload, "big")
             elif kind == HEADERS:
-                self.answered.add(stream)
+                self.answered[stream] = status_of(payload, flags)
             elif kind == SETTINGS and not flags & ACK:
                 self.send(frame(SETTINGS, ACK, 0))
 
@@ -232,7 +255,7 @@ def hpack_bomb(p, authority):
         data += frame(CONTINUATION, 0 if rest else END_HEADERS, 3, chunk)
     p.send(data)
     p.wait_end(3)
-    status = "answered" if 3 in p.answered else "not answered"
+    status = f"answered {p.answered[3]}" if 3 in p.answered else "not answered"
     return f"a 15 KiB block that decodes to {15000 * 4000 // 1024 // 1024} MiB: stream 3 {status}"
 
 
