@@ -15,16 +15,12 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 
 use common::*;
 
@@ -1530,82 +1526,6 @@ fn wget_resumes_an_interrupted_download() {
 // nginx, serving the same directory
 // ---------------------------------------------------------------------------
 
-/// nginx serving `root` on a socket the test bound (passed as fd 3 with
-/// `NGINX=3;`), killed with its process group on drop.
-struct Nginx {
-    child: Child,
-    _dir: TempDir,
-}
-
-impl Nginx {
-    fn start(root: &Path) -> (Nginx, SocketAddr) {
-        let dir = TempDir::new();
-        let d = dir.path().display().to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let user = if is_root() { "user root root;" } else { "" };
-        let conf = format!(
-            r#"daemon off;
-{user}
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-worker_processes 1;
-events {{ worker_connections 64; }}
-http {{
-  include /etc/nginx/mime.types;
-  access_log off;
-  sendfile on;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-  server {{
-    listen {addr};
-    root {root};
-  }}
-}}
-"#,
-            root = root.display()
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let mut cmd = Command::new("nginx");
-        cmd.arg("-p")
-            .arg(format!("{d}/"))
-            .arg("-c")
-            .arg(format!("{d}/nginx.conf"))
-            .arg("-e")
-            .arg(format!("{d}/error.log"))
-            .env("NGINX", "3;")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        pass_as_fd_3(&mut cmd, listener.as_raw_fd());
-        let child = unblocked_sigchld(|| cmd.spawn()).expect("spawn nginx");
-        drop(listener);
-        let mut nginx = Nginx { child, _dir: dir };
-        wait_until(WAIT, "nginx to answer", || {
-            if let Ok(Some(status)) = nginx.child.try_wait() {
-                panic!(
-                    "nginx exited with {status}: {}",
-                    std::fs::read_to_string(format!("{d}/error.log")).unwrap_or_default()
-                );
-            }
-            http_get(addr, "/").map(|_| ())
-        });
-        (nginx, addr)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The status of `target` (with `extra` fields) from `addr`, raw.
 fn status_of(addr: SocketAddr, method: &str, target: &str, extra: &str) -> u16 {
     let mut s = open(addr);
@@ -1627,7 +1547,10 @@ fn statuses_agree_with_nginx_serving_the_same_directory() {
     let data = noise(5000, 5);
     site.write("data.bin", &data);
     let server = start(&site, "");
-    let (_nginx, nginx) = Nginx::start(&site.root());
+    let (_nginx, nginx) = Nginx::start(&format!(
+        "listen {{addr}};\n    root {};",
+        site.root().display()
+    ));
     // (method, target, extra fields, ours, nginx's when it differs)
     let cases: &[(&str, &str, &str, u16, Option<u16>)] = &[
         ("GET", "/", "", 200, None),

@@ -4,7 +4,8 @@
 //! and SIGKILLed by pid when the test ends, pass or fail.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -56,4 +57,86 @@ pub fn sample(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// nginx with one `server` block (`{addr}` in it is the address), on a
+/// socket the test bound (passed as fd 3 with `NGINX=3;`), killed with its
+/// process group on drop.
+pub struct Nginx {
+    child: Child,
+    _dir: super::TempDir,
+}
+
+impl Nginx {
+    pub fn start(server: &str) -> (Nginx, SocketAddr) {
+        let dir = super::TempDir::new();
+        let d = dir.path().display().to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let user = if nix::unistd::geteuid().is_root() {
+            "user root root;"
+        } else {
+            ""
+        };
+        let conf = format!(
+            r#"daemon off;
+{user}
+pid {d}/nginx.pid;
+error_log {d}/error.log info;
+worker_processes 1;
+events {{ worker_connections 64; }}
+http {{
+  include /etc/nginx/mime.types;
+  access_log off;
+  sendfile on;
+  client_body_temp_path {d}/body;
+  proxy_temp_path {d}/proxy;
+  fastcgi_temp_path {d}/fastcgi;
+  uwsgi_temp_path {d}/uwsgi;
+  scgi_temp_path {d}/scgi;
+  server {{
+    {server}
+  }}
+}}
+"#,
+            server = server.replace("{addr}", &addr.to_string())
+        );
+        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let mut cmd = Command::new("nginx");
+        cmd.arg("-p")
+            .arg(format!("{d}/"))
+            .arg("-c")
+            .arg(format!("{d}/nginx.conf"))
+            .arg("-e")
+            .arg(format!("{d}/error.log"))
+            .env("NGINX", "3;")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
+        super::process::pass_as_fd_3(&mut cmd, listener.as_raw_fd());
+        let child = super::process::unblocked_sigchld(|| cmd.spawn()).expect("spawn nginx");
+        drop(listener);
+        let mut nginx = Nginx { child, _dir: dir };
+        super::wait_until(super::WAIT, "nginx to answer", || {
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                panic!(
+                    "nginx exited with {status}: {}",
+                    std::fs::read_to_string(format!("{d}/error.log")).unwrap_or_default()
+                );
+            }
+            TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+                .ok()
+                .map(|_| ())
+        });
+        (nginx, addr)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -176,19 +176,26 @@ impl H2 {
     }
 
     /// Frames until one `pick` takes, within `WAIT`.
-    pub fn until<T>(&mut self, what: &str, mut pick: impl FnMut(&Frame) -> Option<T>) -> T {
-        let end = Instant::now() + WAIT;
+    pub fn until<T>(&mut self, what: &str, pick: impl FnMut(&Frame) -> Option<T>) -> T {
+        self.within(WAIT, pick)
+            .unwrap_or_else(|| panic!("no {what} in time (or the connection closed first)"))
+    }
+
+    /// Frames until one `pick` takes, within `wait`; None at the end of
+    /// the time or the connection.
+    pub fn within<T>(
+        &mut self,
+        wait: Duration,
+        mut pick: impl FnMut(&Frame) -> Option<T>,
+    ) -> Option<T> {
+        let end = Instant::now() + wait;
         while Instant::now() < end {
-            match self.next(end - Instant::now()) {
-                Some(f) => {
-                    if let Some(v) = pick(&f) {
-                        return v;
-                    }
-                }
-                None => break,
+            let f = self.next(end - Instant::now())?;
+            if let Some(v) = pick(&f) {
+                return Some(v);
             }
         }
-        panic!("no {what} in time (or the connection closed first)");
+        None
     }
 
     /// The first GOAWAY or RST_STREAM: (kind, stream or last stream, code).
