@@ -137,7 +137,7 @@ fn nginx_against_the_conformance_table() {
     let (_nginx, addr) =
         Nginx::start("listen {addr} http2;\n    location / { return 200 \"hi\\n\"; }");
     let failed = run_table(addr, std::time::Duration::from_secs(2));
-    println!(
+    eprintln!(
         "nginx: {} of {} cases differ from RFC 9113:\n{}",
         failed.len(),
         cases().len(),
