@@ -306,9 +306,9 @@ impl Answer {
             }
             f(Field::ETag, self.etag.as_bytes());
         }
-        if file_fields || self.status == 416 {
-            f(Field::AcceptRanges, b"bytes");
-        }
+        // On every file answer (304 and 412 too): a client learns that
+        // ranges work whatever it asked.
+        f(Field::AcceptRanges, b"bytes");
         match self.content_range {
             Some(ContentRange::Bytes {
                 first,

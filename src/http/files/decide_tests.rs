@@ -148,7 +148,7 @@ fn not_modified_fields() {
     assert_eq!(
         fields(&a),
         format!(
-            "Last-Modified: {LM}\nETag: {}\nCache-Control: max-age=60\n",
+            "Last-Modified: {LM}\nETag: {}\nAccept-Ranges: bytes\nCache-Control: max-age=60\n",
             tag()
         )
     );
@@ -160,7 +160,7 @@ fn precondition_failed_fields() {
     assert_eq!(a.body, Body::Text(b"Precondition Failed\n"));
     assert_eq!(
         fields(&a),
-        "Content-Type: text/plain; charset=utf-8\nContent-Length: 20\n"
+        "Content-Type: text/plain; charset=utf-8\nContent-Length: 20\nAccept-Ranges: bytes\n"
     );
     let h = run(&req(&[("HEAD", ""), ("If-Match", "\"x\"")]));
     assert_eq!((h.body, h.content_length), (Body::Empty, Some(20)));

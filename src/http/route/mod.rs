@@ -176,6 +176,16 @@ impl Router {
                 PathMatch::Exact(p) => r.exact.entry(p.as_bytes().into()).or_default().push(index),
                 PathMatch::Prefix(p) => r.prefixes.insert(p.as_bytes(), index),
             }
+            // A files route under `/static/` also takes `/static`, to
+            // redirect it to the directory (as nginx does for a directory).
+            if let (Answer::Files(_), PathMatch::Prefix(p)) = (&spec.answer, &spec.path) {
+                if let Some(bare) = p.strip_suffix('/').filter(|b| !b.is_empty()) {
+                    r.exact
+                        .entry(bare.as_bytes().into())
+                        .or_default()
+                        .push(index);
+                }
+            }
             r.any_host |= spec.host.is_some();
             r.any_status |= matches!(spec.answer, Answer::Status { .. });
             r.routes.push(Route::new(spec));
