@@ -13,6 +13,8 @@ mod client;
 mod common;
 #[path = "h2/conformance.rs"]
 mod conformance;
+#[path = "h2/files.rs"]
+mod files;
 #[path = "h2/load.rs"]
 mod load;
 #[path = "h2/peers.rs"]
