@@ -15,6 +15,8 @@ mod common;
 mod conformance;
 #[path = "h2/files.rs"]
 mod files;
+#[path = "h2/limits.rs"]
+mod limits;
 #[path = "h2/load.rs"]
 mod load;
 #[path = "h2/peers.rs"]
