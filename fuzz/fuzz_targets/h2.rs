@@ -50,7 +50,10 @@ impl Seen {
     /// Checks the frames of `out`, in order.
     fn check_output(&mut self, out: &[u8]) {
         self.out_bytes += out.len();
-        assert!(self.out_bytes <= MAX_OUTPUT, "output past {MAX_OUTPUT} bytes");
+        assert!(
+            self.out_bytes <= MAX_OUTPUT,
+            "output past {MAX_OUTPUT} bytes"
+        );
         self.carry.extend_from_slice(out);
         let mut at = 0;
         while let Some(head) = self.carry.get(at..at + 9) {
@@ -120,11 +123,15 @@ fn answer_events(s: &mut Session, seen: &mut Seen) {
 /// Feeds pulled bodies as far as the session asks.
 fn pump(s: &mut Session, seen: &mut Seen) {
     while let Some((id, room)) = s.want_data() {
-        let left = seen.pulled.get_mut(&id).expect("want_data names a pulled body");
+        let left = seen
+            .pulled
+            .get_mut(&id)
+            .expect("want_data names a pulled body");
         let n = room.min(*left);
         *left -= n;
         let end = *left == 0;
-        s.send_data(id, &PULLED[..n], end).expect("send_data within want_data's room");
+        s.send_data(id, &PULLED[..n], end)
+            .expect("send_data within want_data's room");
         if end {
             seen.pulled.remove(&id);
         }
@@ -153,7 +160,11 @@ fuzz_target!(|data: &[u8]| {
             Ok(used) => {
                 assert!(failed.is_none(), "receive went on after {failed:?}");
                 pending.drain(..used);
-                assert!(pending.len() <= 9 + max_frame, "{} bytes kept", pending.len());
+                assert!(
+                    pending.len() <= 9 + max_frame,
+                    "{} bytes kept",
+                    pending.len()
+                );
             }
             Err(e) => {
                 assert!(failed.is_none_or(|f| f == e), "{failed:?} then {e:?}");
@@ -166,7 +177,11 @@ fuzz_target!(|data: &[u8]| {
         out.clear();
         s.poll_output(now, &mut out);
         seen.check_output(&out);
-        assert!(s.open_streams() <= max_streams, "{} streams open", s.open_streams());
+        assert!(
+            s.open_streams() <= max_streams,
+            "{} streams open",
+            s.open_streams()
+        );
         if let Some(e) = failed {
             assert!(seen.goaway, "{e:?} without GOAWAY");
             assert!(s.is_done(), "{e:?} and not done");
