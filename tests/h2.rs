@@ -13,6 +13,14 @@ mod client;
 mod common;
 #[path = "h2/conformance.rs"]
 mod conformance;
+#[path = "h2/files.rs"]
+mod files;
+#[path = "h2/limits.rs"]
+mod limits;
+#[path = "h2/load.rs"]
+mod load;
+#[path = "h2/peers.rs"]
+mod peers;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -29,11 +37,17 @@ fn h2c(extra: &str) -> Server {
 
 const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/tls/testdata");
 
+/// A config with a `tls` listener: `top` (top-level keys, `workers`
+/// among them), then `tables` after the `[tls]` table.
+fn tls_config(top: &str, tables: &str) -> String {
+    format!(
+        "listen = [\"{{addr}} tls\"]\n{top}\n[tls]\ncertificate = \"{TESTDATA}/leaf.pem\"\nkey = \"{TESTDATA}/leaf.key\"\n{tables}\n"
+    )
+}
+
 /// A `tls` listener; `tls_extra` goes into the `[tls]` table.
 fn tls_server(tls_extra: &str) -> Server {
-    Server::start(&format!(
-        "listen = [\"{{addr}} tls\"]\nworkers = 1\n[tls]\ncertificate = \"{TESTDATA}/leaf.pem\"\nkey = \"{TESTDATA}/leaf.key\"\n{tls_extra}\n"
-    ))
+    Server::start(&tls_config("workers = 1", tls_extra))
 }
 
 /// A command's stdout (and stderr), run to completion within `WAIT`.

@@ -20,6 +20,7 @@ pub mod settings;
 
 mod control;
 mod defence;
+mod observe;
 mod recv;
 mod send;
 mod session;

@@ -217,9 +217,13 @@ impl Session {
         frame::write_data(out, id, &s.queue[start..end], end_stream);
         s.compact();
         s.send_window -= n as i64;
+        s.framed += n as u64;
         self.conn_send_window -= n as i64;
         self.queued_total -= n;
         if end_stream {
+            if s.pull {
+                self.ended.push_back((id, s.framed));
+            }
             s.answer = Answer::Done;
             if s.is_closed() {
                 self.forget(id);

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use super::answer::{self, Made};
 use super::frame::ErrorCode;
+use super::observe::{self, Told, Waiting};
 use super::request::Request;
 use super::send::{Body, SendError};
 use super::session::{Event, Session};
@@ -38,7 +39,6 @@ use super::Counters;
 use crate::http::conn::{Buffers, Ctx, Interest, Standing};
 use crate::http::parse::Reject;
 use crate::http::transport::{write_some, FileBody, Transport, FILE_CHUNK};
-use crate::obs::exchange::Exchange;
 use crate::obs::h2stats::H2Stat;
 
 /// How long input is read and discarded after our GOAWAY.
@@ -70,6 +70,8 @@ pub struct H2Conn<S> {
     out: Vec<u8>,
     sent: usize,
     files: Vec<Pulled>,
+    /// File answers logged once their bodies end.
+    waiting: Waiting,
     deadline: Instant,
     /// Since when no stream is open and nothing is being written.
     idle_since: Option<Instant>,
@@ -110,6 +112,7 @@ impl<S: Transport> H2Conn<S> {
             out: Vec::new(),
             sent: 0,
             files: Vec::new(),
+            waiting: Waiting::default(),
             deadline: ctx.now + ctx.timeouts.keepalive,
             idle_since: None,
             block_since: None,
@@ -125,6 +128,7 @@ impl<S: Transport> H2Conn<S> {
         if interest == Interest::Read && c.stream.has_buffered_input() {
             interest = c.on_readable(ctx, bufs);
         }
+        let interest = c.closing(ctx, interest);
         (c, interest)
     }
 
@@ -213,6 +217,19 @@ impl<S: Transport> H2Conn<S> {
     /// The socket is readable: read, answer, write, until the transport
     /// holds no more input it already read.
     pub fn on_readable(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
+        let interest = self.readable(ctx, bufs);
+        self.closing(ctx, interest)
+    }
+
+    /// Before a close: file answers under way are logged with what was sent.
+    fn closing(&mut self, ctx: &Ctx, interest: Interest) -> Interest {
+        if interest == Interest::Close {
+            self.waiting.close(ctx, self.peer, &mut self.session);
+        }
+        interest
+    }
+
+    fn readable(&mut self, ctx: &Ctx, bufs: &mut Buffers) -> Interest {
         loop {
             if self.lingering.is_some() {
                 return self.discard(ctx, bufs);
@@ -240,12 +257,18 @@ impl<S: Transport> H2Conn<S> {
         if self.lingering.is_some() {
             return Interest::Read;
         }
-        self.flush(ctx)
+        let interest = self.flush(ctx);
+        self.closing(ctx, interest)
     }
 
     /// The deadline passed (or draining began): whichever limit it was is
     /// acted on, then what is pending is written.
     pub fn on_timeout(&mut self, ctx: &Ctx, _bufs: &mut Buffers) -> Interest {
+        let interest = self.timeout(ctx);
+        self.closing(ctx, interest)
+    }
+
+    fn timeout(&mut self, ctx: &Ctx) -> Interest {
         let now = ctx.now;
         let passed = |since: Option<Instant>, d: Duration| since.is_some_and(|t| t + d <= now);
         if self.lingering.is_some() || passed(self.blocked_since, ctx.timeouts.header) {
@@ -338,36 +361,38 @@ impl<S: Transport> H2Conn<S> {
             self.session.reset(stream, ErrorCode::InternalError);
             return;
         };
-        let body_bytes = made.file.as_ref().map_or(bytes.len() as u64, |f| f.len);
+        let body_bytes = bytes.len() as u64;
         let body = match (&made.file, bytes) {
             (Some(_), _) => Body::Pull,
             (None, []) => Body::Empty,
             (None, b) => Body::Bytes(b),
         };
-        match self.session.respond(stream, status, &fields, body) {
-            Ok(()) => {
-                if let Some(file) = made.file {
-                    self.files.push(Pulled { stream, body: file });
+        let told = ctx.observer.map(|_| Told {
+            stream,
+            head: answer::as_logged(head),
+            status,
+            choice: made.choice,
+            started: ctx.now,
+        });
+        let result = self.session.respond(stream, status, &fields, body);
+        match (result, made.file) {
+            // Logged once the body has ended, with what was sent of it.
+            (Ok(()), Some(file)) => {
+                self.files.push(Pulled { stream, body: file });
+                if let Some(told) = told {
+                    self.waiting.hold(told);
                 }
+                return;
             }
+            (Ok(()), None) => {}
             // More output waits than we hold for a client: it may retry.
-            Err(SendError::Full) => self.session.reset(stream, ErrorCode::RefusedStream),
+            (Err(SendError::Full), _) => self.session.reset(stream, ErrorCode::RefusedStream),
             // The client reset it meanwhile.
-            Err(_) => {}
+            (Err(_), _) => {}
         }
-        if let Some(o) = ctx.observer {
-            let logged = answer::as_logged(head);
-            o.answered(&Exchange {
-                peer: self.peer,
-                head: &logged,
-                status,
-                body_bytes,
-                started: ctx.now,
-                now: ctx.now,
-                route: made
-                    .choice
-                    .and_then(|c| ctx.responses.route_name(c, ctx.maintenance)),
-            });
+        if let Some(told) = told {
+            let sent = if result.is_ok() { body_bytes } else { 0 };
+            observe::tell(ctx, self.peer, &told, sent);
         }
     }
 
@@ -418,6 +443,7 @@ impl<S: Transport> H2Conn<S> {
                 self.sent = 0;
                 self.pump_files();
                 self.session.poll_output(ctx.now, &mut self.out);
+                self.waiting.ended(ctx, self.peer, &mut self.session);
                 if self.out.is_empty() {
                     break;
                 }

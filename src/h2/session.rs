@@ -97,6 +97,9 @@ pub struct Session {
     pub(super) peer_goaway: bool,
     pub(super) failed: Option<ConnError>,
     pub(super) stalled_since: Option<Instant>,
+    /// Pulled bodies ended (all framed, or the stream gone first), with
+    /// the body bytes framed: for the caller's access log.
+    pub(super) ended: VecDeque<(u32, u64)>,
     pub(super) resets: Budget,
     pub(super) control: Budget,
     pub(super) counters: Counters,
@@ -136,6 +139,7 @@ impl Session {
             peer_goaway: false,
             failed: None,
             stalled_since: None,
+            ended: VecDeque::new(),
             resets: Budget::new(settings.budgets.resets_per_sec),
             control: Budget::new(settings.budgets.control_frames_per_sec),
             counters: Counters::default(),
@@ -293,6 +297,9 @@ impl Session {
         if let Some(s) = self.streams.remove(&stream) {
             remember(&mut self.closed, stream);
             self.queued_total -= s.queued();
+            if s.pull && s.answer == Answer::Body {
+                self.ended.push_back((stream, s.framed));
+            }
             if s.announced && s.answer != Answer::Done {
                 self.events.push_back(Event::Reset { stream });
             }
@@ -347,6 +354,18 @@ impl Session {
     /// The connection error, once there is one.
     pub fn error(&self) -> Option<ConnError> {
         self.failed
+    }
+
+    /// A pulled body that ended since the last call: all of it framed, or
+    /// its stream gone first (reset, either side); with its body bytes
+    /// framed.
+    pub fn next_ended(&mut self) -> Option<(u32, u64)> {
+        self.ended.pop_front()
+    }
+
+    /// Body bytes framed on `stream` so far, while it is in the table.
+    pub fn framed(&self, stream: u32) -> Option<u64> {
+        self.streams.get(&stream).map(|s| s.framed)
     }
 
     /// Streams open or half-closed.

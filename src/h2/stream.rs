@@ -40,6 +40,8 @@ pub struct Stream {
     pub end_queued: bool,
     /// The caller feeds the body through `send_data` when asked.
     pub pull: bool,
+    /// Body bytes framed so far (for the access log: what was sent).
+    pub framed: u64,
 }
 
 impl Stream {
@@ -56,6 +58,7 @@ impl Stream {
             sent: 0,
             end_queued: false,
             pull: false,
+            framed: 0,
         }
     }
 

@@ -119,11 +119,16 @@ pub struct Answer {
 impl H2 {
     /// Connects, sends the preface and `first` (the client's SETTINGS).
     pub fn with_settings(addr: SocketAddr, first: &[u8]) -> H2 {
-        let mut s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+        let s = TcpStream::connect_timeout(&addr, WAIT).unwrap();
+        H2::over(s, b"", first)
+    }
+
+    /// Over a connected `s`: `prefix` (a PROXY header, say), the preface,
+    /// then `first` (the client's SETTINGS).
+    pub fn over(mut s: TcpStream, prefix: &[u8], first: &[u8]) -> H2 {
         s.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
-        s.write_all(PREFACE).unwrap();
-        s.write_all(first).unwrap();
+        s.write_all(&[prefix, PREFACE, first].concat()).unwrap();
         H2 {
             s,
             buf: Vec::new(),
@@ -214,6 +219,18 @@ impl H2 {
                 ..*f
             })
         })
+    }
+
+    /// A response block's `:status`, decoded (keeping the decoder's
+    /// dynamic table in step).
+    pub fn status_of(&mut self, block: &[u8]) -> u16 {
+        let mut list = HeaderList::new(1 << 20);
+        self.decoder.decode(block, &mut list).unwrap();
+        let status = list
+            .iter()
+            .find(|(n, _)| *n == b":status")
+            .map_or(0, |(_, v)| std::str::from_utf8(v).unwrap().parse().unwrap());
+        status
     }
 
     /// The response on `stream`: its head and every DATA until END_STREAM.

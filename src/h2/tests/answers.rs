@@ -193,6 +193,27 @@ fn pulled_body_never_exceeds_what_was_asked() {
 }
 
 #[test]
+fn a_pulled_body_ends_with_the_bytes_framed_whole_or_reset() {
+    let mut c = Client::new();
+    c.send(&cat(&[headers(1, true), headers(3, true)])).unwrap();
+    c.frames();
+    for id in [1, 3] {
+        c.s.respond(id, 200, &[], Body::Pull).unwrap();
+    }
+    c.s.send_data(1, &[1; 100], true).unwrap();
+    c.s.send_data(3, &[3; 70_000], false).unwrap();
+    c.frames();
+    assert_eq!(c.s.next_ended(), Some((1, 100)), "all of it framed");
+    assert_eq!(c.s.next_ended(), None, "stream 3 is under way");
+    // Stream 3 took what the connection's window left: 65,535 - 100.
+    assert_eq!(c.s.framed(3), Some(65_435));
+    c.send(&raw(Kind::RstStream, 0, 3, &8u32.to_be_bytes()))
+        .unwrap();
+    assert_eq!(c.s.next_ended(), Some((3, 65_435)), "what was framed");
+    assert_eq!(c.s.framed(3), None);
+}
+
+#[test]
 fn request_bodies_are_credited_back() {
     let mut c = Client::new();
     c.send(&headers(1, false)).unwrap();
