@@ -113,18 +113,21 @@ def preforkd(tmp, h2c, tls, cert, key, binary):
 
 def h2load(target, scenario, n):
     if scenario == "tls-new":
-        conns = max(n // 10, 100)
+        # One request per connection, the connections paced over ~2 s so
+        # that they come and go rather than pile up.
+        conns = min(max(n // 20, 100), 4000)
         url = f"https://127.0.0.1:{target.tls_port}/"
         args = ["-n", str(conns), "-c", str(conns), "-m", "1", "-r", str(max(conns // 20, 1)),
-                "--rate-period", "0.05s"]
+                "--rate-period", "100ms"]
     else:
         scheme, port = ("http", target.h2c_port) if scenario.startswith("h2c") else ("https", target.tls_port)
         url = f"{scheme}://127.0.0.1:{port}/"
         args = ["-n", str(n), "-c", "64", "-m", "10"]
     before = cpu_ns(target.pids())
     start = time.monotonic()
-    out = subprocess.run(["taskset", "-c", "1", "h2load", *args, url], capture_output=True, text=True,
-                         timeout=300).stdout
+    run = subprocess.run(["taskset", "-c", "1", "h2load", *args, url], capture_output=True, text=True,
+                         timeout=300)
+    out = run.stdout + run.stderr
     took = time.monotonic() - start
     used = cpu_ns(target.pids()) - before
     done = failed = errored = 0

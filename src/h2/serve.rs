@@ -477,6 +477,21 @@ impl<S: Transport> H2Conn<S> {
         self.settle(ctx)
     }
 
+    /// Nothing under way: the buffers go back to the allocator, so an idle
+    /// connection holds its state and no more (as an idle HTTP/1.1
+    /// connection holds no buffer).
+    fn release_buffers(&mut self) {
+        if self.sent >= self.out.len() {
+            self.out = Vec::new();
+            self.sent = 0;
+        }
+        if self.inbuf.is_empty() {
+            self.inbuf = Vec::new();
+        }
+        self.files = Vec::new();
+        self.session.release_buffers();
+    }
+
     /// Output is waiting for the socket: the write's deadline.
     fn settle_writing(&mut self, ctx: &Ctx) -> Interest {
         self.report(ctx);
@@ -502,6 +517,9 @@ impl<S: Transport> H2Conn<S> {
         } else {
             None
         };
+        if idle && self.files.is_empty() {
+            self.release_buffers();
+        }
         let mut deadline = now + ctx.timeouts.keepalive.max(ctx.timeouts.header);
         let header = ctx.timeouts.header;
         for t in [self.block_since, self.session.stalled_since()]

@@ -368,6 +368,26 @@ impl Session {
         self.streams.get(&stream).map(|s| s.framed)
     }
 
+    /// Frees the buffers that hold nothing now (an idle connection's
+    /// output, header block and event queues); what the protocol must
+    /// remember (settings, the HPACK table, recent stream ids) stays.
+    pub fn release_buffers(&mut self) {
+        if self.tx.is_empty() {
+            self.tx = Vec::new();
+        }
+        if self.block.is_empty() {
+            self.block = Vec::new();
+        }
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        if self.ended.is_empty() {
+            self.ended = VecDeque::new();
+        }
+        self.closed.shrink_to_fit();
+        self.reset_by_us.shrink_to_fit();
+    }
+
     /// Streams open or half-closed.
     pub fn open_streams(&self) -> usize {
         self.streams.len()

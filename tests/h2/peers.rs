@@ -122,27 +122,39 @@ fn requests_line(out: &Output) -> [u64; 7] {
     numbers.try_into().unwrap()
 }
 
-/// Every request h2load sent was answered with a 2xx: started = done =
-/// succeeded = 2xx, no timeout; what it failed it never sent. h2load
+/// Every request h2load had on the wire was answered with a 2xx, and no
+/// answer was anything else: done = started, no timeout, only 2xx. h2load
 /// 1.52 does not reconnect after a GOAWAY on HTTP/2 (its
 /// `try_new_connection` is called by its HTTP/1.1 session only): once
 /// one arrives, `nghttp2_session_check_request_allowed` refuses its next
 /// request and it counts the client's remaining requests as failed and
-/// errored without sending them. Returns (started, abandoned).
+/// errored without sending them; and the streams nghttp2 had submitted
+/// but not yet written when the GOAWAY came it closes itself, counted
+/// started and done but not succeeded. Those are at most one window of
+/// each client's streams (8 clients x 10), never seen by the server;
+/// what the server did see is checked against the access log by the
+/// caller (one line per answer, every answer a success here). Returns
+/// (succeeded, abandoned).
 fn assert_every_sent_request_answered(out: &Output) -> (u64, u64) {
     let text = String::from_utf8_lossy(&out.stdout);
     let [total, started, done, succeeded, failed, errored, timeout] = requests_line(out);
-    assert_eq!((done, succeeded, timeout), (started, started, 0), "{text}");
+    assert_eq!((done, timeout), (started, 0), "{text}");
+    assert!(
+        started - succeeded <= 8 * 10,
+        "more failed than the clients had in flight at a GOAWAY: {text}"
+    );
     assert_eq!(
         (failed, errored),
-        (total - started, total - started),
+        (total - succeeded, total - succeeded),
         "{text}"
     );
     assert!(
-        text.contains(&format!("status codes: {started} 2xx, 0 3xx, 0 4xx, 0 5xx")),
+        text.contains(&format!(
+            "status codes: {succeeded} 2xx, 0 3xx, 0 4xx, 0 5xx"
+        )),
         "{text}"
     );
-    (started, total - started)
+    (succeeded, total - succeeded)
 }
 
 /// Runs h2load at `url` on a thread of its own (`n` requests from 8
@@ -179,9 +191,9 @@ fn reloads_under_h2load(server: &Server, url: &str) {
             server.wait_for_log(&format!("reload done generation={generation}"));
         });
         let Some(out) = out else { return };
-        let (started, abandoned) = assert_every_sent_request_answered(&out);
-        eprintln!("reload {generation}: {started} sent and answered, {abandoned} never sent");
-        sent += started as usize;
+        let (answered, abandoned) = assert_every_sent_request_answered(&out);
+        eprintln!("reload {generation}: {answered} answered, {abandoned} never sent");
+        sent += answered as usize;
     }
     wait_until(WAIT, "one access log line a request", || {
         (logged(server.dir.path()) == sent).then_some(())
