@@ -11,15 +11,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener};
-use std::os::fd::AsRawFd;
+use std::net::Shutdown;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, killpg, Signal};
+use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use common::*;
@@ -27,7 +25,7 @@ use common::*;
 /// Requests whose combined lines nginx 1.22 and preforkd must write alike:
 /// (what the client sends, the line expected after the timestamp). Each
 /// goes on its own connection, whose write side is closed after it.
-/// Recorded from nginx 1.22.1 with the config of `Nginx::start`.
+/// Recorded from nginx 1.22.1 with the config of `start_nginx`.
 const CASES: &[(&[u8], &str)] = &[
     (
         b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
@@ -176,97 +174,26 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
 // nginx
 // ---------------------------------------------------------------------------
 
-/// nginx in the foreground in a temp dir, on a socket the test bound and
-/// hands over as fd 3 (`NGINX=3;`, how nginx passes sockets to a new
-/// binary), so no port is guessed. Killed with its process group on drop.
-struct Nginx {
-    child: Child,
-    dir: TempDir,
-}
-
-impl Nginx {
-    fn start() -> (Nginx, std::net::SocketAddr) {
-        let dir = TempDir::new();
-        let d = dir.path().display().to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        // preforkd's error bodies, as files nginx sends for its errors.
-        std::fs::write(dir.path().join("e400.txt"), "Bad Request\n").unwrap();
-        std::fs::write(dir.path().join("e505.txt"), "HTTP Version Not Supported\n").unwrap();
-        let user = if nix::unistd::geteuid().is_root() {
-            "user root root;"
-        } else {
-            ""
-        };
-        let conf = format!(
-            r#"daemon off;
-{user}
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-worker_processes 1;
-events {{ worker_connections 64; }}
-http {{
-  access_log {d}/access.log combined;
-  client_body_temp_path {d}/body;
-  proxy_temp_path {d}/proxy;
-  fastcgi_temp_path {d}/fastcgi;
-  uwsgi_temp_path {d}/uwsgi;
-  scgi_temp_path {d}/scgi;
-  server {{
-    listen {addr};
+/// nginx answering as preforkd's default config does (its error bodies as
+/// files), writing the combined format to `{dir}/access.log`.
+fn start_nginx() -> (Nginx, std::net::SocketAddr) {
+    let (nginx, addr) = Nginx::start_with(
+        "access_log {dir}/access.log combined;",
+        r#"listen {addr};
     error_page 400 /e400.txt;
     error_page 505 /e505.txt;
-    location ~ ^/e\d+\.txt$ {{ root {d}; }}
-    location / {{
-      if ($request_method = OPTIONS) {{ return 204; }}
-      if ($request_method !~ ^(GET|HEAD)$) {{ return 405 "Method Not Allowed\n"; }}
+    location ~ ^/e\d+\.txt$ { root {dir}; }
+    location / {
+      if ($request_method = OPTIONS) { return 204; }
+      if ($request_method !~ ^(GET|HEAD)$) { return 405 "Method Not Allowed\n"; }
       return 200 "Hello, World!\n";
-    }}
-  }}
-}}
-"#
-        );
-        std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let mut cmd = Command::new("nginx");
-        cmd.arg("-p")
-            .arg(format!("{d}/"))
-            .arg("-c")
-            .arg(format!("{d}/nginx.conf"))
-            .arg("-e")
-            .arg(format!("{d}/error.log"))
-            .env("NGINX", "3;")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0);
-        pass_as_fd_3(&mut cmd, listener.as_raw_fd());
-        let child = unblocked_sigchld(|| cmd.spawn()).expect("spawn nginx");
-        drop(listener);
-        let mut nginx = Nginx { child, dir };
-        let pid_file = nginx.dir.path().join("nginx.pid");
-        wait_until(WAIT, "nginx to write its pid file", || {
-            if let Ok(Some(status)) = nginx.child.try_wait() {
-                panic!(
-                    "nginx exited with {status}: {}",
-                    std::fs::read_to_string(nginx.dir.path().join("error.log")).unwrap_or_default()
-                );
-            }
-            pid_file.exists().then_some(())
-        });
-        (nginx, addr)
-    }
-
-    fn access_log(&self) -> PathBuf {
-        self.dir.path().join("access.log")
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    }"#,
+    );
+    // preforkd's error bodies, as files nginx sends for its errors (read
+    // when an error is answered, so written now is in time).
+    std::fs::write(nginx.dir().join("e400.txt"), "Bad Request\n").unwrap();
+    std::fs::write(nginx.dir().join("e505.txt"), "HTTP Version Not Supported\n").unwrap();
+    (nginx, addr)
 }
 
 // Proves: for a fixed set of requests (escaping of `"`, `\`, control and
@@ -293,9 +220,9 @@ fn combined_lines_equal_nginx() {
     if tool("nginx", "nginx-light").is_none() {
         return;
     }
-    let (nginx, addr) = Nginx::start();
+    let (nginx, addr) = start_nginx();
     send_cases(addr);
-    let path = nginx.access_log();
+    let path = nginx.dir().join("access.log");
     // nginx writes each line as the request ends; wait for all of them.
     let theirs: Vec<String> = wait_until(WAIT, "nginx's access log lines", || {
         let l = read_lines(&path);

@@ -59,20 +59,35 @@ pub fn sample(text: &str, name: &str) -> Option<f64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// nginx with one `server` block (`{addr}` in it is the address), on a
-/// socket the test bound (passed as fd 3 with `NGINX=3;`), killed with its
-/// process group on drop.
+/// nginx in the foreground in a temp dir, on a socket the test bound and
+/// hands over as fd 3 (`NGINX=3;`, how nginx passes sockets to a new
+/// binary), so no port is guessed; killed with its process group on drop.
 pub struct Nginx {
     child: Child,
-    _dir: super::TempDir,
+    dir: super::TempDir,
 }
 
 impl Nginx {
+    /// One `server` block (`{addr}` in it is the address) in an `http`
+    /// block with the mime types, `sendfile on` and no access log.
     pub fn start(server: &str) -> (Nginx, SocketAddr) {
+        Nginx::start_with(
+            "include /etc/nginx/mime.types;\n  access_log off;\n  sendfile on;",
+            server,
+        )
+    }
+
+    /// `http` directives and one `server` block; `{addr}` is the address
+    /// and `{dir}` nginx's temp dir (its prefix) in both.
+    pub fn start_with(http: &str, server: &str) -> (Nginx, SocketAddr) {
         let dir = super::TempDir::new();
         let d = dir.path().display().to_string();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
+        let fill = |text: &str| {
+            text.replace("{addr}", &addr.to_string())
+                .replace("{dir}", &d)
+        };
         let user = if nix::unistd::geteuid().is_root() {
             "user root root;"
         } else {
@@ -86,9 +101,7 @@ error_log {d}/error.log info;
 worker_processes 1;
 events {{ worker_connections 64; }}
 http {{
-  include /etc/nginx/mime.types;
-  access_log off;
-  sendfile on;
+  {http}
   client_body_temp_path {d}/body;
   proxy_temp_path {d}/proxy;
   fastcgi_temp_path {d}/fastcgi;
@@ -99,7 +112,8 @@ http {{
   }}
 }}
 "#,
-            server = server.replace("{addr}", &addr.to_string())
+            http = fill(http),
+            server = fill(server)
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
         let mut cmd = Command::new("nginx");
@@ -117,19 +131,25 @@ http {{
         super::process::pass_as_fd_3(&mut cmd, listener.as_raw_fd());
         let child = super::process::unblocked_sigchld(|| cmd.spawn()).expect("spawn nginx");
         drop(listener);
-        let mut nginx = Nginx { child, _dir: dir };
-        super::wait_until(super::WAIT, "nginx to answer", || {
+        let mut nginx = Nginx { child, dir };
+        // The socket listens already (ours): nginx is up once its pid
+        // file is written.
+        let pid_file = nginx.dir.path().join("nginx.pid");
+        super::wait_until(super::WAIT, "nginx to write its pid file", || {
             if let Ok(Some(status)) = nginx.child.try_wait() {
                 panic!(
                     "nginx exited with {status}: {}",
                     std::fs::read_to_string(format!("{d}/error.log")).unwrap_or_default()
                 );
             }
-            TcpStream::connect_timeout(&addr, Duration::from_secs(1))
-                .ok()
-                .map(|_| ())
+            pid_file.exists().then_some(())
         });
         (nginx, addr)
+    }
+
+    /// nginx's temp dir (`{dir}` in its config).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 }
 
