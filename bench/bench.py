@@ -105,17 +105,21 @@ class Target:
         deadline = time.time() + 10
         while time.time() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-                    s.sendall(b"GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
-                    data = b""
-                    while chunk := s.recv(4096):
-                        data += chunk
-                if data.startswith(b"HTTP/1.1 200"):
+                if self.ready():
                     return
             except OSError:
                 pass
             time.sleep(0.05)
         sys.exit(f"bench: {self.name} did not start (see {self.tmp}/{self.name}.log)")
+
+    def ready(self):
+        """`GET /` answers 200."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+        return data.startswith(b"HTTP/1.1 200")
 
     def pids(self):
         return session_pids(self.proc.pid)

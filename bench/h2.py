@@ -41,21 +41,10 @@ class H2Target(Target):
     """A server whose port may speak only HTTP/2: ready once it accepts
     a connection and answers the preface with a SETTINGS frame."""
 
-    def start(self):
-        log = open(os.path.join(self.tmp, f"{self.name}.log"), "w")
-        self.proc = subprocess.Popen(["taskset", "-c", "0"] + self.argv, stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=log, start_new_session=True)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.h2c_port), timeout=1) as s:
-                    s.sendall(PREFACE)
-                    if s.recv(9)[3:4] == b"\x04":
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        sys.exit(f"bench: {self.name} did not start (see {self.tmp}/{self.name}.log)")
+    def ready(self):
+        with socket.create_connection(("127.0.0.1", self.h2c_port), timeout=1) as s:
+            s.sendall(PREFACE)
+            return s.recv(9)[3:4] == b"\x04"
 
 
 def certificate(tmp):
