@@ -1303,17 +1303,7 @@ fn t_names_bad_files_routes_with_file_line_col() {
             ":5:8: route.body: not used by a route of kind \"files\"".into(),
         ),
     ];
-    let path = dir.path().join("bad.toml");
-    for (text, want) in cases {
-        std::fs::write(&path, &text).unwrap();
-        let (code, out, err) = run_bin(&["-t", "-c", path.to_str().unwrap()]);
-        assert_eq!(code, 1, "{text:?}: {out}");
-        let want = format!("preforkd: {}{want}", path.display());
-        assert!(
-            err.starts_with(&want),
-            "{text:?}\n got: {err}\nwant: {want}"
-        );
-    }
+    assert_config_errors(&dir.path().join("bad.toml"), &cases);
     let good = dir.path().join("good.toml");
     std::fs::write(
         &good,

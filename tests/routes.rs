@@ -598,17 +598,7 @@ fn bad_routes_fail_t_with_file_line_col() {
         ("[[route]]\npath = \"/a\"\nhost = \"x\"\n[[route]]\npath = \"/a\"\nhost = \"X\"\nmethods = [\"HEAD\"]\n".into(), ":5:8: route.path: \"/a\" is already routed for this host and method at line 2"),
         (many, ":2001:1: route: more than 1000 routes"),
     ];
-    for (text, want) in cases {
-        let path = dir.path().join("bad.toml");
-        std::fs::write(&path, &text).unwrap();
-        let (code, out, err) = run_bin(&["-t", "-c", path.to_str().unwrap()]);
-        assert_eq!(code, 1, "{text:?}: {out}");
-        let want = format!("preforkd: {}{want}", path.display());
-        assert!(
-            err.starts_with(&want),
-            "{text:?}\n got: {err}\nwant: {want}"
-        );
-    }
+    assert_config_errors(&dir.path().join("bad.toml"), &cases);
     let path = dir.path().join("good.toml");
     std::fs::write(&path, format!("{ROUTES}{MAINTENANCE}")).unwrap();
     let (code, out, err) = run_bin(&["-t", "-c", path.to_str().unwrap()]);

@@ -221,6 +221,23 @@ pub fn run_bin(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `-t` of each config text (written to `path`) fails with exit 1 and a
+/// message that starts with `preforkd: PATH` and its expected rest
+/// (`:line:col: key: ...`).
+pub fn assert_config_errors<S: AsRef<str>, W: AsRef<str>>(path: &Path, cases: &[(S, W)]) {
+    for (text, want) in cases {
+        let text = text.as_ref();
+        std::fs::write(path, text).unwrap();
+        let (code, out, err) = run_bin(&["-t", "-c", path.to_str().unwrap()]);
+        assert_eq!(code, 1, "{text:?}: {out}");
+        let want = format!("preforkd: {}{}", path.display(), want.as_ref());
+        assert!(
+            err.starts_with(&want),
+            "{text:?}\n got: {err}\nwant: {want}"
+        );
+    }
+}
+
 /// Runs `script` with sh (args `$1`…), which must succeed. Files that will
 /// be executed are written by a child process and renamed into place: a
 /// descriptor open for writing in this multi-threaded test process could be
