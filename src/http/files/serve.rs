@@ -85,10 +85,6 @@ impl FilesRoute {
         })
     }
 
-    pub fn config(&self) -> &FilesConfig {
-        &self.config
-    }
-
     /// Appends the answer to `a` and says what body follows.
     pub fn answer(&self, out: &mut Vec<u8>, a: &Asked) -> Served {
         let target = match resolve(a.rest, self.config.dotfiles) {
