@@ -138,27 +138,37 @@ class Target:
                 pass
 
 
-def nginx_target(tmp, port, workers):
+def nginx_conf(tmp, workers, server, http="", main=""):
+    """nginx's config for the anchors (W workers, no access log, keep-alive
+    without a request limit), with `server` lines (listen and more) in
+    front of `location /` answering BODY; written to tmp, its path."""
     conf = os.path.join(tmp, "nginx.conf")
     with open(conf, "w") as f:
         f.write(f"""daemon off;
 worker_processes {workers};
 pid {tmp}/nginx.pid;
 error_log {tmp}/nginx-error.log warn;
+{main}
 events {{ worker_connections 16384; }}
 http {{
   access_log off;
   default_type text/plain;
   keepalive_timeout 65s;
   keepalive_requests 1000000000;
+  {http}
   client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
   uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
   server {{
-    listen 127.0.0.1:{port} backlog=4096;
+    {server}
     location / {{ return 200 "{BODY.encode('unicode_escape').decode()}"; }}
   }}
 }}
 """)
+    return conf
+
+
+def nginx_target(tmp, port, workers):
+    conf = nginx_conf(tmp, workers, f"listen 127.0.0.1:{port} backlog=4096;")
     return Target("nginx", ["nginx", "-c", conf, "-p", tmp], port, tmp)
 
 

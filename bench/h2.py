@@ -31,7 +31,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import BODY, Target, cpu_ns, free_port, pss_kib  # noqa: E402
+from bench import Target, cpu_ns, free_port, nginx_conf, pss_kib  # noqa: E402
 
 IDLE = 10_000
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
@@ -57,33 +57,16 @@ def certificate(tmp):
 
 
 def nginx(tmp, h2c, tls, cert, key):
-    conf = os.path.join(tmp, "nginx.conf")
-    with open(conf, "w") as f:
-        f.write(f"""daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/nginx-error.log warn;
-worker_rlimit_nofile 65536;
-events {{ worker_connections 16384; }}
-http {{
-  access_log off;
-  default_type text/plain;
-  keepalive_timeout 65s;
-  keepalive_requests 1000000000;
-  http2_max_requests 1000000000;
-  ssl_session_cache shared:SSL:10m;
-  client_body_temp_path {tmp}/body; proxy_temp_path {tmp}/proxy; fastcgi_temp_path {tmp}/fcgi;
-  uwsgi_temp_path {tmp}/uwsgi; scgi_temp_path {tmp}/scgi;
-  server {{
-    listen 127.0.0.1:{h2c} http2 backlog=4096;
+    conf = nginx_conf(
+        tmp, 1,
+        f"""listen 127.0.0.1:{h2c} http2 backlog=4096;
     listen 127.0.0.1:{tls} ssl http2 backlog=4096;
     ssl_certificate {cert};
     ssl_certificate_key {key};
-    ssl_protocols TLSv1.2 TLSv1.3;
-    location / {{ return 200 "{BODY.encode('unicode_escape').decode()}"; }}
-  }}
-}}
-""")
+    ssl_protocols TLSv1.2 TLSv1.3;""",
+        http="http2_max_requests 1000000000;\n  ssl_session_cache shared:SSL:10m;",
+        main="worker_rlimit_nofile 65536;",
+    )
     t = H2Target("nginx", ["nginx", "-c", conf, "-p", tmp], h2c, tmp)
     t.h2c_port, t.tls_port = h2c, tls
     return t

@@ -1227,13 +1227,7 @@ fn maintenance_answers_for_a_files_route() {
         ..Options::toml(&files_toml(top, &site.root(), ""))
     });
     assert_eq!(get(server.addr, "/a.txt").status, 200);
-    let (code, out, err) = server.ctl(&["maintenance", "on"]);
-    assert_eq!(
-        (code, out.as_str()),
-        (0, "preforkd: maintenance on\n"),
-        "{err}"
-    );
-    server.wait_for_log("master maintenance=on");
+    server.maintenance(true);
     for target in ["/a.txt", "/", "/sub", "/missing", "/.secret"] {
         let r = get(server.addr, target);
         assert_eq!(r.status, 503, "{target}: {r:?}");
@@ -1242,9 +1236,7 @@ fn maintenance_answers_for_a_files_route() {
     }
     let h = ask(server.addr, "HEAD", "/a.txt", "");
     assert_eq!(h.status, 503);
-    let (code, _, _) = server.ctl(&["maintenance", "off"]);
-    assert_eq!(code, 0);
-    server.wait_for_log("master maintenance=off");
+    server.maintenance(false);
     assert_eq!(get(server.addr, "/a.txt").body, b"alpha alpha alpha\n");
     server.finish();
 }

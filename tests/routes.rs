@@ -379,13 +379,7 @@ fn maintenance_switches_every_worker_and_survives_reload() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains(" maintenance=off "), "{out}");
 
-    let (code, out, err) = server.ctl(&["maintenance", "on"]);
-    assert_eq!(
-        (code, out.as_str()),
-        (0, "preforkd: maintenance on\n"),
-        "{err}"
-    );
-    server.wait_for_log("master maintenance=on");
+    server.maintenance(true);
     // Every worker, every route but health, the default response too,
     // every method; HEAD gets the head alone.
     for _ in 0..20 {
@@ -439,9 +433,7 @@ fn maintenance_switches_every_worker_and_survives_reload() {
     assert_maintenance_page(&get(&server, "/renamed"));
     std::fs::write(&server.config_path, good).unwrap();
 
-    let (code, out, _) = server.ctl(&["maintenance", "off"]);
-    assert_eq!((code, out.as_str()), (0, "preforkd: maintenance off\n"));
-    server.wait_for_log("master maintenance=off");
+    server.maintenance(false);
     for _ in 0..20 {
         assert_eq!(get(&server, "/renamed").body, "exact\n");
         assert_eq!(get(&server, "/exact").body, "prefix after exact\n");

@@ -764,6 +764,19 @@ impl Server {
         run_bin(&[&["-s"], args, &["-c", config]].concat())
     }
 
+    /// `-s maintenance on|off`, which must succeed, and the master's log
+    /// line that it took effect.
+    pub fn maintenance(&self, on: bool) {
+        let word = if on { "on" } else { "off" };
+        let (code, out, err) = self.ctl(&["maintenance", word]);
+        assert_eq!(
+            (code, out.as_str()),
+            (0, format!("preforkd: maintenance {word}\n").as_str()),
+            "{err}"
+        );
+        self.wait_for_log(&format!("master maintenance={word}"));
+    }
+
     /// `-s ACTION` that must succeed; its stdout.
     pub fn control(&self, action: &str) -> String {
         let (code, out, err) = self.ctl(&[action]);
